@@ -1,0 +1,70 @@
+"""``ludosimetry``: the command line of LuDosimetryLib.
+
+Each subcommand lives in ``cli/cmd_<name>.py`` and defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. ``main`` parses, dispatches, and turns a
+:class:`~LuDosimetryLib.errors.LuDosimetryError` into one line on stderr and exit status 2 (no
+traceback). No science lives here: commands call library functions and write results folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import LuDosimetryError
+
+__all__ = ["main", "COMMANDS", "get_parser"]
+
+#: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
+COMMANDS: tuple[str, ...] = ()
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="ludosimetry",
+                                     description="Patient-specific 177Lu-PSMA dosimetry (LuDosimetryLib).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        mod = importlib.import_module(f"{__name__}.cmd_{name}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args._run(args) or 0)
+    except LuDosimetryError as exc:
+        print(f"ludosimetry {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ludosimetry {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def progress_printer(prefix: str = ""):
+    """A ``progress(fraction, message)`` callback that prints one line per step to stderr."""
+
+    def _progress(fraction: float, message: str) -> None:
+        print(f"{prefix}[{fraction * 100:5.1f} %] {message}", file=sys.stderr, flush=True)
+
+    return _progress
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
