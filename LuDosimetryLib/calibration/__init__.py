@@ -1,0 +1,2 @@
+"""SPECT calibration: the calibration store (camera sensitivity, dead time, recovery curves)
+and the methods that fill it from phantom scans."""
