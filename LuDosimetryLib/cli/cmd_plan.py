@@ -134,7 +134,8 @@ def proposal_lines(proposal) -> list[str]:
     lines = [head]
     for v in proposal.values:
         val = f"{v.value:.4g}" if isinstance(v.value, float) else str(v.value)
-        lines.append(f"  {v.name} = {val} {v.unit}   [{v.source}]")
+        unit = "" if v.unit == "1" else f" {v.unit}"
+        lines.append(f"  {v.name} = {val}{unit}   [{v.source}]")
     for c in proposal.constraints:
         lines.append(f"  constraint {c['name']}: ≤ {c['max_activity_Bq'] / BQ_PER_GBQ:.4g} GBq   [{c['source']}]")
     for organ, e in proposal.expected.items():
