@@ -52,7 +52,7 @@ __all__ = [
     "TissueParameters", "tissue_parameters", "SALIVARY_TISSUES", "BedResult",
     "dose_rate_terms", "g_factor_exponential", "g_factor_sampled", "g_factor_numerical",
     "g_factor_mono_exponential", "bed_Gy", "eqd2_Gy", "bed_from_model", "bed_from_terms",
-    "eubed_Gy", "total_bed", "CumulativeBed", "parameters_table",
+    "eubed_Gy", "total_bed", "CumulativeBed", "parameters_table", "add_report_section",
 ]
 
 #: Tissues with no sourced α/β or T_rep: both are required user inputs.
@@ -478,3 +478,26 @@ def parameters_table(params: Mapping[str, TissueParameters]) -> list[dict]:
              "alpha_beta_status": p.status.get("alpha_beta_Gy"), "repair_half_time_status":
              p.status.get("repair_half_time_h"), "sources": "; ".join(f"{n}: {s}" for n, s in p.sources.items())}
             for k, p in params.items()]
+
+
+def add_report_section(report, results: Mapping[str, BedResult], *, record=None) -> None:
+    """Add a ``radiobiology`` section (BED, EQD2 per region, parameter status) to a Report.
+
+    Parameters
+    ----------
+    report : LuDosimetryLib.report.Report
+    results : dict of region name to BedResult
+    record : LuDosimetryLib.results.RunRecord, optional
+        Warnings (unverified parameters) are also recorded there, once each.
+    """
+    sec = report.section("radiobiology", "Radiobiology: BED and EQD2")
+    sec.paragraph("Linear-quadratic BED with the Lea–Catcheside factor G of each region's dose-rate curve "
+                  "(Dale 1985): BED = D(1 + G·D/(α/β)), EQD2 = BED/(1 + 2 Gy/(α/β)).")
+    sec.table([{"region": k, "dose_Gy": r.dose_Gy, "g_factor": r.g_factor, "bed_Gy": r.bed_Gy, "eqd2_Gy": r.eqd2_Gy,
+                "alpha_beta_Gy": r.alpha_beta_Gy, "repair_half_time_h": r.repair_half_time_h,
+                "parameter_status": ", ".join(f"{n}: {v}" for n, v in r.parameter_status.items())}
+               for k, r in results.items()])
+    for w in dict.fromkeys(w for r in results.values() for w in r.warnings):
+        sec.paragraph(f"Warning: {w}", css_class="warn")
+        if record is not None:
+            record.warn(w, stage="radiobiology", source="tissue parameters")

@@ -428,8 +428,16 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
                                            _get(o, "rel_uncertainty", w), _get(o, "g_factor", w, optional=True),
                                            o.get("source", "") or "PET prediction")
     cycles = []
+    if not isinstance(doc.get("cycles") or [], list):
+        raise InputError("must be a list of cycle entries", source=f"{source}: cycles")
     for pos, c in enumerate(doc.get("cycles") or []):
         w = f"{source}: cycles[{pos}]"
+        for key in ("organs", "cumulative"):
+            if not isinstance(c, Mapping) or not isinstance(c.get(key) or {}, Mapping):
+                found = type(c.get(key) if isinstance(c, Mapping) else c).__name__
+                raise InputError(f"must be an object organ → values, got {found}", source=f"{w}.{key}")
+        if isinstance(c.get("cycle"), bool) or not isinstance(c.get("cycle"), int):
+            raise InputError(f"must be an integer, got {c.get('cycle')!r}", source=f"{w}.cycle")
         try:
             date = _dt.date.fromisoformat(_get(c, "administration_date", w, str))
         except ValueError:

@@ -11,6 +11,7 @@ from LuDosimetryLib.errors import InputError
 from LuDosimetryLib.kinetics.models import SumOfExponentials, mono_exponential, uptake_washout
 from LuDosimetryLib.nuclides import get_nuclide
 from LuDosimetryLib.radiobiology import (
+    add_report_section,
     bed_from_model,
     bed_from_terms,
     bed_Gy,
@@ -190,3 +191,16 @@ def test_physical_decay_is_the_slowest_rate_used_in_tails():
     lam, mu = lu.decay_constant_per_h, LN2 / 2.8
     assert g == pytest.approx(lam / (lam + mu), rel=1e-4)
     assert mono_exponential(1.0, lam).integral() == pytest.approx(1 / lam)
+
+
+def test_report_section_shows_bed_and_unverified_status():
+    from LuDosimetryLib.report import Report
+    from LuDosimetryLib.results import RunRecord
+
+    lam = LN2 / 40.0
+    res = {"kidney_left": bed_from_terms([23.0 * lam], [lam], tissue_parameters("kidney"))}
+    report, record = Report("t"), RunRecord("test")
+    add_report_section(report, res, record=record)
+    page = report.render()
+    assert "36.31" in page and "unverified" in page
+    assert len(record.warnings) == 2 and record.warnings[0]["stage"] == "radiobiology"
