@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from LuDosimetryLib.planning import (
 from LuDosimetryLib.results import read_csv
 
 GBQ = 1e9
+COHORT_CSV = str(Path(__file__).resolve().parents[2] / "docs" / "examples" / "phase1_cohort_table.csv")
 LN2 = math.log(2.0)
 G40 = 2.8 / (2.8 + 40.0)  # G of a 40-h effective half-life with T_rep 2.8 h (physics.md)
 
@@ -256,12 +258,12 @@ def test_population_prior_is_the_stated_fallback():
 
 
 def test_example_cohort_table_and_cli_plan(tmp_path, capsys):
-    groups = read_cohort_table("docs/examples/phase1_cohort_table.csv")
+    groups = read_cohort_table(COHORT_CSV)
     assert groups["G2"].prescribed_kidney_dose_per_cycle_Gy == 5.0
     led = course([0.5], [7.0], escalation_group="G2")
     ledger_path = write_ledger(tmp_path / "P001_ledger.json", led)
     out = tmp_path / "plan"
-    rc = main(["plan", str(ledger_path), "--out", str(out), "--cohort-table", "docs/examples/phase1_cohort_table.csv",
+    rc = main(["plan", str(ledger_path), "--out", str(out), "--cohort-table", COHORT_CSV,
                "--max-activity-GBq", "12"])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -277,3 +279,19 @@ def test_example_cohort_table_and_cli_plan(tmp_path, capsys):
     bad.write_text(ledger_path.read_text().replace('"cycle": 1', '"cycle": 2'))
     assert main(["plan", str(bad), "--out", str(tmp_path / "x"), "--prescribed-kidney-dose-Gy", "4"]) == 2
     assert "cycle is 2 but entry 1" in capsys.readouterr().err
+
+
+def test_documented_example_ledger_is_valid():
+    led = read_ledger(Path(COHORT_CSV).with_name("example_ledger.json"))
+    assert led.escalation_group == "G2" and len(led.cycles) == 2
+    assert led.cycles[1].cumulative["kidney"].dose_Gy == pytest.approx(8.3 * 0.52 + 9.6 * 0.50)
+
+
+def test_cohort_table_bad_input_names_line_and_column(tmp_path):
+    bad = tmp_path / "c.csv"
+    bad.write_text("group,prescribed_kidney_dose_per_cycle_Gy\nG1,4\nG2,-5\n")
+    with pytest.raises(InputError, match=r"c.csv line 3 prescribed_kidney_dose_per_cycle_Gy: must be finite and > 0"):
+        read_cohort_table(bad)
+    bad.write_text("group,dose\nG1,4\n")
+    with pytest.raises(InputError, match="missing column"):
+        read_cohort_table(bad)
