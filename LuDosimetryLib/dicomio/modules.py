@@ -19,12 +19,16 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from .. import __version__
 from ..errors import InputError
+from ..nuclides import get_nuclide
 from ..results import atomic_output_path
+from .codes import radionuclide_code
 from .uids import UID_ROOT
 
-__all__ = ["DicomPatient", "DicomStudy", "da", "tm", "dt", "ds_str", "new_dataset", "add_patient_study",
-           "add_series", "add_equipment", "add_frame_of_reference", "code_item", "save_dataset",
-           "SliceGeometry", "slice_geometry"]
+__all__ = ["DicomPatient", "DicomStudy", "Radiopharmaceutical", "PetFrameTiming", "da", "tm", "dt", "ds_str",
+           "new_dataset", "add_patient_study", "add_series", "add_equipment", "add_frame_of_reference",
+           "add_nm_pet_patient_orientation", "add_image_plane", "add_pixel_module", "code_item", "sequence",
+           "save_dataset", "check_folder", "image_array", "radiopharmaceutical_item", "SliceGeometry",
+           "slice_geometry", "MANUFACTURER"]
 
 _PYDICOM_MAJOR = int(pydicom.__version__.split(".")[0])
 
@@ -130,6 +134,77 @@ def new_dataset(sop_class_uid: str, sop_instance_uid: str, *, when: datetime) ->
     ds.InstanceCreationDate = da(when)
     ds.InstanceCreationTime = tm(when)
     return ds
+
+
+@dataclass(frozen=True)
+class Radiopharmaceutical:
+    """The administration written into Radiopharmaceutical Information Sequence.
+
+    Attributes
+    ----------
+    nuclide : str
+        Any common spelling (``"Lu-177"``, ``"68Ga"``); normalised by :mod:`LuDosimetryLib.nuclides`.
+    radiopharmaceutical : str
+        E.g. ``"177Lu-PSMA-617"``.
+    injection_datetime : datetime
+    total_dose_Bq : float
+        Net injected activity at the injection time (Bq).
+    """
+
+    nuclide: str
+    radiopharmaceutical: str
+    injection_datetime: datetime
+    total_dose_Bq: float
+
+
+@dataclass(frozen=True)
+class PetFrameTiming:
+    """Start and duration (s) of one PET frame."""
+
+    start: datetime
+    duration_s: float
+
+
+def check_folder(folder: Path | str) -> Path:
+    """Create ``folder`` if missing; raise if it is a file."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise InputError("output folder is a file", source=str(p))
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def image_array(image: sitk.Image, *, source: str) -> np.ndarray:
+    """Voxel values [k, j, i] as float64; raise on vector images and non-finite values."""
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError("expected a scalar image", source=source)
+    arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InputError("image holds NaN or infinite values", source=source)
+    return arr
+
+
+def radiopharmaceutical_item(rp: Radiopharmaceutical, *, dose_value: float, start_datetime: bool,
+                              start_time: bool = True) -> Dataset:
+    """One item of Radiopharmaceutical Information Sequence (0054,0016).
+
+    ``dose_value`` is RadionuclideTotalDose in the unit of the IOD: MBq for NM (PS3.3 C.8.4.10.1.7),
+    Bq for PET (C.8.9.2). The half-life (s) and positron fraction come from :mod:`LuDosimetryLib.nuclides`.
+    """
+    nuc = get_nuclide(rp.nuclide)
+    item = Dataset()
+    item.Radiopharmaceutical = rp.radiopharmaceutical
+    if start_time:
+        item.RadiopharmaceuticalStartTime = tm(rp.injection_datetime)
+    if start_datetime:
+        item.RadiopharmaceuticalStartDateTime = dt(rp.injection_datetime)
+    item.RadionuclideTotalDose = ds_str(dose_value)
+    item.RadionuclideHalfLife = ds_str(nuc.half_life_s)
+    if nuc.positron_yield is not None:
+        item.RadionuclidePositronFraction = ds_str(nuc.positron_yield)
+    item.RadionuclideCodeSequence = sequence(code_item(*radionuclide_code(nuc.name)))
+    item.RadiopharmaceuticalRoute = "Intravenous"
+    return item
 
 
 def add_patient_study(ds: Dataset, patient: DicomPatient, study: DicomStudy) -> None:
