@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from scipy import integrate, optimize
 
 from LuDosimetryLib.dicomio import (
+    NM_VENDORS,
     DicomPatient,
     DicomStudy,
     PetFrameTiming,
@@ -253,8 +254,9 @@ def _frame_reference_time_numeric(lam_per_s: float, duration_s: float) -> float:
     return optimize.brentq(lambda t: math.exp(-lam_per_s * t) - mean, 0.0, duration_s, xtol=1e-9)
 
 
-def _pet_frames() -> list[sitk.Image]:
-    return [_image(_random(10 + n, 0.0, 2.0e4) * (1.0 - 0.2 * n), spacing=(2.0, 2.0, 3.0)) for n in range(3)]
+def _pet_frames(*, oblique: bool = False) -> list[sitk.Image]:
+    return [_image(_random(10 + n, 0.0, 2.0e4) * (1.0 - 0.2 * n), spacing=(2.0, 2.0, 3.0), oblique=oblique)
+            for n in range(3)]
 
 
 def _dt(value: str) -> datetime:
@@ -356,3 +358,136 @@ def test_rt_dose_reads_back_in_gray_on_the_study_frame_of_reference(tmp_path):
     _assert_same_geometry(read, img)
     # GDCM (SimpleITK 2.5) does not apply DoseGridScaling: it returns the stored integers.
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read), ds.pixel_array)
+
+
+# ------------------------------------------------------------------------------------ NM vendor layouts
+
+def _true_nm_values(ds: pydicom.Dataset) -> np.ndarray:
+    """What docs/dicom_layouts.md tells a reader to do: RWVM, else Rescale, else the stored counts."""
+    stored = ds.pixel_array.astype(float)
+    if "RealWorldValueMappingSequence" in ds:
+        item = ds.RealWorldValueMappingSequence[0]
+        return stored * float(item.RealWorldValueSlope) + float(item.RealWorldValueIntercept)
+    if "RescaleSlope" in ds:
+        return stored * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    return stored
+
+
+@pytest.mark.parametrize("vendor", NM_VENDORS)
+@pytest.mark.parametrize("units", ["CNTS", "BQML"])
+def test_nm_vendor_layouts_are_valid_and_documented_reading_recovers_values(tmp_path, vendor, units):
+    values = _random(30, 0.0, 2.0e5) if units == "BQML" else np.random.default_rng(31).poisson(
+        900.0, SIZE[::-1]).astype(float) * 100.0  # integer counts above 65535: must be scaled
+    _, path = _write_nm(tmp_path, values, vendor=vendor, units=units,
+                          camera=Camera("", "Model X", "MEGP", ((187.2, 228.8), (101.7, 124.3)), "OSEM 4i8s SC AC"))
+    _dciodvfy(path)
+    ds = pydicom.dcmread(path)
+    slope_max = values.max() / 65535.0
+    np.testing.assert_allclose(_true_nm_values(ds), values, atol=slope_max / 2 * 1.001)
+    layout_manufacturer = {"generic": "LuDosimetry", "siemens": "SIEMENS NM", "ge": "GE MEDICAL SYSTEMS",
+                           "philips": "Philips Medical Systems"}[vendor]
+    assert ds.Manufacturer == layout_manufacturer and ds.ManufacturerModelName == "Model X"
+    assert len(ds.EnergyWindowInformationSequence) == 2
+    # where the reconstruction name is
+    if vendor in ("siemens", "ge"):
+        assert ds.SeriesDescription == "OSEM 4i8s SC AC" and "ReconstructionMethod" not in ds
+    else:
+        assert ds.ReconstructionMethod == "OSEM 4i8s SC AC" and ds.SeriesDescription == "SPECT"
+    # how scaled values are declared, and what GDCM (SimpleITK) makes of it
+    read = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    if vendor in ("generic", "siemens"):
+        assert "RealWorldValueMappingSequence" in ds and "RescaleSlope" not in ds
+        assert ds.RealWorldValueMappingSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == (
+            "Bq/ml" if units == "BQML" else "{counts}")
+        np.testing.assert_array_equal(read, ds.pixel_array)  # GDCM ignores RWVM
+    else:
+        assert "RealWorldValueMappingSequence" not in ds and "RescaleSlope" in ds
+        np.testing.assert_allclose(read, values, atol=slope_max / 2 * 1.001)  # GDCM applies Rescale in NM
+    # injection time: ge writes the time of day only
+    rp = ds.RadiopharmaceuticalInformationSequence[0]
+    assert rp.RadiopharmaceuticalStartTime == "234107.000000"
+    assert ("RadiopharmaceuticalStartDateTime" in rp) == (vendor != "ge")
+
+
+# ---------------------------------------------------------------------------------------------- dcm2niix
+
+def _dcm2niix(folder: Path, out: Path):
+    import nibabel as nib
+
+    out.mkdir()
+    run = subprocess.run(["dcm2niix", "-z", "n", "-b", "n", "-f", "%s", "-o", str(out), str(folder)],
+                         capture_output=True, text=True, check=False)
+    files = sorted(out.glob("*.nii"))
+    assert run.returncode == 0 and len(files) == 1, run.stdout + run.stderr
+    return nib.load(files[0]), run.stdout
+
+
+def _nifti_index_to_lps(nii) -> np.ndarray:
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ nii.affine  # RAS -> LPS
+
+
+def _nifti_on_grid(nii, img: sitk.Image, data: np.ndarray) -> np.ndarray:
+    """NIfTI voxels put on the [k, j, i] grid of ``img`` using the NIfTI affine (same LPS points)."""
+    m = np.linalg.inv(_index_to_lps(img)) @ _nifti_index_to_lps(nii)
+    np.testing.assert_allclose(m[:3, 3], np.round(m[:3, 3]), atol=1e-3)
+    out = _reorder(data, m)
+    shift = np.round(m[:3, 3]).astype(int)
+    assert np.all(shift == np.where(np.round(m[:3, :3]).sum(axis=1) < 0, np.asarray(img.GetSize()) - 1, 0)), \
+        f"NIfTI grid is shifted from the written grid by {m[:3, 3]} voxels"
+    return out.transpose(2, 1, 0)
+
+
+@pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
+def test_dcm2niix_agrees_with_written_ct_and_dynamic_pet(tmp_path, oblique):
+    hu = np.rint(_random(40, -1000.0, 1500.0))
+    ct = _image(hu, spacing=(0.9765625, 1.25, 2.5), oblique=oblique)
+    write_ct_series(ct, tmp_path / "CT", patient=PATIENT, study=STUDY, series_datetime=STUDY.study_datetime)
+    nii, _ = _dcm2niix(tmp_path / "CT", tmp_path / "nii_ct")
+    assert nii.shape == SIZE
+    np.testing.assert_allclose(nii.header.get_zooms(), ct.GetSpacing(), atol=1e-5)
+    np.testing.assert_array_equal(_nifti_on_grid(nii, ct, np.asanyarray(nii.dataobj)), hu)
+
+    frames = _pet_frames(oblique=oblique)
+    write_pet_series(frames, tmp_path / "PT", patient=PATIENT, study=STUDY, radiopharmaceutical=GA,
+                     timings=PET_TIMINGS, decay_correction="NONE")
+    nii, _ = _dcm2niix(tmp_path / "PT", tmp_path / "nii_pt")
+    assert nii.shape == (*SIZE, 3)
+    np.testing.assert_allclose(nii.header.get_zooms()[:3], frames[0].GetSpacing(), atol=1e-5)
+    data = np.asarray(nii.dataobj, dtype=np.float64)
+    for n, frame in enumerate(frames):
+        expected = sitk.GetArrayFromImage(frame)
+        slope_max = np.abs(expected).max(axis=(1, 2))[:, None, None] / 32767.0
+        _assert_within(_nifti_on_grid(nii, frame, data[..., n]), expected, slope_max / 2 * 1.001 + 1e-3)
+
+
+@pytest.mark.parametrize("negative_spacing", [False, True], ids=["positive", "negative_spacing"])
+def test_dcm2niix_nm_recon_tomo_difference_is_recorded(tmp_path, negative_spacing):
+    """dcm2niix (v1.0.20220720) on reconstructed NM tomo.
+
+    - Positive SpacingBetweenSlices: geometry and counts agree; dcm2niix only warns
+      "Unable to determine slice direction: please check whether slices are flipped".
+    - Negative SpacingBetweenSlices: dcm2niix keeps the frames in file order and the origin at the
+      first frame (correct), but steps +|SpacingBetweenSlices| along the slice normal instead of
+      −|SpacingBetweenSlices|: the volume is mirrored about its first frame (z of frame f is
+      z0 + f·|Δ| instead of z0 − f·|Δ|), i.e. displaced by up to 2·(n−1)·|Δ| and upside down.
+      GDCM/SimpleITK reads the same file correctly (test above).
+    """
+    counts = np.random.default_rng(50).poisson(30.0, SIZE[::-1]).astype(float)
+    img, path = _write_nm(tmp_path, counts, negative_spacing=negative_spacing)
+    nii, log = _dcm2niix(path.parent, tmp_path / "nii")
+    assert "Unable to determine slice direction" in log
+    assert nii.shape == SIZE
+    np.testing.assert_allclose(nii.header.get_zooms(), img.GetSpacing(), atol=1e-5)
+    data = np.asanyarray(nii.dataobj).astype(float)
+    if not negative_spacing:
+        np.testing.assert_array_equal(_nifti_on_grid(nii, img, data), counts)
+        return
+    # the exact difference: dcm2niix's slice axis is the written one reversed, origin at the top slice
+    a = _nifti_index_to_lps(nii)
+    top = np.asarray(img.TransformIndexToPhysicalPoint((0, 0, SIZE[2] - 1)))
+    a_true_first_voxel = a[:3, :3] @ np.array([0, SIZE[1] - 1, 0]) + a[:3, 3]  # dcm2niix flips rows (j)
+    np.testing.assert_allclose(a_true_first_voxel, top, atol=1e-3)
+    k_dir = np.asarray(img.GetDirection()).reshape(3, 3)[:, 2] * img.GetSpacing()[2]
+    np.testing.assert_allclose(a[:3, 2], k_dir, atol=1e-4)  # +Δ: should be −Δ for file-order frames
+    # the voxel data are the frames in file order (written slices reversed), rows flipped
+    np.testing.assert_array_equal(data.transpose(2, 1, 0), counts[::-1, ::-1, :])
