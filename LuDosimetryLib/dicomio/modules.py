@@ -6,6 +6,7 @@ Works with pydicom 2.4 (shipped by Slicer 5.10) and pydicom 3.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import ConsistencyError, InputError
 from ..nuclides import get_nuclide
 from ..results import atomic_output_path
 from .codes import radionuclide_code
@@ -27,8 +28,8 @@ from .uids import UID_ROOT
 __all__ = ["DicomPatient", "DicomStudy", "Radiopharmaceutical", "PetFrameTiming", "da", "tm", "dt", "ds_str",
            "new_dataset", "add_patient_study", "add_series", "add_equipment", "add_frame_of_reference",
            "add_nm_pet_patient_orientation", "add_image_plane", "add_pixel_module", "code_item", "sequence",
-           "save_dataset", "check_folder", "image_array", "radiopharmaceutical_item", "SliceGeometry",
-           "slice_geometry", "MANUFACTURER"]
+           "save_dataset", "check_folder", "image_array", "radiopharmaceutical_item", "check_radiopharmaceutical",
+           "SliceGeometry", "slice_geometry", "MANUFACTURER"]
 
 _PYDICOM_MAJOR = int(pydicom.__version__.split(".")[0])
 
@@ -182,6 +183,20 @@ def image_array(image: sitk.Image, *, source: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InputError("image holds NaN or infinite values", source=source)
     return arr
+
+
+def check_radiopharmaceutical(rp: Radiopharmaceutical, acquisition_start: datetime) -> None:
+    """Raise unless the activity is finite and > 0 and the acquisition starts at or after injection."""
+    get_nuclide(rp.nuclide)
+    if not (math.isfinite(rp.total_dose_Bq) and rp.total_dose_Bq > 0):
+        raise InputError(f"must be a finite activity > 0 Bq, got {rp.total_dose_Bq}",
+                         source="radiopharmaceutical.total_dose_Bq")
+    if (acquisition_start.tzinfo is None) != (rp.injection_datetime.tzinfo is None):
+        raise InputError("injection and acquisition datetimes must both be naive or both timezone-aware",
+                         source="radiopharmaceutical.injection_datetime")
+    if acquisition_start < rp.injection_datetime:
+        raise ConsistencyError(f"acquisition starts at {acquisition_start.isoformat()}, before the injection at "
+                               f"{rp.injection_datetime.isoformat()}", source="radiopharmaceutical.injection_datetime")
 
 
 def radiopharmaceutical_item(rp: Radiopharmaceutical, *, dose_value: float, start_datetime: bool,

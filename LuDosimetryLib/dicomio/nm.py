@@ -36,6 +36,7 @@ from .modules import (
     add_pixel_module,
     add_series,
     check_folder,
+    check_radiopharmaceutical,
     code_item,
     da,
     ds_str,
@@ -207,6 +208,7 @@ def write_nm_tomo(image: sitk.Image, folder: Path, *, patient: DicomPatient, stu
     Quantisation error ≤ slope / 2 = max / 131070.
     """
     _validate(units, vendor, frame_duration_s, projections_per_detector, number_of_detectors, camera)
+    check_radiopharmaceutical(radiopharmaceutical, acquisition_start)
     layout = NM_LAYOUTS[vendor]
     folder = check_folder(folder)
     values = image_array(image, source="NM image")

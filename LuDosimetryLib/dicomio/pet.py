@@ -39,6 +39,7 @@ from .modules import (
     add_pixel_module,
     add_series,
     check_folder,
+    check_radiopharmaceutical,
     da,
     ds_str,
     image_array,
@@ -132,6 +133,7 @@ def write_pet_series(frames: Sequence[sitk.Image], folder: Path, *, patient: Dic
                 or not np.allclose(f.GetSpacing(), frames[0].GetSpacing()) \
                 or not np.allclose(f.GetDirection(), frames[0].GetDirection()):
             raise InputError(f"frame {n} is not on the grid of frame 0", source="frames")
+    check_radiopharmaceutical(radiopharmaceutical, timings[0].start)
     folder = check_folder(folder)
     nuclide = get_nuclide(radiopharmaceutical.nuclide).name
     series_start = timings[0].start

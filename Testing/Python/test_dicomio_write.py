@@ -31,7 +31,7 @@ from LuDosimetryLib.dicomio import (
     write_pet_series,
     write_rt_dose,
 )
-from LuDosimetryLib.errors import InputError
+from LuDosimetryLib.errors import ConsistencyError, InputError
 from LuDosimetryLib.model import Camera
 from LuDosimetryLib.nuclides import get_nuclide
 from LuDosimetryLib.timing import to_acquisition_time
@@ -238,6 +238,16 @@ def test_nm_rejects_bad_input(tmp_path):
         _write_nm(tmp_path, neg)
     with pytest.raises(InputError, match=r"camera\.energy_windows_keV"):
         _write_nm(tmp_path, np.ones(SIZE[::-1]), camera=Camera("X", "Y", "LEHR", (), "OSEM"))
+    late = Radiopharmaceutical("Lu-177", "177Lu-PSMA-617", NM_START + timedelta(minutes=1), 7.4e9)
+    with pytest.raises(ConsistencyError, match=r"acquisition starts at 2026-03-03T10:04:51\.250000, before the"):
+        write_nm_tomo(_image(np.ones(SIZE[::-1])), tmp_path / "NM", patient=PATIENT, study=STUDY,
+                      acquisition_start=NM_START, frame_duration_s=15.0, projections_per_detector=60,
+                      camera=CAMERA, radiopharmaceutical=late)
+    no_activity = Radiopharmaceutical("Lu-177", "177Lu-PSMA-617", LU.injection_datetime, float("nan"))
+    with pytest.raises(InputError, match=r"radiopharmaceutical\.total_dose_Bq: must be a finite activity > 0 Bq"):
+        write_nm_tomo(_image(np.ones(SIZE[::-1])), tmp_path / "NM", patient=PATIENT, study=STUDY,
+                      acquisition_start=NM_START, frame_duration_s=15.0, projections_per_detector=60,
+                      camera=CAMERA, radiopharmaceutical=no_activity)
     assert not (tmp_path / "NM").exists() or not any((tmp_path / "NM").iterdir())
 
 
@@ -403,6 +413,10 @@ def test_nm_vendor_layouts_are_valid_and_documented_reading_recovers_values(tmp_
     else:
         assert "RealWorldValueMappingSequence" not in ds and "RescaleSlope" in ds
         np.testing.assert_allclose(read, values, atol=slope_max / 2 * 1.001)  # GDCM applies Rescale in NM
+    # dcm2niix treats the scaling attributes like GDCM does
+    nii, _ = _dcm2niix(path.parent, tmp_path / "nii")
+    converted = float(np.asarray(nii.dataobj, dtype=float).max())
+    assert converted == pytest.approx(float(read.max()), rel=1e-6)
     # injection time: ge writes the time of day only
     rp = ds.RadiopharmaceuticalInformationSequence[0]
     assert rp.RadiopharmaceuticalStartTime == "234107.000000"
