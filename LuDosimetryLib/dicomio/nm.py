@@ -226,9 +226,9 @@ def write_nm_tomo(image: sitk.Image, folder: Path, *, patient: DicomPatient, stu
     add_patient_study(ds, patient, study)
     recon_in_description = layout.reconstruction_tag == "SeriesDescription"
     add_series(ds, modality="NM", series_uid=series_uid, series_number=series_number,
-               description=camera.reconstruction if recon_in_description else description,
+               description=(camera.reconstruction if recon_in_description else description)[:64],
                series_datetime=acquisition_start)
-    ds.ProtocolName = description
+    ds.ProtocolName = description[:64]
     add_frame_of_reference(ds, study)
     add_equipment(ds, manufacturer=camera.manufacturer or layout.manufacturer, model=camera.model)
     add_nm_pet_patient_orientation(ds)

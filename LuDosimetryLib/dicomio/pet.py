@@ -22,7 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 from pydicom.uid import UID
 
-from ..errors import InputError
+from ..errors import ConsistencyError, InputError
 from ..nuclides import get_nuclide
 from ..timing import DecayState, frame_average_decay_factor
 from ..units import S_PER_H
@@ -132,7 +132,10 @@ def write_pet_series(frames: Sequence[sitk.Image], folder: Path, *, patient: Dic
         if f.GetSize() != size0 or not np.allclose(f.GetOrigin(), frames[0].GetOrigin()) \
                 or not np.allclose(f.GetSpacing(), frames[0].GetSpacing()) \
                 or not np.allclose(f.GetDirection(), frames[0].GetDirection()):
-            raise InputError(f"frame {n} is not on the grid of frame 0", source="frames")
+            raise ConsistencyError(
+                f"frame {n} is not on the grid of frame 0 (size {f.GetSize()} vs {size0}, origin "
+                f"{f.GetOrigin()} vs {frames[0].GetOrigin()}, spacing {f.GetSpacing()} vs {frames[0].GetSpacing()})",
+                source="frames")
     check_radiopharmaceutical(radiopharmaceutical, timings[0].start)
     folder = check_folder(folder)
     nuclide = get_nuclide(radiopharmaceutical.nuclide).name

@@ -349,6 +349,9 @@ def test_pet_rejects_bad_input(tmp_path):
     overlap = (PET_TIMINGS[0], PetFrameTiming(PET_START + timedelta(seconds=30), 60.0), PET_TIMINGS[2])
     with pytest.raises(InputError, match=r"frame 1 starts at .* before frame 0 ends"):
         write_pet_series(frames, tmp_path, timings=overlap, **kw)
+    shifted = [*frames[:2], _image(np.ones(SIZE[::-1]), spacing=(2.0, 2.0, 3.0), origin=(0.0, 0.0, 0.0))]
+    with pytest.raises(ConsistencyError, match=r"frames: frame 2 is not on the grid of frame 0 \(size"):
+        write_pet_series(shifted, tmp_path, timings=PET_TIMINGS, **kw)
 
 
 # ------------------------------------------------------------------------------------------- RT Dose
