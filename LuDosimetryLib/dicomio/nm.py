@@ -179,7 +179,8 @@ def write_nm_tomo(image: sitk.Image, folder: Path, *, patient: DicomPatient, stu
     units : {"CNTS", "BQML"}
         Also written as Units (0054,1001) (a PET Series attribute that NM exports carry).
     corrected_image : tuple of str
-        CorrectedImage values (``"ATTN"``, ``"SCAT"``, and ``"DECY"``, ``"DTIM"`` where applied).
+        CorrectedImage values (``"ATTN"``, ``"SCAT"``, and ``"DECY"``, ``"DTIM"`` where applied). They
+        declare what was done to the values given; the writer does not change the values.
     series_number : int
     description : str
         SeriesDescription in the generic and philips layouts, ProtocolName in all.

@@ -122,6 +122,16 @@ def test_seeded_uids_are_reproducible_distinct_and_valid():
         assert len(uid) <= 64 and re.fullmatch(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+", uid)
 
 
+def test_seeded_writers_produce_identical_files(tmp_path):
+    counts = np.random.default_rng(5).poisson(20.0, SIZE[::-1]).astype(float)
+    a = [_write_nm(tmp_path / f"run{n}", counts, uid_seed="phantom/seed=7/tp1/bed1")[1].read_bytes()
+         for n in range(2)]
+    ct = [write_ct_series(_image(counts), tmp_path / f"ct{n}", patient=PATIENT, study=STUDY,
+                          series_datetime=STUDY.study_datetime, uid_seed="phantom/seed=7/tp1/ct")[0].read_bytes()
+          for n in range(2)]
+    assert a[0] == a[1] and ct[0] == ct[1]
+
+
 # ------------------------------------------------------------------------------------------------ CT
 
 @pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
