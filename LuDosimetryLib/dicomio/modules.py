@@ -103,7 +103,7 @@ def dt(t: datetime) -> str:
 
 def ds_str(x: float) -> str:
     """A DICOM DS string (≤ 16 characters) holding ``x`` as exactly as 16 characters allow."""
-    x = float(x)
+    x = float(x) + 0.0  # no "-0"
     if not np.isfinite(x):
         raise InputError(f"cannot write non-finite value {x} as DICOM DS", source="DS")
     for p in range(16, 0, -1):

@@ -134,10 +134,12 @@ def test_seeded_writers_produce_identical_files(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ CT
 
-@pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
-def test_ct_series_is_valid_and_reads_back_with_geometry_and_hu(tmp_path, oblique):
+@pytest.mark.parametrize("kind", ["axial", "oblique", "left_handed"])
+def test_ct_series_is_valid_and_reads_back_with_geometry_and_hu(tmp_path, kind):
     hu = _random(1, -1000.0, 1500.0)
-    img = _image(hu, spacing=(0.9765625, 1.25, 2.5), oblique=oblique)
+    img = _image(hu, spacing=(0.9765625, 1.25, 2.5), oblique=kind == "oblique")
+    if kind == "left_handed":  # slices stacked towards the feet (k along −z): readers sort them by position
+        img.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
     when = datetime(2026, 3, 3, 9, 58, 12, 500000)
     paths = write_ct_series(img, tmp_path / "CT", patient=PATIENT, study=STUDY, series_datetime=when, kvp=130)
     assert len(paths) == SIZE[2]
@@ -147,8 +149,12 @@ def test_ct_series_is_valid_and_reads_back_with_geometry_and_hu(tmp_path, obliqu
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path / "CT")))
     read = reader.Execute()
-    _assert_same_geometry(read, img)
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(read), np.rint(hu))
+    if kind == "left_handed":  # GDCM returns the right-handed equivalent: same voxels in LPS
+        np.testing.assert_allclose(read.GetOrigin(), img.TransformIndexToPhysicalPoint((0, 0, SIZE[2] - 1)))
+        np.testing.assert_array_equal(_to_written_grid(read, img), np.rint(hu))
+    else:
+        _assert_same_geometry(read, img)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(read), np.rint(hu))
     ds = pydicom.dcmread(paths[3])
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2" and float(ds.KVP) == 130.0
     assert ds.FrameOfReferenceUID == STUDY.frame_of_reference_uid
