@@ -168,18 +168,19 @@ def write_rt_dose(dose: sitk.Image, folder: Path, *, patient: DicomPatient, stud
         SOP Instance UID of an RT Plan (RT Plan Storage) the dose belongs to, written as
         ReferencedRTPlanSequence. PS3.3 C.8.8.3 requires it (Type 1C) for every DoseSummationType
         except where a treatment record is referenced; molecular radiotherapy has no RT Plan, so
-        without it ``dciodvfy`` reports that one error and readers (3D Slicer, SlicerRT,
-        pydicom, GDCM) read the dose regardless.
+        without it ``dciodvfy`` reports that one error; pydicom and GDCM read the dose regardless.
     bits_allocated : {16, 32}
-        16 (default) passes ``dciodvfy``; dicom3tools (2024 Debian build) aborts on 32-bit pixel
+        16 (default) passes ``dciodvfy``; the Debian dicom3tools build aborts on 32-bit pixel
         data ("Assertion `bitsallocated <= bytesinword*8u' failed"), so 32 is not checked by it.
 
     Notes
     -----
     Stored unsigned; dose (Gy) = stored × DoseGridScaling, with DoseGridScaling = max / (2^bits − 1):
-    quantisation ≤ max / 131070 (16 bit) or max / 8.6e9 (32 bit). GridFrameOffsetVector holds the offsets (mm)
-    of each frame from ImagePositionPatient along the slice normal.
+    quantisation ≤ max / 131070 (16 bit) or max / 8.6e9 (32 bit). GridFrameOffsetVector holds the
+    offsets (mm) of each frame from ImagePositionPatient along the slice normal (first value 0).
     """
+    if bits_allocated not in (16, 32):
+        raise InputError(f"must be 16 or 32, got {bits_allocated}", source="bits_allocated")
     values = image_array(dose, source="dose image")
     if values.min() < 0:
         raise InputError(f"dose must be ≥ 0 Gy, min is {values.min():g}", source="dose image")
@@ -203,8 +204,6 @@ def write_rt_dose(dose: sitk.Image, folder: Path, *, patient: DicomPatient, stud
     ds.ImageOrientationPatient = geom.orientation
     ds.ImagePositionPatient = [ds_str(v) for v in geom.positions[0]]
     ds.SliceThickness = ds_str(abs(geom.slice_spacing))
-    if bits_allocated not in (16, 32):
-        raise InputError(f"must be 16 or 32, got {bits_allocated}", source="bits_allocated")
     top = 2.0 ** bits_allocated - 1.0
     vmax = float(values.max())
     # DoseGridScaling rounded up to a DS string so that max / scaling stays ≤ top

@@ -387,6 +387,14 @@ def test_rt_dose_reads_back_in_gray_on_the_study_frame_of_reference(tmp_path):
     _assert_same_geometry(read, img)
     # GDCM (SimpleITK 2.5) does not apply DoseGridScaling: it returns the stored integers.
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read), ds.pixel_array)
+    # 32 bit (not checkable by dciodvfy, which aborts on it): finer quantisation, same reading rule
+    path32 = write_rt_dose(img, tmp_path / "RD32", patient=PATIENT, study=STUDY, bits_allocated=32)
+    ds32 = pydicom.dcmread(path32)
+    assert ds32.BitsAllocated == 32 and "ReferencedRTPlanSequence" not in ds32
+    np.testing.assert_allclose(ds32.pixel_array * float(ds32.DoseGridScaling), dose, atol=dose.max() * 1e-9)
+    with pytest.raises(InputError, match="bits_allocated: must be 16 or 32, got 8"):
+        write_rt_dose(img, tmp_path / "RD8", patient=PATIENT, study=STUDY, bits_allocated=8)
+    assert not (tmp_path / "RD8").exists()
 
 
 # ------------------------------------------------------------------------------------ NM vendor layouts
