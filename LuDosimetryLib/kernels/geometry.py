@@ -29,7 +29,7 @@ __all__ = ["pair_radial_weights", "octant_offsets", "triangle_cubature", "direct
 
 
 @functools.cache
-def directions(n_theta: int = 32, n_phi: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def directions(n_theta: int = 24, n_phi: int = 48) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors (N, 3) and weights (N,) summing to 1 for averaging over the sphere."""
     x, w = np.polynomial.legendre.leggauss(n_theta)
     phi = (np.arange(n_phi) + 0.5) * (2.0 * np.pi / n_phi)
@@ -67,17 +67,24 @@ def pair_radial_weights(h_mm: np.ndarray, offsets: np.ndarray, r_mm: np.ndarray)
     """
     h = np.asarray(h_mm, dtype=float)
     dirs, wdir = directions()
-    out = np.empty((len(offsets), len(r_mm)))
-    r = np.asarray(r_mm, dtype=float)[:, None]
+    r_all = np.asarray(r_mm, dtype=float)
+    out = np.zeros((len(offsets), len(r_all)))
     inv_vol = 1.0 / np.prod(h)
     for m, d in enumerate(np.asarray(offsets, dtype=float)):
-        acc = np.full((len(r_mm), len(wdir)), inv_vol)
+        # w(d + rΩ) vanishes unless r lies between the nearest and farthest relative positions
+        r_lo = np.linalg.norm(np.maximum(np.abs(d) - 1.0, 0.0) * h)
+        r_hi = np.linalg.norm((np.abs(d) + 1.0) * h)
+        sel = np.nonzero((r_all >= r_lo) & (r_all <= r_hi))[0]
+        if not len(sel):
+            continue
+        r = r_all[sel, None]
+        acc = np.full((len(sel), len(wdir)), inv_vol)
         for a in range(3):
             t = np.abs(d[a] * h[a] + r * dirs[None, :, a]) / h[a]
             np.subtract(1.0, t, out=t)
             np.maximum(t, 0.0, out=t)
             acc *= t
-        out[m] = acc @ wdir
+        out[m, sel] = acc @ wdir
     return out
 
 
@@ -85,11 +92,22 @@ _TRI_NODES = np.array([-np.sqrt(0.4), 0.0, np.sqrt(0.4)])
 _TRI_WEIGHTS = np.array([5.0 / 24.0, 7.0 / 12.0, 5.0 / 24.0])
 
 
-def triangle_cubature(h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (27, 3) in mm and weights (27,) of the pair-weight cubature (exact to degree 5)."""
+def triangle_cubature(h_mm: np.ndarray, order: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (N, 3) in mm and weights (N,) of the pair-weight cubature.
+
+    ``order`` 0: 3 nodes per axis, exact to degree 5 (27 nodes). ``order`` n > 0: n Gauss–Legendre
+    nodes on each half [−h, 0], [0, h] times the triangle weight ((2n)³ nodes), for offsets close
+    to the source where the point kernel varies strongly over the pair.
+    """
     h = np.asarray(h_mm, dtype=float)
-    g = np.meshgrid(_TRI_NODES, _TRI_NODES, _TRI_NODES, indexing="ij")
-    gw = np.meshgrid(_TRI_WEIGHTS, _TRI_WEIGHTS, _TRI_WEIGHTS, indexing="ij")
+    if order:
+        x, w = np.polynomial.legendre.leggauss(order)
+        nodes1 = np.concatenate([(x - 1.0) / 2.0, (x + 1.0) / 2.0])
+        weights1 = np.concatenate([w, w]) / 2.0 * (1.0 - np.abs(nodes1))
+    else:
+        nodes1, weights1 = _TRI_NODES, _TRI_WEIGHTS
+    g = np.meshgrid(nodes1, nodes1, nodes1, indexing="ij")
+    gw = np.meshgrid(weights1, weights1, weights1, indexing="ij")
     nodes = np.stack([a.ravel() for a in g], axis=1) * h[None, :]
     weights = gw[0].ravel() * gw[1].ravel() * gw[2].ravel()
     return nodes, weights

@@ -37,8 +37,9 @@ VOXEL_SIZE_RANGE_MM = (2.0, 10.0)
 DEFAULT_RADIUS_MM = 150.0
 TISSUES = ("soft", "bone")
 _MAX_RADIUS_MM = 600.0
-_NEAR = 2  # offsets with every |index| ≤ _NEAR use the radial (singularity-safe) integration
-_N_PHOTON_BINS = 400
+_NEAR = 1  # offsets with every |index| ≤ _NEAR use the radial (singularity-safe) integration
+_MID = 3  # offsets with every |index| ≤ _MID (and not near) use a high-order cubature
+_N_PHOTON_BINS = 150
 _KG_PER_MM3_PER_G_PER_ML = 1.0e-6
 
 METHOD = ("electron DPK (gamma distribution in r) fitted jointly to the Lanconelli 2012 voxel S-values and "
@@ -123,12 +124,15 @@ def photon_octant(h_mm, n: tuple[int, int, int], *, tissue: str, nuclide: str,
     energy = np.diff(pr.energy_within(edges))
     no = offs[near]
     out[no[:, 0], no[:, 1], no[:, 2]] = inv_rho * (pair_radial_weights(h, no, centres) @ energy)
-    # far offsets: cubature of the point kernel F(r)/(4πr²ρ)
-    fo = offs[~near]
-    if len(fo):
-        nodes, weights = triangle_cubature(h)
+    # farther offsets: cubature of the point kernel F(r)/(4πr²ρ), high order close to the source
+    mid = np.all(offs <= _MID, axis=1) & ~near
+    for sel, order in ((mid, 8), (~near & ~mid, 0)):
+        fo = offs[sel]
+        if not len(fo):
+            continue
+        nodes, weights = triangle_cubature(h, order)
         vals = np.empty(len(fo))
-        step = 4096
+        step = max(1, 131072 // len(weights))
         for s in range(0, len(fo), step):
             p = fo[s:s + step, None, :] * h[None, None, :] + nodes[None, :, :]
             r = np.sqrt(np.einsum("mqa,mqa->mq", p, p))
