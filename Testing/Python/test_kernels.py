@@ -1,5 +1,6 @@
 """LuDosimetryLib.kernels against the published voxel S-values (Lanconelli 2012) and photon physics."""
 
+import itertools
 import math
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_sphere_s_value_approaches_local_deposition_for_large_masses(mass_g):
 def test_sphere_s_value_falls_below_local_deposition_for_small_masses():
     ratios = [sphere_s_value(m / 1.04) / _led_Gy_per_Bq_h(m / 1.04) for m in (0.01, 0.1, 1.0, 10.0)]
     assert ratios[0] < 0.95
-    assert all(a < b for a, b in zip(ratios, ratios[1:]))
+    assert all(a < b for a, b in itertools.pairwise(ratios))
 
 
 def test_sphere_s_value_agrees_with_convolution_of_a_voxelised_sphere():
