@@ -13,8 +13,10 @@ convolution free of wrap-around inside the image (the kernel is stored with its 
 cores, the forward transform multiplied in place by the cached kernel spectrum, the inverse
 transform allowed to overwrite its input, one cropped copy returned. The array library is a seam
 (``backend``): every array operation goes through a :class:`Backend` (``xp`` for array
-functions, ``fft`` for the transforms), so CuPy (``cupy`` + ``cupyx.scipy.fft``) can run the same
-function (``backend="cupy"``; not a dependency).
+functions, ``fft`` for the transforms, ``fft_kwargs`` for threading), so CuPy (``cupy`` +
+``cupyx.scipy.fft``) can run the same function (``backend="cupy"``; not a dependency, untested
+here: no GPU in CI). The input may be a numpy or a backend array; the result is a backend array
+(``Backend.to_host`` brings it back), and the kernel spectrum is cached per backend.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class Backend:
     name: str
     xp: Any
     fft: Any
+    threaded_fft: bool = True
+
+    def fft_kwargs(self, workers: int | None) -> dict:
+        """Keyword arguments of the transforms: ``workers`` where the library takes it (scipy.fft)."""
+        return {"workers": workers or os.cpu_count()} if self.threaded_fft else {}
 
     def to_host(self, a) -> np.ndarray:
         return a.get() if hasattr(a, "get") and self.name == "cupy" else np.asarray(a)
@@ -65,7 +72,7 @@ def get_backend(backend: str | Backend | None = None) -> Backend:
             import cupyx.scipy.fft
         except ImportError as exc:  # pragma: no cover - no CuPy in CI
             raise DependencyError("backend 'cupy' needs CuPy (pip install cupy-cuda12x) and a CUDA GPU") from exc
-        return Backend("cupy", cupy, cupyx.scipy.fft)
+        return Backend("cupy", cupy, cupyx.scipy.fft, threaded_fft=False)
     raise InputError(f"unknown array backend {backend!r} (expected 'numpy' or 'cupy')", source="backend")
 
 
@@ -94,7 +101,7 @@ def kernel_spectrum(kernel: Kernel, shape: tuple[int, ...], *, backend: str | Ba
     # place kernel offset o at index o mod shape (centre at 0)
     idx = [np.arange(-ci, s - ci) % n for ci, s, n in zip(c, k.shape, shape)]
     padded[np.ix_(*idx)] = k
-    spec = be.fft.rfftn(be.xp.asarray(padded), s=shape, workers=workers or os.cpu_count())
+    spec = be.fft.rfftn(be.xp.asarray(padded), s=shape, **be.fft_kwargs(workers))
     _SPECTRA[key] = spec
     while len(_SPECTRA) > _SPECTRA_MAX:
         _SPECTRA.popitem(last=False)
@@ -153,12 +160,12 @@ def convolve_dose(tia_Bq_h_per_voxel: np.ndarray, kernel: Kernel, *, workers: in
         check_tia(tia, xp=xp)
     if tia.dtype != xp.float32:
         tia = tia.astype(xp.float32)
-    workers = workers or os.cpu_count()
+    kw = be.fft_kwargs(workers)
     shape = padded_shape(tia.shape, kernel.shape)
     spec = kernel_spectrum(kernel, shape, backend=be, workers=workers)
-    f = be.fft.rfftn(tia, s=shape, workers=workers)
+    f = be.fft.rfftn(tia, s=shape, **kw)
     f *= spec
-    out = be.fft.irfftn(f, s=shape, workers=workers, overwrite_x=True)
+    out = be.fft.irfftn(f, s=shape, overwrite_x=True, **kw)
     del f
     n = tia.shape
     return xp.ascontiguousarray(out[: n[0], : n[1], : n[2]])

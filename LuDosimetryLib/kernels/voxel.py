@@ -42,6 +42,9 @@ _MID = 3  # offsets with every |index| ≤ _MID (and not near) use a high-order 
 _N_PHOTON_BINS = 150
 _KG_PER_MM3_PER_G_PER_ML = 1.0e-6
 
+METHOD_ELECTRONS = ("electron DPK (gamma distribution in r) fitted jointly to the Lanconelli 2012 voxel S-values and "
+                    "renormalised to the ICRP-107 electron energy, integrated over source and target voxels; "
+                    "no photons")
 METHOD = ("electron DPK (gamma distribution in r) fitted jointly to the Lanconelli 2012 voxel S-values and "
           "renormalised to the ICRP-107 electron energy; photon point kernel (mucoeff mu, mu_en; ANSI/ANS-6.4.3 "
           "GP buildup of water, energy-conserving); both integrated over source and target voxels")
@@ -194,7 +197,8 @@ def kernel_from_model(voxel_size_mm, model: ElectronModel, *, nuclide: str = "Lu
     octant[_octant_distance(h, n) > radius + 1e-9] = 0.0
     values = gy_per_decay_to_gy_per_bq_h(_mirror(octant)).astype(np.float32)
     values.setflags(write=False)
-    return Kernel(values, tuple(float(v) for v in h_xyz), nuc.name, model.tissue, bool(photons), METHOD, SOURCE,
+    return Kernel(values, tuple(float(v) for v in h_xyz), nuc.name, model.tissue, bool(photons),
+                  METHOD if photons else METHOD_ELECTRONS, SOURCE,
                   photon_attenuation(model.tissue).density_g_per_mL, radius)
 
 
