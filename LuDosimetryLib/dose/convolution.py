@@ -57,11 +57,19 @@ class Backend:
         return a.get() if hasattr(a, "get") and self.name == "cupy" else np.asarray(a)
 
 
-@functools.cache
 def get_backend(backend: str | Backend | None = None) -> Backend:
-    """The :class:`Backend` named ``backend`` (``"numpy"`` default, or ``"cupy"`` if installed)."""
+    """The :class:`Backend` named ``backend`` (``"numpy"`` default, or ``"cupy"`` if installed).
+
+    A :class:`Backend` instance is returned as it is (any numpy-compatible ``xp`` with a
+    scipy.fft-compatible ``fft`` exposing ``rfftn`` and ``irfftn``).
+    """
     if isinstance(backend, Backend):
         return backend
+    return _named_backend(backend)
+
+
+@functools.cache
+def _named_backend(backend: str | None) -> Backend:
     if backend in (None, "numpy"):
         import scipy.fft
 
