@@ -6,6 +6,11 @@ concentration map (Bq·h/mL), e.g. from a SPECT in Bq/mL, is first resampled to 
 then multiplied by the voxel volume in mL (:func:`tia_per_voxel`); resampling after the
 multiplication would not conserve activity.
 
+Two routes use the same function: (1) the voxel TIA map (Bq·h per voxel) gives the absorbed dose
+(Gy); (2) an activity map per timepoint (Bq per voxel, at acquisition time) gives a dose-rate map
+(Gy/h), whose regional values are then integrated over time with the kinetics fits (the kernel
+is linear, so both routes agree when the kinetics are exact).
+
 Implementation: real FFTs (``rfftn``/``irfftn``) on a grid padded to ``next_fast_len`` of
 ``n + r`` per axis (n image voxels, r kernel half-width): enough to keep the circular
 convolution free of wrap-around inside the image (the kernel is stored with its centre at index
