@@ -1,0 +1,1 @@
+"""Synthetic phantoms (placeholder created by the calibration branch; the phantom branch owns this package)."""
