@@ -13,8 +13,8 @@ from scipy import ndimage
 from ..errors import InputError
 from ..units import ML_PER_MM3
 
-__all__ = ["voxel_centres_mm", "voxel_volume_mL", "phantom_mask_from_ct", "sphere_mask", "ball_structure",
-           "distance_to_fov_edge_mm", "PHANTOM_HU_THRESHOLD"]
+__all__ = ["voxel_centres_mm", "voxel_volume_mL", "phantom_mask_from_ct", "sphere_mask", "sphere_weights",
+           "ball_structure", "distance_to_fov_edge_mm", "PHANTOM_HU_THRESHOLD"]
 
 #: CT threshold (HU) between air and the phantom's water/plastic.
 PHANTOM_HU_THRESHOLD = -500.0
@@ -63,6 +63,34 @@ def sphere_mask(image: sitk.Image, centre_mm: tuple[float, float, float], radius
     x, y, z = voxel_centres_mm(image)
     c = np.asarray(centre_mm, dtype=float)
     return (x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 <= radius_mm ** 2
+
+
+def sphere_weights(image: sitk.Image, centre_mm: tuple[float, float, float], radius_mm: float, *,
+                   subsamples: int = 5) -> np.ndarray:
+    """Fraction of each voxel inside a sphere (0–1), by ``subsamples``³ points per voxel.
+
+    Only the voxels within one voxel diagonal of the surface are subsampled.
+    """
+    x, y, z = voxel_centres_mm(image)
+    c = np.asarray(centre_mm, dtype=float)
+    r2 = (x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2
+    sp = np.asarray(image.GetSpacing(), dtype=float)
+    half_diag = 0.5 * float(np.linalg.norm(sp))
+    w = (r2 <= max(radius_mm - half_diag, 0.0) ** 2).astype(np.float64)
+    edge = (r2 > max(radius_mm - half_diag, 0.0) ** 2) & (r2 < (radius_mm + half_diag) ** 2)
+    if edge.any():
+        d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+        ex, ey, ez = x[edge], y[edge], z[edge]
+        offs = (np.arange(subsamples) + 0.5) / subsamples - 0.5
+        acc = np.zeros(ex.shape)
+        for oi in offs:
+            for oj in offs:
+                for ok in offs:
+                    dv = d @ (np.array([oi, oj, ok]) * sp)
+                    acc += ((ex + dv[0] - c[0]) ** 2 + (ey + dv[1] - c[1]) ** 2 + (ez + dv[2] - c[2]) ** 2
+                            <= radius_mm ** 2)
+        w[edge] = acc / subsamples ** 3
+    return w
 
 
 def ball_structure(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray:

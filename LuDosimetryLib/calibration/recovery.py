@@ -1,8 +1,9 @@
 """Recovery coefficients versus volume from a sphere phantom, a smooth fitted curve, and its use.
 
 Definition. The recovery coefficient of a sphere is the mean reconstructed concentration in the
-sphere's volume of interest (voxels whose centre lies inside the nominal sphere) divided by the
-true concentration, for the sphere alone (hot sphere, no background) — the classical definition
+sphere's volume of interest (each voxel weighted by the fraction of it inside the nominal
+sphere; optionally the binary VOI of voxel centres inside) divided by the true concentration,
+for the sphere alone (hot sphere, no background) — the classical definition
 of Hoffman, Huang & Phelps (J Comput Assist Tomogr 1979;3:299–308) and Kessler, Ellis & Eden
 (J Comput Assist Tomogr 1984;8:514–522). With a warm background of true concentration C_b the
 background adds (to first order) C_b inside the sphere's VOI, so a phantom at sphere-to-background
@@ -47,7 +48,7 @@ from scipy import ndimage
 from scipy.optimize import least_squares
 
 from ..errors import InputError
-from .geometry import ball_structure, sphere_mask
+from .geometry import ball_structure, sphere_mask, sphere_weights
 
 __all__ = ["Sphere", "SphereRecovery", "RecoveryCurve", "measure_sphere_recovery", "fit_recovery_curve",
            "gaussian_sphere_recovery", "hill_recovery", "apply_recovery", "RecoveryCorrection", "MODELS",
@@ -159,8 +160,8 @@ class SphereRecovery:
 
 def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, phantom_mask: np.ndarray,
                             fwhm_mm: float, sphere_to_background: float | None = None,
-                            sphere_conc: float | None = None,
-                            background_conc: float | None = None) -> tuple[tuple[SphereRecovery, ...], float]:
+                            sphere_conc: float | None = None, background_conc: float | None = None,
+                            voi: str = "weighted") -> tuple[tuple[SphereRecovery, ...], float]:
     """Recovery of each sphere of a sphere phantom scan.
 
     Parameters
@@ -179,6 +180,11 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
     sphere_conc, background_conc : float, optional
         True concentrations in image units (e.g. Bq/mL after calibration); a cold background is
         ``background_conc=0``.
+    voi : {"weighted", "binary"}
+        ``"weighted"`` (default): each voxel weighted by the fraction of it inside the sphere, so the
+        VOI is the sphere itself whatever its sub-voxel position; ``"binary"``: voxels whose centre
+        is inside (the mean then depends on how the sphere falls on the grid: ±5 % for 8–20 mL
+        spheres on 4.8-mm voxels).
 
     Returns
     -------
@@ -192,6 +198,8 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
     """
     if not spheres:
         raise InputError("no spheres given", source="spheres")
+    if voi not in ("weighted", "binary"):
+        raise InputError(f"must be 'weighted' or 'binary', got {voi!r}", source="voi")
     if not (fwhm_mm > 0):
         raise InputError(f"must be > 0 mm, got {fwhm_mm}", source="fwhm_mm")
     arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
@@ -208,7 +216,7 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
         if not m.any():
             raise InputError(f"sphere {s.name or s.centre_mm} ({s.volume_mL:.3g} mL) has no voxel centre inside it on "
                              f"this {spacing[0]:.2f} mm grid, or lies outside the image", source="spheres")
-        masks.append(m)
+        masks.append(m if voi == "binary" else sphere_weights(image, s.centre_mm, r))
         keep_out |= sphere_mask(image, s.centre_mm, r + margin)
     bkg = ndimage.binary_erosion(phantom_mask, structure=ball_structure(margin, spacing)) & ~keep_out
     if background_conc is not None and background_conc == 0:
@@ -233,11 +241,12 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
     out = []
     # Noise per voxel: Poisson-like (variance ∝ mean) from the background where there is one.
     var_per_mean = var_b / m_b if m_b > 0 else 1.0
-    for s, m in zip(spheres, masks):
-        vals = arr[m]
-        mean = float(vals.mean())
+    for s, w in zip(spheres, masks):
+        w = w.astype(np.float64)
+        mean = float((arr * w).sum() / w.sum())
+        n_eff = float(w.sum() ** 2 / (w * w).sum())
         rc = (mean - c_b) / (c_s - c_b)
-        u = math.sqrt(max(var_per_mean * max(mean, 0.0), 0.0) / vals.size) / (c_s - c_b)
+        u = math.sqrt(max(var_per_mean * max(mean, 0.0), 0.0) / n_eff) / (c_s - c_b)
         resolved = s.diameter_mm >= RESOLVED_DIAMETER_PER_FWHM * fwhm_mm
         flags = []
         if not resolved:
@@ -245,7 +254,7 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
                          f"({RESOLVED_DIAMETER_PER_FWHM * fwhm_mm:.1f} mm); not fitted")
         if rc < RC_FLAG_THRESHOLD:
             flags.append(f"RC {rc:.2f} < {RC_FLAG_THRESHOLD}")
-        out.append(SphereRecovery(s.name, float(s.volume_mL), s.diameter_mm, float(m.sum()) * vvox, mean, float(rc),
+        out.append(SphereRecovery(s.name, float(s.volume_mL), s.diameter_mm, float(w.sum()) * vvox, mean, float(rc),
                                   float(u), bool(resolved), tuple(flags)))
     return tuple(out), m_b
 
