@@ -299,13 +299,16 @@ def decay_series_scans(settings: CalibrationScanSettings = CalibrationScanSettin
 
 def write_scan(scan: PhantomScan, folder: str | Path, *, dicom: bool = True, settings: CalibrationScanSettings
                = CalibrationScanSettings()) -> Path:
-    """Write one scan: ``ct.nii.gz``, ``nm.nii.gz`` + ``nm.json``, and ``dicom/CT``, ``dicom/NM``."""
+    """Write one scan: ``ct.nii.gz``, ``nm.nii.gz`` + ``nm.json`` (+ ``spheres.json``), ``dicom/CT``, ``dicom/NM``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, img in (("ct.nii.gz", scan.ct), ("nm.nii.gz", scan.spect)):
         with atomic_output_path(folder / name) as tmp:
             sitk.WriteImage(img, str(tmp), useCompression=True)
     write_json(folder / "nm.json", scan.sidecar)
+    if "spheres" in scan.truth:  # the phantom's geometry, as a clinic keeps it for its phantom
+        write_json(folder / "spheres.json", {"spheres": scan.truth["spheres"],
+                                             "sphere_to_background": scan.truth["sphere_to_background"]})
     if dicom:
         from ..dicomio import DicomPatient, DicomStudy, Radiopharmaceutical, new_uid, write_ct_series, write_nm_tomo
 

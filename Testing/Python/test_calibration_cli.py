@@ -1,0 +1,113 @@
+"""``ludosimetry calibrate``: scans written by the phantom, measured, stored by system key, refused for another."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LuDosimetryLib.calibration.recovery import RecoveryCurve
+from LuDosimetryLib.calibration.store import CalibrationStore
+from LuDosimetryLib.cli import main
+from LuDosimetryLib.phantom.calibration_scans import CalibrationScanSettings, write_calibration_scans
+
+SETTINGS = CalibrationScanSettings(seed=5)
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    out = tmp_path_factory.mktemp("calscans")
+    truth = write_calibration_scans(out, SETTINGS, dicom=False)
+    return out, truth
+
+
+def _calibrate(*args):
+    return main(["calibrate", *map(str, args)])
+
+
+def test_calibrate_stores_sensitivity_dead_time_and_recovery_keyed_on_the_camera(scans, tmp_path, capsys):
+    out, truth = scans
+    store = tmp_path / "calibration.json"
+    decay = sorted((out / "decay").iterdir())
+    assert _calibrate("sensitivity", out / "cylinder", "--store", store, "--fwhm-mm", 11,
+                      "--decay-series", *decay) == 0
+    e = CalibrationStore.load(store).lookup(truth["camera_key"])
+    assert e.sensitivity_cps_per_MBq == pytest.approx(SETTINGS.sensitivity_cps_per_MBq, rel=0.02)
+    assert e.dead_time_s == pytest.approx(SETTINGS.dead_time_s, rel=0.10)
+    assert e.date == truth["scans"]["cylinder"]["acquisition_start"][:10]
+    res = tmp_path / "res"
+    assert _calibrate("recovery", out / "spheres", "--store", store, "--spheres", out / "spheres" / "spheres.json",
+                      "--sphere-to-background", 8, "--fwhm-mm", 11, "--out", res) == 0
+    e2 = CalibrationStore.load(store).lookup(truth["camera_key"])
+    curve = RecoveryCurve.from_dict(e2.recovery)
+    assert e2.sensitivity_cps_per_MBq == e.sensitivity_cps_per_MBq and e2.dead_time_s == e.dead_time_s
+    assert 0.6 < curve.coefficient(20.0)[0] < 0.8
+    for name in ("recovery.json", "recovery.csv", "recovery.png", "run.json"):
+        assert (res / name).is_file()
+    # the 10- and 13-mm spheres are flagged unresolved in the table and in run.json
+    assert "unresolved" in (res / "recovery.csv").read_text()
+    assert any("unresolved" in w["message"] for w in json.loads((res / "run.json").read_text())["warnings"])
+    # outputs are not overwritten without --force; the error names the folder
+    capsys.readouterr()
+    assert _calibrate("recovery", out / "spheres", "--store", store, "--spheres", out / "spheres" / "spheres.json",
+                      "--sphere-to-background", 8, "--fwhm-mm", 11, "--out", res) == 2
+    assert str(res) in capsys.readouterr().err
+    # a re-calibration 10 % lower is stored with a drift warning
+    a = truth["scans"]["cylinder"]["assay_activity_Bq"] / 1e6 * 1.1
+    assert _calibrate("sensitivity", out / "cylinder", "--store", store, "--fwhm-mm", 11,
+                      "--assay-activity-MBq", a, "--date", "2026-02-01") == 0
+    err = capsys.readouterr().err
+    assert "differs by -9." in err
+    latest = CalibrationStore.load(store).lookup(truth["camera_key"])
+    assert latest.dead_time_s == e.dead_time_s  # τ taken from the store
+    assert latest.recovery is not None
+
+
+def _other_system_copy(src, dst, **camera):
+    shutil.copytree(src, dst)
+    side = json.loads((dst / "nm.json").read_text())
+    side["camera"].update(camera)
+    (dst / "nm.json").write_text(json.dumps(side))
+    return dst
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("collimator", "LEHR", "collimator 'LEHR' ≠ 'MEGP'"),
+    ("reconstruction", "OSEM 8i16s", "reconstruction 'OSEM 8i16s'"),
+    ("energy_windows_keV", [[102, 124]], "energy windows '102-124' ≠ '187.5-229.2'"),
+])
+def test_a_calibration_of_another_system_is_refused_naming_the_field(scans, tmp_path, capsys, field, value, named):
+    out, _ = scans
+    store = tmp_path / "calibration.json"
+    assert _calibrate("sensitivity", out / "cylinder", "--store", store, "--fwhm-mm", 11) == 0
+    other = _other_system_copy(out / "spheres", tmp_path / "other", **{field: value})
+    capsys.readouterr()
+    assert _calibrate("recovery", other, "--store", store, "--spheres", out / "spheres" / "spheres.json",
+                      "--sphere-to-background", 8, "--fwhm-mm", 11) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_missing_assay_time_is_refused_with_a_clear_message(scans, tmp_path, capsys):
+    out, _ = scans
+    scan = tmp_path / "cyl"
+    shutil.copytree(out / "cylinder", scan)
+    side = json.loads((scan / "nm.json").read_text())
+    side["injection"]["datetime"] = None
+    (scan / "nm.json").write_text(json.dumps(side))
+    assert _calibrate("sensitivity", scan, "--store", tmp_path / "c.json", "--fwhm-mm", 11) == 2
+    err = capsys.readouterr().err
+    assert "assay_datetime: missing" in err and "--assay-time" in err
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_calibration_scans_are_also_written_as_dicom(tmp_path):
+    from LuDosimetryLib.phantom.calibration_scans import cylinder_scan, write_scan
+
+    st = CalibrationScanSettings(slices=40, matrix=48, seed=1)
+    scan = cylinder_scan(st, length_mm=120.0, radius_mm=80.0)
+    folder = write_scan(scan, tmp_path / "cyl", dicom=True, settings=st)
+    nm = sitk.ReadImage(str(next((folder / "dicom" / "NM").glob("*.dcm"))))
+    assert float(np.asarray(sitk.GetArrayViewFromImage(nm), dtype=float).sum()) == pytest.approx(
+        float(np.asarray(sitk.GetArrayViewFromImage(scan.spect), dtype=float).sum()), rel=1e-6)
+    assert len(list((folder / "dicom" / "CT").glob("*.dcm"))) == 40
