@@ -7,6 +7,7 @@ other images were generated.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from ..calibration.store import CalibrationEntry
+from ..calibration.store import CalibrationEntry, CalibrationStore
 from ..errors import InputError
 from ..kinetics.models import SumOfExponentials
 from ..labels import LabelTable
@@ -67,6 +68,8 @@ SIZES: dict[str, SizePreset] = {
     "demo": SizePreset("demo", 4.8, (128, 128), 80, 12, 4.0, (128, 128), 65),
 }
 _FINE = (2, 2, 1)
+#: The CT of a timepoint is acquired this long before its first SPECT bed starts.
+CT_LEAD = timedelta(minutes=2)
 _Z_BOTTOM_MM = -10.0          # lower edge of the scanned range (body frame ≈ scanner frame)
 _DYNAMIC_CENTER_Z_MM = 400.0  # dynamic PET bed centred on the kidneys
 
@@ -150,6 +153,10 @@ class SyntheticPatient:
     cycles: tuple[SyntheticCycle, ...]
     pet: SyntheticPet | None
     truth: dict = field(repr=False)
+
+    def calibration_store(self) -> CalibrationStore:
+        """A calibration store holding this camera's entry."""
+        return CalibrationStore((self.calibration,))
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -261,7 +268,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
     if int(cycles) != cycles or cycles < 1:
         raise InputError(f"must be an integer ≥ 1, got {cycles!r}", source="cycles")
     tps = tuple(float(t) for t in timepoints_h)
-    if not tps or any(not math.isfinite(t) or t <= 0.5 for t in tps) or any(b <= a for a, b in zip(tps, tps[1:])):
+    if not tps or any(not math.isfinite(t) or t <= 0.5 for t in tps) or any(b <= a for a, b in itertools.pairwise(tps)):
         raise InputError(f"must be increasing times > 0.5 h, got {list(timepoints_h)}", source="timepoints_h")
     if not (injected_activity_Bq > 0 and pet_activity_Bq > 0):
         raise InputError("activities must be > 0 Bq", source="injected_activity_Bq")
@@ -355,6 +362,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
             t_tp = float(np.mean([bd.time_h for bd in beds]))
             tp_objs.append(SyntheticTimepoint(c, ti, f"tp{ti}", nominal, t_tp, pose, shift, ct, tuple(beds)))
             tp_truths.append({"timepoint": ti, "label": f"tp{ti}", "nominal_time_h": nominal, "time_h": t_tp,
+                              "ct_acquisition_start": (beds[0].acquisition_start - CT_LEAD).isoformat(),
                               "pose": pose.to_dict(), "kidney_shift_mm": list(shift),
                               "region_activity_Bq": act.region_activity(t_tp), "beds": bed_truths})
         cycle_objs.append(SyntheticCycle(c, admin, curves, excreted, whole, tuple(tp_objs)))
@@ -396,6 +404,9 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
                                   "live_fraction; Poisson"},
         "resolution": {"spect_fwhm_mm": spect_fwhm_mm, "pet_fwhm_mm": pet_fwhm_mm},
         "reference": "label map, masses and volumes on cycle 1 tp1's CT grid (identity pose, no kidney shift)",
+        "settings": {"cycles": cycles, "kidney_motion": bool(kidney_motion), "timepoints_h": list(tps),
+                     "injected_activity_Bq": injected_activity_Bq, "with_pet": bool(with_pet),
+                     "pet_noise": bool(pet_noise), "pet_activity_Bq": pet_activity_Bq},
         "cycles": cycle_truths, "pet": pet_truth,
     }
     report(1.0, "done")
@@ -452,12 +463,12 @@ def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm
     pose = _random_pose(r)
     shift = _kidney_shift(r, kidney_motion)
     v = preset.pet_voxel_mm
-    n_slices = int(round((3 * preset.bed_slices - 2 * preset.overlap_slices) * preset.spect_voxel_mm / v))
+    n_slices = round((3 * preset.bed_slices - 2 * preset.overlap_slices) * preset.spect_voxel_mm / v)
     em_grid, fine_grid = _grids(preset, v, preset.pet_matrix_xy, n_slices, _Z_BOTTOM_MM)
     labels = anatomy.rasterize(fine_grid, pose=pose, kidney_shift_mm=shift)
     act = _Activity(labels, table, curves)
     ct = fine_grid.image(hu_lut[labels])
-    kc = int(round((_DYNAMIC_CENTER_Z_MM - em_grid.origin[2]) / v))
+    kc = round((_DYNAMIC_CENTER_Z_MM - em_grid.origin[2]) / v)
     k0 = kc - preset.pet_dynamic_slices // 2
     k1 = k0 + preset.pet_dynamic_slices
     dyn_grid = anatomy.Grid((em_grid.origin[0], em_grid.origin[1], em_grid.origin[2] + k0 * v), em_grid.spacing,
@@ -475,7 +486,8 @@ def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm
         t0, t1 = fs.start_s / S_PER_H, (fs.start_s + fs.duration_s) / S_PER_H
         frame_truth.append({"start_s": fs.start_s, "duration_s": fs.duration_s, "time_h": t_mid,
                             "region_activity_Bq": act.region_activity(t_mid),
-                            "region_mean_activity_Bq": {n: (c.integral(t0, t1) / (t1 - t0)) for n, c in curves.items()}})
+                            "region_mean_activity_Bq": {n: c.integral(t0, t1) / (t1 - t0)
+                                                        for n, c in curves.items()}})
     static_start = _whole_seconds(pet_inj + timedelta(minutes=65))
     static_dur = 720.0
     t_mid = mid_acquisition_time_h(static_start, static_dur, pet_inj)
