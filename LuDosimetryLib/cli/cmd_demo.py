@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
     sec = report.section("summary", "Sample patient (ground truth)")
     cyc = truth["cycles"][0]
     inj = cyc["injection"]
+    times = ", ".join(f"{tp['time_h']:.1f}" for tp in cyc["timepoints"])
     sec.paragraph(f"Patient {truth['patient_id']} (size {truth['size']}, seed {truth['seed']}): "
                   f"{inj['activity_Bq'] / 1e9:.2f} GBq {inj['nuclide']} {inj['ligand']} injected "
-                  f"{inj['datetime']}; SPECT/CT at {', '.join(f'{tp['time_h']:.1f}' for tp in cyc['timepoints'])} h "
+                  f"{inj['datetime']}; SPECT/CT at {times} h "
                   "p.i. (three beds each). Doses are the true electron local-deposition doses (approximate).")
     sec.table(_summary_rows(truth), caption="True TIA and absorbed dose per region, cycle 1")
     beds = [{"timepoint": tp["label"], "bed": b["bed"], "acquisition_start": b["acquisition_start"],
