@@ -103,7 +103,9 @@ def write_patient_folder(patient: SyntheticPatient, out_dir: str | Path, *, forc
                 write_json(folder / "ct.json", sidecar("CT", "HU", acquisition_start=ct_start, duration_s=30.0,
                                                        admin=cyc.administration, cycle=cyc.index,
                                                        timepoint=tp.index, bed=None))
-                written += [str((folder / "ct.nii.gz").relative_to(tmp))]
+                _write_image(tp.labels, tmp / "truth" / f"cycle{cyc.index}_{tp.label}_labels.nii.gz")
+                written += [str((folder / "ct.nii.gz").relative_to(tmp)),
+                            f"truth/cycle{cyc.index}_{tp.label}_labels.nii.gz"]
                 for bed in tp.beds:
                     _write_image(bed.counts, folder / f"nm_bed{bed.index}.nii.gz")
                     write_json(folder / f"nm_bed{bed.index}.json",

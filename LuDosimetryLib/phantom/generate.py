@@ -106,6 +106,7 @@ class SyntheticTimepoint:
     kidney_shift_mm: tuple[float, float, float]
     ct: object  # SimpleITK.Image, HU (int16)
     beds: tuple[SyntheticBed, ...]
+    labels: object  # SimpleITK.Image uint8: the true label map of this timepoint on its CT grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -360,7 +361,8 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
                 gap_min = float(r.uniform(2.0, 5.0))
                 start = _whole_seconds(start + timedelta(seconds=duration, minutes=gap_min))
             t_tp = float(np.mean([bd.time_h for bd in beds]))
-            tp_objs.append(SyntheticTimepoint(c, ti, f"tp{ti}", nominal, t_tp, pose, shift, ct, tuple(beds)))
+            tp_objs.append(SyntheticTimepoint(c, ti, f"tp{ti}", nominal, t_tp, pose, shift, ct, tuple(beds),
+                                              fine_grid.image(labels)))
             tp_truths.append({"timepoint": ti, "label": f"tp{ti}", "nominal_time_h": nominal, "time_h": t_tp,
                               "ct_acquisition_start": (beds[0].acquisition_start - CT_LEAD).isoformat(),
                               "pose": pose.to_dict(), "kidney_shift_mm": list(shift),
@@ -454,7 +456,7 @@ def _cycle_truth(c, admin, kin, curves, excreted, whole, mass_g, table, tp_truth
 def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm_mm, noise, table, hu_lut):
     ga = get_nuclide("Ga-68")
     r = _rng(seed, 4)
-    pet_inj = _whole_seconds(inj1 - timedelta(days=int(r.integers(7, 15)), hours=float(r.uniform(-1.5, 1.5))))
+    pet_inj = _whole_seconds(inj1 - timedelta(days=int(r.integers(8, 15)), hours=float(r.uniform(-1.5, 1.5))))
     admin = Administration("Ga-68", "PSMA-11", pet_inj, float(activity_Bq),
                            provenance={"injection_datetime": "synthetic phantom"})
     m = kinetics.expand_mismatch(mismatch)
