@@ -1,5 +1,6 @@
 """The synthetic patient's truth, checked against independent quantities (size small)."""
 
+import itertools
 import math
 
 import numpy as np
@@ -105,7 +106,7 @@ def test_bed_field_of_view_is_the_bed_image_extent(patient):
 def test_beds_overlap_and_are_acquired_15_to_25_min_apart(patient):
     for tp in patient.cycles[0].timepoints:
         starts = [b.acquisition_start for b in tp.beds]
-        gaps = [(b - a).total_seconds() / 60 for a, b in zip(starts, starts[1:])]
+        gaps = [(b - a).total_seconds() / 60 for a, b in itertools.pairwise(starts)]
         assert all(15 <= g <= 25 for g in gaps), gaps
         b1, b2, b3 = tp.beds
         assert b1.z_range_mm[0] < b2.z_range_mm[1] and b2.z_range_mm[0] < b3.z_range_mm[1]
@@ -148,7 +149,7 @@ def test_analytic_tia_matches_numerical_integration(patient):
     for name, curve in patient.cycles[0].curves.items():
         pieces = [0.0, 0.5, 5.0, 50.0, 500.0, 5000.0]
         num = sum(integrate.quad(curve.activity, a, b, epsabs=0, epsrel=1e-12, limit=200)[0]
-                  for a, b in zip(pieces, pieces[1:]))
+                  for a, b in itertools.pairwise(pieces))
         num += integrate.quad(curve.activity, pieces[-1], np.inf, epsabs=0, epsrel=1e-12, limit=200)[0]
         assert truth_tia[name] == pytest.approx(num, rel=1e-6), name
 
