@@ -476,6 +476,7 @@ def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm
     dyn_grid = anatomy.Grid((em_grid.origin[0], em_grid.origin[1], em_grid.origin[2] + k0 * v), em_grid.spacing,
                             (em_grid.size[0], em_grid.size[1], preset.pet_dynamic_slices))
     specs = pet.frame_table()
+    frac = act.fraction_in(k0, k1)
     frames, frame_truth = [], []
     for fi, fs in enumerate(specs):
         t_mid = (fs.start_s + fs.duration_s / 2) / S_PER_H
@@ -513,7 +514,9 @@ def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm
         "tia_Bq_h": {n: c.integral() for n, c in curves.items()},
         "dynamic": {"acquisition_start": pet_inj.isoformat(),
                     "z_range_mm": [dyn_grid.origin[2] - v / 2, dyn_grid.origin[2] + (dyn_grid.size[2] - 0.5) * v],
-                    "framing": [list(x) for x in pet.DEFAULT_DYNAMIC_FRAMING], "frames": frame_truth},
+                    "framing": [list(x) for x in pet.DEFAULT_DYNAMIC_FRAMING],
+                    "region_fraction_in_fov": {r.name: float(frac[r.label]) for r in table},
+                    "frames": frame_truth},
         "static": {"acquisition_start": static_start.isoformat(), "duration_s": static_dur, "time_h": t_mid,
                    "region_activity_Bq": act.region_activity(t_mid),
                    "region_mean_activity_Bq": {n: c.integral(t0, t1) / (t1 - t0) for n, c in curves.items()}},

@@ -260,6 +260,11 @@ def test_pet_static_holds_the_whole_body_activity_and_dynamic_covers_first_hour(
     assert len(pt.dynamic_frames) == len(pt.frame_specs) == 24
     assert 7 <= (patient.cycles[0].administration.injection_datetime - pt.administration.injection_datetime).days <= 15
     assert 1.5e8 <= pt.administration.injected_activity_Bq <= 2.0e8
+    dyn = patient.truth["pet"]["dynamic"]
+    frame = dyn["frames"][-1]
+    in_fov = sum(frame["region_activity_Bq"][n] * f for n, f in dyn["region_fraction_in_fov"].items())
+    last = sitk.GetArrayFromImage(pt.dynamic_frames[-1]).astype(np.float64).sum() * _voxel_mL(pt.dynamic_frames[-1])
+    assert last == pytest.approx(in_fov, rel=1e-5)
 
 
 def test_pet_uptake_is_lutetium_uptake_times_one_plus_mismatch(patient):
