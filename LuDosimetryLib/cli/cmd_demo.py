@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=("small", "demo"), default="demo", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample patient (default 0)")
     parser.add_argument("--force", action="store_true", help="regenerate the sample patient even if cached")
+    parser.add_argument("--no-dicom", action="store_true", help="write the sample patient without DICOM")
 
 
 def _cached(folder: Path, size: str, seed: int) -> bool:
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     record = RunRecord(command="ludosimetry demo")
     if args.force or not _cached(sample, args.size, args.seed):
         patient = generate_patient(args.size, seed=args.seed, progress=lambda f, m: show(0.6 * f, f"phantom: {m}"))
-        write_patient_folder(patient, sample, force=True, progress=lambda f, m: show(0.6 + 0.3 * f, f"write: {m}"))
+        write_patient_folder(patient, sample, force=True, dicom=False if args.no_dicom else None,
+                             progress=lambda f, m: show(0.6 + 0.3 * f, f"write: {m}"))
     else:
         show(0.9, f"using cached sample patient {sample}")
     truth = json.loads((sample / "truth.json").read_text(encoding="utf-8"))

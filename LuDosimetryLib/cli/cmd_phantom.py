@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kidney-motion", action="store_true",
                         help="move the kidneys 5-10 mm relative to the spine at each timepoint")
     parser.add_argument("--no-pet", action="store_true", help="leave out the pre-therapy 68Ga PET")
+    parser.add_argument("--no-dicom", action="store_true", help="write NIfTI, labels and truth only (no DICOM)")
     parser.add_argument("--out", required=True, help="patient folder to create")
     parser.add_argument("--force", action="store_true", help="replace an existing folder")
 
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     show = progress_printer("phantom ")
     patient = generate_patient(args.size, seed=args.seed, cycles=args.cycles, kidney_motion=args.kidney_motion,
                                with_pet=not args.no_pet, progress=lambda f, m: show(0.8 * f, m))
-    write_patient_folder(patient, out, force=args.force, progress=lambda f, m: show(0.8 + 0.2 * f, m))
+    write_patient_folder(patient, out, force=args.force, dicom=False if args.no_dicom else None,
+                         progress=lambda f, m: show(0.8 + 0.2 * f, m))
     print(out)
     return 0

@@ -94,21 +94,22 @@ def test_existing_folder_is_not_overwritten_without_force(folder):
 
 def test_cli_writes_then_refuses_to_overwrite_without_force(tmp_path, capsys):
     out = tmp_path / "p"
-    assert main(["phantom", "--size", "small", "--seed", "2", "--no-pet", "--out", str(out)]) == 0
+    assert main(["phantom", "--size", "small", "--seed", "2", "--no-pet", "--no-dicom", "--out", str(out)]) == 0
     assert (out / "truth.json").is_file()
     before = (out / "truth.json").read_bytes()
-    assert main(["phantom", "--size", "small", "--seed", "9", "--no-pet", "--out", str(out)]) == 2
+    assert main(["phantom", "--size", "small", "--seed", "9", "--no-pet", "--no-dicom", "--out", str(out)]) == 2
     assert str(out) in capsys.readouterr().err
     assert (out / "truth.json").read_bytes() == before
-    assert main(["phantom", "--size", "small", "--seed", "9", "--no-pet", "--out", str(out), "--force"]) == 0
+    args = ["phantom", "--size", "small", "--seed", "9", "--no-pet", "--no-dicom", "--out", str(out)]
+    assert main([*args, "--force"]) == 0
     assert json.loads((out / "truth.json").read_text())["seed"] == 9
 
 
 def test_demo_command_reuses_the_cached_patient(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--size", "small"]) == 0
+    assert main(["demo", "--out", str(out), "--size", "small", "--no-dicom"]) == 0
     stamp = (out / "sample_patient" / "truth.json").stat().st_mtime_ns
-    assert main(["demo", "--out", str(out), "--size", "small"]) == 0
+    assert main(["demo", "--out", str(out), "--size", "small", "--no-dicom"]) == 0
     assert (out / "sample_patient" / "truth.json").stat().st_mtime_ns == stamp
     run = json.loads((out / "results" / "run.json").read_text())
     assert run["command"] == "ludosimetry demo"
