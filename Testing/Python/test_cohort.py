@@ -106,10 +106,14 @@ def dask_cluster(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = []
     try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+        deadline = time.monotonic() + 120
+        address = None
+        while address is None and time.monotonic() < deadline:
+            try:  # the scheduler writes the file when it listens; wait until it parses
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        assert address, "the Dask scheduler did not start within 120 s"
         assert address.startswith("tcp://127.0.0.1:")
         for _ in range(2):
             workers.append(subprocess.Popen([str(bindir / "dask"), "worker", address, "--nthreads", "1",
@@ -118,8 +122,8 @@ def dask_cluster(tmp_path):
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
-        with Client(address, timeout=60) as c:
-            c.wait_for_workers(2, timeout=60)
+        with Client(address, timeout=120) as c:
+            c.wait_for_workers(2, timeout=120)
         yield address
     finally:
         for p in [*workers, sched]:
