@@ -9,6 +9,7 @@ UIDs every time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,9 +18,14 @@ from .generate import CT_LEAD, SyntheticPatient
 __all__ = ["write_dicom"]
 
 
-def write_dicom(patient: SyntheticPatient, root: Path) -> list[str]:
+def write_dicom(patient: SyntheticPatient, root: Path, *,
+                progress: Callable[[float, str], None] | None = None) -> list[str]:
     """Write every DICOM series of ``patient`` under ``root`` (``dicom/``); return paths relative to root's parent."""
     from ..dicomio import write as dw
+
+    report = progress or (lambda f, m: None)
+    n_steps = sum(len(c.timepoints) for c in patient.cycles) + (1 if patient.pet is not None else 0)
+    step = 0
 
     base = root.parent
     pid = patient.patient_id
@@ -35,6 +41,8 @@ def write_dicom(patient: SyntheticPatient, root: Path) -> list[str]:
                                     injection_datetime=admin.injection_datetime,
                                     total_dose_Bq=admin.injected_activity_Bq)
         for tp in cyc.timepoints:
+            report(step / n_steps, f"DICOM cycle {cyc.index} {tp.label}")
+            step += 1
             key = f"{pid}/cycle{cyc.index}/{tp.label}"
             ct_time = tp.beds[0].acquisition_start - CT_LEAD
             study = dw.DicomStudy(study_uid=dw.new_uid(f"{key}/study"), study_datetime=ct_time,
@@ -55,6 +63,7 @@ def write_dicom(patient: SyntheticPatient, root: Path) -> list[str]:
                                         series_uid=dw.new_uid(f"{key}/nm{bed.index}"))
                 written.append(rel(path))
     if patient.pet is not None:
+        report(step / n_steps, "DICOM PET")
         pt = patient.pet
         admin = pt.administration
         rp = dw.Radiopharmaceutical(nuclide=admin.nuclide, radiopharmaceutical=f"68Ga-{admin.ligand}",

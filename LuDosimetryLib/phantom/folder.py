@@ -117,7 +117,7 @@ def write_patient_folder(patient: SyntheticPatient, out_dir: str | Path, *, forc
                                        corrected_image=["ATTN", "SCAT"]))
                     written.append(str((folder / f"nm_bed{bed.index}.nii.gz").relative_to(tmp)))
         if patient.pet is not None:
-            report(0.85, "PET")
+            report(0.8, "PET")
             pt = patient.pet
             folder = tmp / "nifti" / "pet"
             _write_image(pt.ct, folder / "ct.nii.gz")
@@ -134,10 +134,10 @@ def write_patient_folder(patient: SyntheticPatient, out_dir: str | Path, *, forc
                                admin=pt.administration))
             written += ["nifti/pet/ct.nii.gz", "nifti/pet/pt_dynamic.nii.gz", "nifti/pet/pt_static.nii.gz"]
         if want_dicom:
-            report(0.9, "DICOM")
+            report(0.87, "DICOM")
             from .dicom import write_dicom
 
-            written += write_dicom(patient, tmp / "dicom")
+            written += write_dicom(patient, tmp / "dicom", progress=lambda f, m: report(0.87 + 0.1 * f, m))
         report(0.97, "truth")
         write_json(tmp / "truth.json", patient.truth)
         patient.calibration_store().save(tmp / "calibration.json")
