@@ -13,7 +13,7 @@ truth of where each region is on that grid; volumes and masses in the truth come
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -302,12 +302,6 @@ class Pose:
         return {"rotation_deg": list(self.rotation_deg), "translation_mm": list(self.translation_mm),
                 "center_mm": list(self.center_mm), "matrix": self.matrix().tolist(),
                 "convention": "p_scanner = R (p_body - center) + center + translation; R = Rz Ry Rx; LPS mm"}
-
-
-@dataclass(frozen=True)
-class _Placement:
-    pose: Pose = field(default_factory=Pose)
-    kidney_shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def rasterize(grid: Grid, *, pose: Pose | None = None,

@@ -28,7 +28,7 @@ from .truth import TRUTH_FORMAT, TRUTH_VERSION, curve_dict, kinetics_dict
 
 __all__ = ["SizePreset", "SIZES", "SyntheticBed", "SyntheticTimepoint", "SyntheticCycle", "SyntheticPet",
            "SyntheticPatient", "generate_patient", "DEFAULT_TIMEPOINTS_H", "DEFAULT_CAMERA",
-           "DEFAULT_SENSITIVITY_CPS_PER_MBQ", "DEFAULT_DEAD_TIME_S"]
+           "DEFAULT_SENSITIVITY_CPS_PER_MBQ", "DEFAULT_DEAD_TIME_S", "CT_LEAD"]
 
 Progress = Callable[[float, str], None]
 
