@@ -421,7 +421,8 @@ def _group_members(table: LabelTable) -> dict[str, tuple[str, ...]]:
 
 
 def _cycle_truth(c, admin, kin, curves, excreted, whole, mass_g, table, tp_truths) -> dict:
-    tia = {name: curve.integral() for name, curve in curves.items()}
+    tia = {r.name: 0.0 for r in table}  # regions without uptake (cortical bone) hold no activity
+    tia.update({name: curve.integral() for name, curve in curves.items()})
     dose, dpa = {}, {}
     gbq = admin.injected_activity_Bq / 1e9
     for name, t in tia.items():
