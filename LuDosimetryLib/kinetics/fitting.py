@@ -247,8 +247,8 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
         Trapezoid rule from 0 to the first point.
     tail : {"physical", "clearance"}
         Trapezoid tail after the last point.
-    interval : {"profile", "bootstrap"}
-        Interval method for fitted models (see :mod:`.uncertainty`).
+    interval : {"profile", "bootstrap", "none"}
+        Interval method for fitted models (see :mod:`.uncertainty`); ``"none"`` skips it (fast).
     n_boot, seed : int
         Parametric bootstrap size and seed.
     scale : ScaleUncertainty, optional
@@ -273,8 +273,8 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
         raise InputError(f"first_segment must be 'zero' or 'constant', got {first_segment!r}", source="first_segment")
     if tail not in ("physical", "clearance"):
         raise InputError(f"tail must be 'physical' or 'clearance', got {tail!r}", source="tail")
-    if interval not in ("profile", "bootstrap"):
-        raise InputError(f"interval must be 'profile' or 'bootstrap', got {interval!r}", source="interval")
+    if interval not in ("profile", "bootstrap", "none"):
+        raise InputError(f"interval must be 'profile', 'bootstrap' or 'none', got {interval!r}", source="interval")
     names = tuple(models)
     if not names:
         raise InputError("no model given", source="models")
@@ -350,6 +350,8 @@ def _finish(c: _Candidate, n, sigma_known, lam_p, interval, n_boot, seed, region
     method = "none"
     if not sigma_known and dof <= 0:
         flags.append("no_degrees_of_freedom")
+    elif interval == "none":
+        pass
     elif interval == "profile":
         thr = profile_threshold(n, k, c.s, sigma_known=sigma_known)
         low, high, bounded = profile_interval(p, th, c.s, thr)

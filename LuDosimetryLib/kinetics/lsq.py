@@ -87,7 +87,7 @@ def fit(p: Problem) -> tuple[np.ndarray, float]:
     best, best_s = None, math.inf
     for x0 in _starts(p):
         res = optimize.least_squares(p.residuals, x0, bounds=(lo, hi), method="trf", x_scale="jac",
-                                     xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
+                                     xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=600)
         s = float(res.fun @ res.fun)
         if s < best_s:
             best, best_s = res.x, s
