@@ -2,7 +2,8 @@
 
 The objective is S(θ) = Σᵢ ((yᵢ − A(tᵢ; θ)) / σᵢ)², minimised with ``scipy.optimize.least_squares``
 (trust-region reflective, bounds from :func:`.curves.bounds`, so every effective rate stays ≥ λp
-during the fit). Two-parameter models (``mono``, ``uptake_washout_fixed``) with ``ln TIA`` held
+during the fit); one-rate models by variable projection (A is linear in the TIA), a global
+search over the rate within its bounds. Two-parameter models (``mono``, ``uptake_washout_fixed``) with ``ln TIA`` held
 fixed have one free rate; that case is solved by a vectorised grid search over ln λ refined with
 bounded Brent minimisation (fast enough for profile likelihood over thousands of replicates).
 """
@@ -82,8 +83,15 @@ def _starts(p: Problem) -> list[np.ndarray]:
 
 
 def fit(p: Problem) -> tuple[np.ndarray, float]:
-    """Weighted least-squares fit; returns (θ̂, S(θ̂)). Multi-start, best S kept."""
+    """Weighted least-squares fit; returns (θ̂, S(θ̂)).
+
+    One-rate models: variable projection (TIA solved linearly for each rate; the rate found by a
+    grid over ln λ refined with bounded Brent: a global search). Others: multi-start trust-region
+    reflective, best S kept.
+    """
     lo, hi = p.bounds()
+    if lo.size == 2:
+        return _fit_projected(p, float(lo[1]), float(hi[1]))
     best, best_s = None, math.inf
     for x0 in _starts(p):
         res = optimize.least_squares(p.residuals, x0, bounds=(lo, hi), method="trf", x_scale="jac",
@@ -110,7 +118,7 @@ def fit_fixed_tia(p: Problem, ln_tia: float, rest0: np.ndarray) -> tuple[np.ndar
 
 
 def _fit_one_rate(p: Problem, ln_tia: float, lo: float, hi: float) -> tuple[np.ndarray, float]:
-    grid = np.exp(np.linspace(math.log(lo), math.log(hi), 160))
+    grid = np.exp(np.linspace(math.log(lo), math.log(hi), 64))
     theta = np.vstack([np.full_like(grid, ln_tia), grid])
     f = curves.activity(p.name, theta, p.t, uptake_per_h=p.uptake_per_h)
     s = np.sum(((p.y - f) / p.sigma) ** 2, axis=-1)
@@ -120,7 +128,33 @@ def _fit_one_rate(p: Problem, ln_tia: float, lo: float, hi: float) -> tuple[np.n
     def obj(u: float) -> float:
         return objective(p, np.array([ln_tia, math.exp(u)]))
 
-    r = optimize.minimize_scalar(obj, bounds=(a, b), method="bounded", options={"xatol": 1e-9})
+    r = optimize.minimize_scalar(obj, bounds=(a, b), method="bounded", options={"xatol": 1e-7})
     if r.fun <= s[i]:
         return np.array([math.exp(r.x)]), float(r.fun)
     return np.array([grid[i]]), float(s[i])
+
+
+def _projected_s(p: Problem, rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """S and ln T at each rate, with T at its linear optimum (variable projection)."""
+    theta = np.vstack([np.zeros_like(rates), rates])
+    g = curves.activity(p.name, theta, p.t, uptake_per_h=p.uptake_per_h)
+    w = 1.0 / p.sigma**2
+    num, den = (w * p.y * g).sum(-1), (w * g * g).sum(-1)
+    tt = np.where((num > 0) & (den > 0), num / np.where(den > 0, den, 1.0), np.nan)
+    s = np.where(np.isfinite(tt), float((w * p.y * p.y).sum()) - num * np.nan_to_num(tt), np.inf)
+    return s, np.log(tt)
+
+
+def _fit_projected(p: Problem, lo: float, hi: float) -> tuple[np.ndarray, float]:
+    grid = np.exp(np.linspace(math.log(lo), math.log(hi), 200))
+    s, _ = _projected_s(p, grid)
+    i = int(np.argmin(s))
+    a, b = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
+    r = optimize.minimize_scalar(lambda u: float(_projected_s(p, np.array([math.exp(u)]))[0][0]),
+                                 bounds=(a, b), method="bounded", options={"xatol": 1e-10})
+    rate = math.exp(r.x) if r.fun <= s[i] else float(grid[i])
+    if _projected_s(p, np.array([lo]))[0][0] <= _projected_s(p, np.array([rate]))[0][0]:
+        rate = lo  # the bound itself is the constrained optimum
+    _, lt = _projected_s(p, np.array([rate]))
+    theta = np.array([float(lt[0]), rate])
+    return theta, objective(p, theta)

@@ -39,6 +39,7 @@ from scipy import special
 
 from ..errors import InputError
 from ..nuclides import get_nuclide
+from .curves import RATE_MAX_PER_H
 from .fitting import TAIL_FLAG_FRACTION, FitResult, _with_scale, validate_tac
 from .models import mono_exponential
 from .uncertainty import ScaleUncertainty, relative_uncertainty_from_interval
@@ -187,14 +188,17 @@ def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: Hal
         sig = rel_sigma * np.maximum(y, 1e-3 * float(np.max(y)))
     mu, tau = math.log(prior.median_effective_half_life_h), prior.log_sd
     u_max = math.log(nuc.half_life_h)
-    lo, hi = mu - 6 * tau, min(mu + 6 * tau, u_max)
+    lo, hi = max(mu - 6 * tau, math.log(_LN2 / RATE_MAX_PER_H)), min(mu + 6 * tau, u_max)
     if hi <= lo:
         raise InputError(f"prior median {prior.median_effective_half_life_h} h lies far above the physical "
                          f"half-life {nuc.half_life_h:.1f} h", source=f"prior {prior.organ}")
     u = np.linspace(lo, hi, n_grid)
     lam = _LN2 / np.exp(u)
     w = 1.0 / sig**2
-    g = np.exp(-np.multiply.outer(lam, t))  # (grid, n)
+    # Amplitudes refer to A(t_ref), t_ref = first point (no underflow for fast rates); exact
+    # under the scale-invariant prior. TIA = A(t_ref) e^(λ t_ref) / λ.
+    t_ref = float(t[0])
+    g = np.exp(-np.multiply.outer(lam, t - t_ref))  # (grid, n)
     sgg = (w * g * g).sum(1)
     syg = (w * y * g).sum(1)
     a_hat = syg / sgg
@@ -215,18 +219,19 @@ def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: Hal
     du = (hi - lo) / (n_grid - 1)
     uk = np.clip(u[k] + (rng.random(n_samples) - 0.5) * du, lo, hi)
     lamk = _LN2 / np.exp(uk)
-    gk = np.exp(-np.multiply.outer(lamk, t))
+    gk = np.exp(-np.multiply.outer(lamk, t - t_ref))
     sggk = (w * gk * gk).sum(1)
     ak, sk = (w * y * gk).sum(1) / sggk, 1.0 / np.sqrt(sggk)
     # A0 | u ~ N(â, v) truncated at 0: inverse-CDF draw
     c0 = special.ndtr(-ak / sk)
     a0 = ak + sk * special.ndtri(c0 + rng.random(n_samples) * (1 - c0))
-    tia_s = a0 / lamk
+    tia_s = a0 * np.exp(lamk * t_ref) / lamk
     low, high = (float(x) for x in np.quantile(tia_s, [0.025, 0.975]))
-    u_map = _refine_mode(t, y, w, mu, tau, u[max(i_map - 1, 0)], u[min(i_map + 1, n_grid - 1)])
+    u_map = _refine_mode(t - t_ref, y, w, mu, tau, u[max(i_map - 1, 0)], u[min(i_map + 1, n_grid - 1)])
     lam_map = _LN2 / math.exp(u_map)
-    g_map = np.exp(-lam_map * t)
-    model = mono_exponential(float((w * y * g_map).sum() / (w * g_map * g_map).sum()), lam_map)
+    g_map = np.exp(-lam_map * (t - t_ref))
+    a_ref = float((w * y * g_map).sum() / (w * g_map * g_map).sum())
+    model = mono_exponential(a_ref * math.exp(lam_map * t_ref), lam_map)
     tia = model.integral()
     flags = ["population_prior"]
     post_sd_u = float(np.sqrt(np.sum(p * (u - np.sum(p * u)) ** 2)))

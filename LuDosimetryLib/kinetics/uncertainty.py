@@ -109,7 +109,7 @@ def profile_interval(p: lsq.Problem, theta_hat: np.ndarray, s_min: float, thresh
             continue
         cache["last"] = rest0
         # g(a) ≥ 0 happens only when the threshold is at rounding level (noise-free data).
-        root = a if g(a) >= 0 else brentq(g, min(a, b), max(a, b), xtol=1e-6)
+        root = a if g(a) >= 0 else brentq(g, min(a, b), max(a, b), xtol=1e-5)
         out.append(math.exp(root))
     return out[0], out[1], bounded
 
