@@ -234,8 +234,9 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
     nuclide : str
         Sets the physical decay constant bounding every effective rate.
     models : sequence of str
-        ``("auto",)`` (see the identifiability rule in the module docstring), one model name, or
-        several parametric models to choose between by AICc (each must have k ≤ n − 2).
+        ``("auto",)`` (see the identifiability rule in the module docstring), one model name,
+        several parametric models to choose between by AICc (each must have k ≤ n − 2), or
+        ``("map",)``: the population-prior MAP fit (needs ``prior``; robust with 1–4 points).
     sigma_Bq : sequence of float, optional
         Known standard uncertainties of the activities (Bq). Without them, Poisson-like weights
         with the scale estimated from the residuals.
@@ -254,7 +255,7 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
     scale : ScaleUncertainty, optional
         Correlated calibration/recovery/volume uncertainties added to the interval.
     prior : priors.HalfLifePrior, optional
-        Population prior for few-point fits (``auto`` with n ≤ 3).
+        Population prior for ``("map",)`` and for ``auto`` with n ≤ 3.
 
     Returns
     -------
@@ -278,6 +279,13 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
     names = tuple(models)
     if not names:
         raise InputError("no model given", source="models")
+    if names == ("map",):
+        if prior is None:
+            raise InputError("model 'map' needs a prior (priors.prior_for or priors.HalfLifePrior)", source="prior")
+        from .priors import fit_map
+
+        return fit_map(t, y, prior, nuclide=nuclide, sigma_Bq=sig, region=region, kind=kind, cycle=cycle,
+                       scale=scale)
     for m in names:
         if m != "auto" and m not in MODEL_NAMES:
             raise InputError(f"unknown model {m!r} (expected 'auto' or one of {', '.join(MODEL_NAMES)})",

@@ -108,3 +108,14 @@ def test_auto_with_two_points_uses_a_prior_when_given():
     res = fit_tac([24.0, 96.0], [2e6, 5e5], prior=prior)
     assert res.model_name == "map_mono" and res.ci_method == "posterior"
     assert fit_tac([24.0, 96.0], [2e6, 5e5]).model_name == "trapezoid"
+
+
+def test_map_model_can_be_requested_by_name_and_needs_a_prior():
+    prior = HalfLifePrior("kidney", 35.0, 0.3)
+    t = np.array([5.0, 24.0, 96.0, 192.0])
+    y = mono_exponential(1e8, LN2 / 35.0).activity(t)
+    res = fit_tac(t, y, models=("map",), prior=prior)
+    assert res.model_name == "map_mono"
+    assert res.tia_Bq_h == pytest.approx(1e8 * 35.0 / LN2, rel=1e-4)
+    with pytest.raises(InputError, match="needs a prior"):
+        fit_tac(t, y, models=("map",))
