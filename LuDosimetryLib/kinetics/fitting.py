@@ -40,7 +40,9 @@ Tail
     ``tail_fraction_above_20pct`` (the TIA then rests on extrapolation).
 
 Uncertainty: see :mod:`.uncertainty` (profile likelihood by default; bootstrap on request and for
-a trapezoid with a clearance tail; correlated scale factors through ``scale``).
+a trapezoid with a clearance tail; correlated scale factors through ``scale``). With σ given, a
+χ² above its 99th percentile (n − k dof) is flagged ``chi2_exceeds_sigma``: the points scatter
+more than σ allows and the interval, which trusts σ, is too narrow.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import stats
 
 from ..errors import InputError
 from ..nuclides import get_nuclide
@@ -350,6 +353,9 @@ def _finish(c: _Candidate, n, sigma_known, lam_p, interval, n_boot, seed, region
     scale_hat = 1.0 if sigma_known else (math.sqrt(c.s / dof) if dof > 0 else math.nan)
     if c.name == "uptake_washout_fixed":
         flags.append("uptake_rate_fixed")
+    if sigma_known and dof > 0 and c.s > stats.chi2.ppf(0.99, dof):
+        # Scatter larger than the stated σ allow: the interval (which trusts σ) is too narrow.
+        flags.append("chi2_exceeds_sigma")
     lo_b, _ = p.bounds()
     rate_idx = {"mono": [1], "uptake_washout": [1], "uptake_washout_fixed": [1], "tri": [2]}[c.name]
     if any(th[i] <= lo_b[i] * (1 + 1e-6) for i in rate_idx):

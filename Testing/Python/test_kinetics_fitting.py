@@ -9,7 +9,7 @@ import pytest
 
 from LuDosimetryLib.errors import ConsistencyError, InputError
 from LuDosimetryLib.kinetics.fitting import fit_rows, fit_tac
-from LuDosimetryLib.kinetics.models import SumOfExponentials, mono_exponential, uptake_washout
+from LuDosimetryLib.kinetics.models import KineticModel, SumOfExponentials, mono_exponential, uptake_washout
 from LuDosimetryLib.kinetics.uncertainty import ScaleUncertainty, combine_scale_uncertainty
 from LuDosimetryLib.nuclides import get_nuclide
 from LuDosimetryLib.results import FITS_COLUMNS
@@ -238,3 +238,21 @@ def test_exact_fit_without_sigma_has_no_interval_and_says_so():
 def test_trapezoid_without_sigma_has_no_interval_and_says_so():
     res = fit_tac(PROTOCOL_H, [4.0, 3.0, 2.0, 1.0], models=("trapezoid",))
     assert math.isnan(res.tia_rel_uncertainty) and "no_noise_estimate" in res.flags
+
+
+def test_scatter_beyond_stated_sigma_is_flagged():
+    y = mono_exponential(1e8, LN2 / 40.0).activity(PROTOCOL_H) * np.array([1.3, 0.7, 1.3, 0.8])
+    res = fit_tac(PROTOCOL_H, y, models=("mono",), sigma_Bq=0.01 * y)
+    assert "chi2_exceeds_sigma" in res.flags
+    ok = fit_tac(PROTOCOL_H, y, models=("mono",), sigma_Bq=0.3 * y)
+    assert "chi2_exceeds_sigma" not in ok.flags
+
+
+@pytest.mark.parametrize("models", [("mono",), ("uptake_washout_fixed",), ("trapezoid",), ("auto",)])
+def test_result_model_follows_the_interface_and_integrates_to_the_tia(models):
+    y = uptake_washout(1e8, LN2 / 40.0, LN2 / 2.0).activity(PROTOCOL_H)
+    res = fit_tac(PROTOCOL_H, y, models=models, interval="none")
+    assert isinstance(res.model, KineticModel)
+    assert res.model.integral() == pytest.approx(res.tia_Bq_h, rel=1e-9)
+    t_last = PROTOCOL_H[-1]
+    assert res.model.integral(t_last) / res.tia_Bq_h == pytest.approx(res.tail_fraction, rel=1e-9)
