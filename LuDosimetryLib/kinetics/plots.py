@@ -21,7 +21,8 @@ def _safe(name: str) -> str:
 
 
 def plot_fit(result: FitResult, path: str | Path, *, title: str | None = None) -> Path:
-    """Write one PNG: points (MBq, error bars = 1 σ where known) and the curve to 1.5× the last time.
+    """Write one PNG: points (MBq, error bars = 1 σ where known) and the curve to 1.5× the last time
+    (dashed after the last point: the extrapolated tail).
 
     Returns the path written (atomically).
     """
@@ -37,7 +38,11 @@ def plot_fit(result: FitResult, path: str | Path, *, title: str | None = None) -
     yc = np.asarray(result.model.activity(tc), float)
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    ax.plot(tc, Bq_to_MBq(yc), "-", color="C0", label=f"{result.model_name}")
+    t_last = float(t.max()) if t.size else t_end
+    inside = tc <= t_last
+    ax.plot(tc[inside], Bq_to_MBq(yc[inside]), "-", color="C0", label=f"{result.model_name}")
+    ax.plot(tc[~inside], Bq_to_MBq(yc[~inside]), "--", color="C0",
+            label=f"tail ({100 * result.tail_fraction:.0f} % of TIA)")
     err = Bq_to_MBq(np.asarray(result.sigma_Bq, float)) if len(result.sigma_Bq) == t.size else None
     ax.errorbar(t, Bq_to_MBq(y), yerr=err, fmt="o", color="C1", capsize=3, label="measured")
     lo, hi = result.tia_ci95_Bq_h

@@ -83,7 +83,7 @@ def profile_interval(p: lsq.Problem, theta_hat: np.ndarray, s_min: float, thresh
 
     lt0 = float(theta_hat[0])
     rest0 = np.asarray(theta_hat[1:], dtype=float)
-    cache: dict[float, np.ndarray] = {}
+    cache: dict[str, np.ndarray] = {}
 
     def g(lt: float) -> float:
         rest, s = lsq.fit_fixed_tia(p, lt, cache.get("last", rest0))
