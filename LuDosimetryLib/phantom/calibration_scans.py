@@ -31,16 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
-from ..calibration.dead_time import live_fraction
 from ..calibration.recovery import IEC_SPHERE_DIAMETERS_MM, sphere_volume_mL
 from ..errors import InputError
 from ..model import Camera
 from ..nuclides import get_nuclide
 from ..results import atomic_output_path, to_jsonable, write_json
 from ..timing import frame_average_decay_factor, hours_between
-from ..units import BQ_PER_MBQ, S_PER_H
+from ..units import S_PER_H
+from .spect import simulate_bed_counts
 
 __all__ = ["CalibrationScanSettings", "PhantomScan", "DEFAULT_CAMERA", "cylinder_scan", "sphere_phantom_scan",
            "decay_series_scans", "write_scan", "write_calibration_scans", "IEC_SPHERE_RING_RADIUS_MM",
@@ -50,7 +49,6 @@ __all__ = ["CalibrationScanSettings", "PhantomScan", "DEFAULT_CAMERA", "cylinder
 IEC_SPHERE_RING_RADIUS_MM = 57.2
 SPECT_MODELS = ("image", "twin")
 DEFAULT_CAMERA = Camera("LuDosimetry", "Synthetic SPECT", "MEGP", ((187.5, 229.2),), "image-space Gaussian 11 mm")
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _T0 = datetime(2026, 1, 5, 9, 0, 0)
 
 
@@ -153,16 +151,14 @@ def _ball(radius_mm: float, centre_mm):
 
 def image_space_counts(activity_Bq: np.ndarray, *, settings: CalibrationScanSettings, duration_s: float,
                        rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """The image-space SPECT model (see the module docstring): counts [k, j, i] and the rate bookkeeping."""
-    a_fov = float(activity_Bq.sum())
-    n = settings.sensitivity_cps_per_MBq * a_fov / BQ_PER_MBQ
-    lf = live_fraction(n, settings.dead_time_s)
-    sigma = settings.fwhm_mm * _FWHM_TO_SIGMA / settings.voxel_mm
-    blurred = ndimage.gaussian_filter(activity_Bq.astype(np.float64), sigma, mode="reflect", truncate=4.0)
-    expected = np.clip(blurred, 0, None) / BQ_PER_MBQ * settings.sensitivity_cps_per_MBq * duration_s * lf
-    counts = rng.poisson(expected).astype(np.float32)
-    return counts, {"activity_in_fov_Bq": a_fov, "true_rate_cps": n, "observed_rate_cps": n * lf,
-                    "live_fraction": lf, "expected_counts": float(expected.sum())}
+    """The synthetic patient's image-space SPECT model (:func:`LuDosimetryLib.phantom.spect.simulate_bed_counts`)."""
+    d = settings.voxel_mm
+    bed = simulate_bed_counts(activity_Bq, spacing_xyz_mm=(d, d, d), fwhm_mm=settings.fwhm_mm,
+                              sensitivity_cps_per_MBq=settings.sensitivity_cps_per_MBq,
+                              dead_time_s=settings.dead_time_s, duration_s=duration_s, rng=rng)
+    return bed.counts_kji, {"activity_in_fov_Bq": bed.activity_in_fov_Bq, "true_rate_cps": bed.true_rate_cps,
+                            "observed_rate_cps": bed.observed_rate_cps, "live_fraction": bed.live_fraction,
+                            "expected_counts": bed.expected_counts}
 
 
 def _acquire(activity_Bq: np.ndarray, hu: np.ndarray, settings: CalibrationScanSettings, duration_s: float,
