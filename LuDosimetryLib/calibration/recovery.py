@@ -31,8 +31,9 @@ Curves (``RecoveryCurve``), V in mL, R = (3V/4π)^(1/3):
 The uncertainty returned by :meth:`RecoveryCurve.coefficient` is the fit's (parameter covariance
 propagated by the delta method, scaled by the residuals when they exceed the expected noise),
 with the spheres' scatter about the curve added in quadrature, relative to the coefficient.
-Spheres whose diameter is below 1.5 × FWHM are *unresolved*: their VOI mean depends on
-sub-voxel position more than on volume; they are reported and flagged but not fitted.
+Spheres whose diameter is below the FWHM (1.5 × FWHM with the binary VOI) are *unresolved*: their
+VOI mean depends on sub-voxel position and noise more than on volume; they are reported and
+flagged but not fitted.
 Coefficients below :data:`RC_FLAG_THRESHOLD` are flagged wherever they are used.
 """
 
@@ -57,10 +58,11 @@ __all__ = ["Sphere", "SphereRecovery", "RecoveryCurve", "measure_sphere_recovery
 
 #: Recovery coefficients below this are flagged (the correction then more than doubles a value).
 RC_FLAG_THRESHOLD = 0.5
-#: A sphere is resolved (fitted) when its diameter is at least this many FWHM. Below it the mean in
-#: a voxelised VOI depends on the sphere's sub-voxel position by more than 5 % (13-mm sphere,
-#: 11-mm FWHM, 4.8-mm voxels: 10 %, docs/calibration.md).
-RESOLVED_DIAMETER_PER_FWHM = 1.5
+#: A sphere is resolved (fitted) when its diameter is at least this many FWHM, per VOI kind. With the
+#: binary VOI the mean of a smaller sphere depends on its sub-voxel position by more than 5 %
+#: (13-mm sphere, 11-mm FWHM, 4.8-mm voxels: 11 %, docs/calibration.md); the weighted VOI holds
+#: down to one FWHM.
+RESOLVED_DIAMETER_PER_FWHM = {"weighted": 1.0, "binary": 1.5}
 #: Inner diameters (mm) of the six spheres of the IEC 61675-1 / NEMA NU 2 body phantom.
 IEC_SPHERE_DIAMETERS_MM = (10.0, 13.0, 17.0, 22.0, 28.0, 37.0)
 MODELS = ("gaussian_sphere", "hill")
@@ -247,11 +249,12 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
         n_eff = float(w.sum() ** 2 / (w * w).sum())
         rc = (mean - c_b) / (c_s - c_b)
         u = math.sqrt(max(var_per_mean * max(mean, 0.0), 0.0) / n_eff) / (c_s - c_b)
-        resolved = s.diameter_mm >= RESOLVED_DIAMETER_PER_FWHM * fwhm_mm
+        k = RESOLVED_DIAMETER_PER_FWHM[voi]
+        resolved = s.diameter_mm >= k * fwhm_mm
         flags = []
         if not resolved:
-            flags.append(f"unresolved: diameter {s.diameter_mm:.1f} mm < {RESOLVED_DIAMETER_PER_FWHM:g} × FWHM "
-                         f"({RESOLVED_DIAMETER_PER_FWHM * fwhm_mm:.1f} mm); not fitted")
+            flags.append(f"unresolved: diameter {s.diameter_mm:.1f} mm < {k:g} × FWHM ({k * fwhm_mm:.1f} mm) "
+                         f"with the {voi} VOI; not fitted")
         if rc < RC_FLAG_THRESHOLD:
             flags.append(f"RC {rc:.2f} < {RC_FLAG_THRESHOLD}")
         out.append(SphereRecovery(s.name, float(s.volume_mL), s.diameter_mm, float(w.sum()) * vvox, mean, float(rc),

@@ -45,7 +45,7 @@ def test_calibrate_stores_sensitivity_dead_time_and_recovery_keyed_on_the_camera
     assert 0.6 < curve.coefficient(20.0)[0] < 0.8
     for name in ("recovery.json", "recovery.csv", "recovery.png", "run.json"):
         assert (res / name).is_file()
-    # the 10- and 13-mm spheres are flagged unresolved in the table and in run.json
+    # the 10-mm sphere is flagged unresolved in the table and in run.json
     assert "unresolved" in (res / "recovery.csv").read_text()
     assert any("unresolved" in w["message"] for w in json.loads((res / "run.json").read_text())["warnings"])
     # outputs are not overwritten without --force; the error names the folder
