@@ -142,8 +142,12 @@ def test_unresolved_spheres_only_are_a_clear_error(spheres):
     t = spheres.truth
     sph = [Sphere(tuple(s["centre_mm"]), s["volume_mL"], s["name"]) for s in t["spheres"]]
     mask = phantom_mask_from_ct(spheres.ct, spheres.spect)
+    # counts per voxel per Bq/mL of this simulation
+    k = SETTINGS.sensitivity_cps_per_MBq * 1e-6 * t["duration_s"] * SETTINGS.voxel_mm ** 3 / 1000 * t["live_fraction"]
     meas, _ = measure_sphere_recovery(spheres.spect, sph, phantom_mask=mask, fwhm_mm=30.0,
-                                      sphere_to_background=t["sphere_to_background"])
+                                      sphere_conc=t["sphere_conc_Bq_per_mL"] * k,
+                                      background_conc=t["background_conc_Bq_per_mL"] * k)
+    assert [m.resolved for m in meas] == [False] * 5 + [True]
     with pytest.raises(InputError, match=r"only 1 sphere\(s\) resolved at this resolution.*sphere_10mm"):
         fit_recovery_curve(meas)
 
