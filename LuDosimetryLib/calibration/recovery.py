@@ -221,15 +221,13 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
         masks.append(m if voi == "binary" else sphere_weights(image, s.centre_mm, r))
         keep_out |= sphere_mask(image, s.centre_mm, r + margin)
     bkg = ndimage.binary_erosion(phantom_mask, structure=ball_structure(margin, spacing)) & ~keep_out
-    if background_conc is not None and background_conc == 0:
-        m_b = float(arr[bkg].mean()) if bkg.any() else 0.0
-        var_b = float(arr[bkg].var()) if bkg.any() else 0.0
+    if bkg.any():
+        m_b, var_b = float(arr[bkg].mean()), float(arr[bkg].var())
+    elif background_conc is None:
+        raise InputError(f"no background VOI left after eroding the phantom by {margin:.1f} mm and excluding the "
+                         "spheres; give background_conc", source="phantom_mask")
     else:
-        if not bkg.any():
-            raise InputError(f"no background VOI left after eroding the phantom by {margin:.1f} mm and excluding the "
-                             "spheres; give background_conc", source="phantom_mask")
-        m_b = float(arr[bkg].mean())
-        var_b = float(arr[bkg].var())
+        m_b, var_b = float(background_conc), 0.0
     if sphere_conc is None or background_conc is None:
         if sphere_to_background is None or not sphere_to_background > 1:
             raise InputError(f"need a sphere-to-background ratio > 1 (got {sphere_to_background}) or both true "
@@ -242,7 +240,7 @@ def measure_sphere_recovery(image: sitk.Image, spheres: Sequence[Sphere], *, pha
         raise InputError(f"sphere concentration {c_s:.4g} must exceed the background {c_b:.4g}", source="spheres")
     out = []
     # Noise per voxel: Poisson-like (variance ∝ mean) from the background where there is one.
-    var_per_mean = var_b / m_b if m_b > 0 else 1.0
+    var_per_mean = var_b / m_b if m_b > 0 and var_b > 0 else 1.0
     for s, w in zip(spheres, masks):
         w = w.astype(np.float64)
         mean = float((arr * w).sum() / w.sum())
