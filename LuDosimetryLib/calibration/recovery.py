@@ -52,7 +52,8 @@ from ..errors import InputError
 from .geometry import ball_structure, sphere_mask, sphere_weights
 
 __all__ = ["Sphere", "SphereRecovery", "RecoveryCurve", "measure_sphere_recovery", "fit_recovery_curve",
-           "gaussian_sphere_recovery", "hill_recovery", "apply_recovery", "RecoveryCorrection", "MODELS",
+           "gaussian_sphere_recovery", "hill_recovery", "apply_recovery", "recovery_curve_from_store",
+           "RecoveryCorrection", "MODELS",
            "RC_FLAG_THRESHOLD", "RESOLVED_DIAMETER_PER_FWHM", "IEC_SPHERE_DIAMETERS_MM",
            "sphere_volume_mL", "sphere_radius_mm"]
 
@@ -357,6 +358,16 @@ class RecoveryCurve:
                        float(d.get("min_volume_mL", 0.0)), float(d.get("residual_rel_rms", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a recovery curve: {exc}", source="recovery") from None
+
+
+def recovery_curve_from_store(store, camera_key: str, *, on_date: str | None = None) -> RecoveryCurve | None:
+    """The recovery curve of ``camera_key`` in a :class:`~LuDosimetryLib.calibration.store.CalibrationStore`.
+
+    The entry is the store's lookup (refused for another system, naming the field); None when that
+    entry has no recovery curve. Pass the result as the TAC stage's ``recovery`` hook.
+    """
+    entry = store.lookup(camera_key, on_date=on_date)
+    return None if entry.recovery is None else RecoveryCurve.from_dict(entry.recovery)
 
 
 def fit_recovery_curve(measured: Sequence[SphereRecovery], *, model: str = "gaussian_sphere",

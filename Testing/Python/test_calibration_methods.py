@@ -163,6 +163,22 @@ def test_recovery_correction_divides_and_flags_below_one_half():
     assert small.rel_uncertainty > c.rel_uncertainty > 0
 
 
+def test_recovery_hook_comes_from_the_store_for_this_system_only():
+    from LuDosimetryLib.calibration.recovery import recovery_curve_from_store
+    from LuDosimetryLib.calibration.store import CalibrationEntry, CalibrationStore
+    from LuDosimetryLib.model import Camera
+
+    cam = SETTINGS.camera
+    curve = RecoveryCurve("gaussian_sphere", {"fwhm_mm": 11.0, "plateau": 1.0}, ((0.01, 0.0), (0.0, 1e-6)))
+    store, _ = CalibrationStore().add(CalibrationEntry(cam.key(), 9.0, recovery=curve.to_dict()))
+    hook = recovery_curve_from_store(store, cam.key())
+    rc, u = hook(20.0)  # the TAC stage's hook: volume_mL -> (coefficient, relative uncertainty)
+    assert rc == pytest.approx(gaussian_sphere_recovery(20.0, 11.0)[0]) and 0 < u < 0.05
+    other = Camera(cam.manufacturer, cam.model, "LEHR", cam.energy_windows_keV, cam.reconstruction)
+    with pytest.raises(InputError, match="collimator 'LEHR' ≠ 'MEGP'"):
+        recovery_curve_from_store(store, other.key())
+
+
 def test_lambert_w_inverts_the_paralysable_model():
     n = np.array([1e3, 5e4, 2e5])
     tau = 2e-6
