@@ -303,8 +303,10 @@ def write_scan(scan: PhantomScan, folder: str | Path, *, dicom: bool = True, set
             sitk.WriteImage(img, str(tmp), useCompression=True)
     write_json(folder / "nm.json", scan.sidecar)
     if "spheres" in scan.truth:  # the phantom's geometry, as a clinic keeps it for its phantom
-        write_json(folder / "spheres.json", {"spheres": scan.truth["spheres"],
-                                             "sphere_to_background": scan.truth["sphere_to_background"]})
+        t = scan.truth
+        write_json(folder / "spheres.json", {"spheres": t["spheres"], "sphere_to_background": t["sphere_to_background"],
+                                             "sphere_conc_Bq_per_mL": t["sphere_conc_Bq_per_mL"],
+                                             "background_conc_Bq_per_mL": t["background_conc_Bq_per_mL"]})
     if dicom:
         from ..dicomio import DicomPatient, DicomStudy, Radiopharmaceutical, new_uid, write_ct_series, write_nm_tomo
 
