@@ -32,7 +32,7 @@ __all__ = ["InjectionHeader", "read_injection_header", "resolve_administration",
 
 _ELEMENTS = {"lutetium": "Lu", "gallium": "Ga", "fluorine": "F", "technetium": "Tc", "indium": "In",
              "iodine": "I", "yttrium": "Y", "copper": "Cu", "zirconium": "Zr", "actinium": "Ac",
-             "terbium": "Tb", "holmium": "Ho", "rubidium": "Rb", "carbon": "C", "nitrogen": "N", "oxygen": "O"}
+             "terbium": "Tb", "thallium": "Tl", "xenon": "Xe", "samarium": "Sm", "radium": "Ra", "holmium": "Ho", "rubidium": "Rb", "carbon": "C", "nitrogen": "N", "oxygen": "O"}
 _PLAUSIBLE_BQ = (1e5, 1e12)
 _SEQ = "RadiopharmaceuticalInformationSequence"
 
@@ -51,15 +51,19 @@ class InjectionHeader:
 def parse_nuclide_text(text: str) -> str | None:
     """A normalised nuclide name from ``^177^Lutetium``, ``Lutetium-177``, ``177Lu``, ``Lu177-PSMA``; else None."""
     t = str(text).strip()
-    m = re.search(r"\^?(\d{1,3})\^?\s*([A-Za-z]{3,})", t) or re.search(r"([A-Za-z]{3,})[\s\-^]*(\d{1,3})", t)
+    m = re.search(r"\^?(\d{1,3})(m?)\^?\s*([A-Za-z]{3,})", t)
     if m:
-        a, b = m.groups()
-        mass, name = (a, b) if a.isdigit() else (b, a)
+        mass, meta, name = m.groups()
+    else:
+        m = re.search(r"([A-Za-z]{3,})[\s\-^]*(\d{1,3})(m?)", t)
+        if m:
+            name, mass, meta = m.groups()
+    if m:
         sym = _ELEMENTS.get(name.lower())
         if sym:
-            return f"{sym}-{mass}"
+            return f"{sym}-{mass}{meta}"
     m = re.search(r"(?<![A-Za-z])(\d{1,3})\s*-?\s*([A-Z][a-z]?)(?![a-z])"
-                  r"|(?<![A-Za-z])([A-Z][a-z]?)\s*-?\s*(\d{1,3})(?!\d)", t)
+                  r"|(?<![A-Za-z])([A-Z][a-z]?)\s*-?\s*(\d{1,3}m?)(?!\d)", t)
     if m:
         try:
             return normalise_nuclide_name("".join(g for g in m.groups() if g))
