@@ -32,7 +32,8 @@ __all__ = ["InjectionHeader", "read_injection_header", "resolve_administration",
 
 _ELEMENTS = {"lutetium": "Lu", "gallium": "Ga", "fluorine": "F", "technetium": "Tc", "indium": "In",
              "iodine": "I", "yttrium": "Y", "copper": "Cu", "zirconium": "Zr", "actinium": "Ac",
-             "terbium": "Tb", "thallium": "Tl", "xenon": "Xe", "samarium": "Sm", "radium": "Ra", "holmium": "Ho", "rubidium": "Rb", "carbon": "C", "nitrogen": "N", "oxygen": "O"}
+             "terbium": "Tb", "thallium": "Tl", "xenon": "Xe", "samarium": "Sm", "radium": "Ra",
+             "holmium": "Ho", "rubidium": "Rb", "carbon": "C", "nitrogen": "N", "oxygen": "O"}
 _PLAUSIBLE_BQ = (1e5, 1e12)
 _SEQ = "RadiopharmaceuticalInformationSequence"
 

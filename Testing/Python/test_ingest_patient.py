@@ -16,7 +16,7 @@ from pydicom.uid import generate_uid
 from LuDosimetryLib.calibration.store import CalibrationEntry, CalibrationStore
 from LuDosimetryLib.cli import main
 from LuDosimetryLib.errors import ConsistencyError, DicomError, InputError
-from LuDosimetryLib.ingest import inspect_patient, load_patient
+from LuDosimetryLib.ingest import load_patient
 from LuDosimetryLib.model import Camera
 from LuDosimetryLib.results import RunRecord
 
