@@ -11,7 +11,7 @@ import numpy as np
 from ..calibration.store import CalibrationStore
 from ..errors import ConsistencyError, DicomError, InputError
 from ..model import Administration, Camera
-from ..timing import DecayState, hours_between, mid_acquisition_time_h
+from ..timing import hours_between, mid_acquisition_time_h
 from .decay import acquisition_time_factor, read_decay_info
 from .dicomtags import Sourced, first_item, get_datetime, get_float, get_str, read_header, tag_label
 from .discovery import SeriesInfo, acquisition_start
@@ -348,8 +348,9 @@ def load_pet_frames(series: SeriesInfo, administration: Administration, *, user:
         ser = get_datetime(ds0, source=name0, dt_keyword=None, date_keywords=("SeriesDate", "AcquisitionDate"),
                            time_keyword="SeriesTime")
         series_start_h = hours_between(inj, ser.value) if ser else hours_between(inj, start)
-        ref_origin_h = 0.0 if info.state is DecayState.ADMIN else series_start_h
-        reference_h = None if frt_ms is None else ref_origin_h + frt_ms / 3.6e6
+        # Frame Reference Time is an offset from the series reference time (Series Date/Time),
+        # whatever the decay-correction reference is
+        reference_h = None if frt_ms is None else series_start_h + frt_ms / 3.6e6
         df = acquisition_time_factor(info, administration.nuclide, mid_h=mid_h, series_start_h=series_start_h,
                                      reference_h=reference_h)
         arr = (values * df).astype(np.float32)
