@@ -216,7 +216,8 @@ def _assign_cycles(ctx: _Ctx, spects: list[SeriesInfo], heads: dict, users: dict
             i = max(match, key=lambda i: cycles[i][0].value)
             cycles[i][1].append(s)
         else:
-            ctx.warn(f"{s.name}: injection date not in the header ({cand.source}); taken as "
+            ctx.warn(f"{s.name}: injection date not in the header (RadiopharmaceuticalStartDateTime (0018,1078) "
+                     f"absent; {cand.source}); taken as "
                      f"{cand.value.isoformat()} from the acquisition date of this series", source=s.name)
             cycles.append((cand, [s]))
     for s in none:
@@ -267,6 +268,13 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     for s in series:
         if s.kind == "OTHER":
             ctx.rows.append(_row("OTHER", s.name, extra={"modality": s.modality, "note": "not used"}))
+            it = s.header.get("ImageType", "") if s.header is not None else ""
+            ctx.warn(f"{s.name}: not used (Modality (0008,0060) {s.modality!r}, ImageType (0008,0008) "
+                     f"{'/'.join(str(x) for x in it) if it else 'absent'}): not CT, reconstructed SPECT, PET or a "
+                     "segmentation", source=s.name)
+    if not spects and not pets:
+        kinds = ", ".join(f"{s.kind} {s.name}" for s in series)
+        raise InputError(f"no SPECT or PET series found; series found: {kinds}", source=str(root))
     heads: dict[str, InjectionHeader] = {}
     for s in [*spects, *pets]:
         start = users[s.series_uid].get("acquisition_start")

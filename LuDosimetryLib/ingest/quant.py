@@ -191,16 +191,20 @@ def pixel_units(ds, *, source: str, default_counts: bool) -> PixelUnits:
     slope = rs.value if rs else 1.0
     icpt = ri.value if ri else 0.0
     units = get_str(ds, "Units", source=source)
+    if rs is not None or ri is not None:
+        rescale = f" × {tag_label('RescaleSlope')} {slope:g} + {tag_label('RescaleIntercept')} {icpt:g}"
+    else:
+        rescale = ""
     if units is None:
         if default_counts:
             return PixelUnits("counts", slope, icpt, f"assumed counts: NM without {tag_label('Units')} or Real World "
-                                                      f"Value Mapping in {source}")
+                                                      f"Value Mapping in {source}{rescale}")
         raise DicomError("is missing; expected BQML (or CNTS)", source=source, tag=tag_label("Units"))
     u = units.value.upper()
     if u == "BQML":
-        return PixelUnits("Bq/mL", slope, icpt, units.source)
+        return PixelUnits("Bq/mL", slope, icpt, units.source + rescale)
     if u in ("CNTS", "COUNTS"):
-        return PixelUnits("counts", slope, icpt, units.source)
+        return PixelUnits("counts", slope, icpt, units.source + rescale)
     raise DicomError(f"is {units.value!r}; expected BQML or CNTS (SUV and other derived units cannot be "
                      "converted back to activity)", source=source, tag=tag_label("Units"))
 
