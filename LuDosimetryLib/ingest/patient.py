@@ -6,11 +6,14 @@ label map to ``PATIENT/labels/labels.nii.gz`` (+ ``labels.csv``), else a DICOM S
 found among the series, rasterised onto the reference CT (cycle 1, first timepoint).
 
 Cycles: SPECT series are attached to an administration by their injection datetime. A header
-with a start time but no date (Radiopharmaceutical Start Time alone) takes the date of the cycle
-whose injection has the same time of day and precedes the scan by less than
-:data:`CYCLE_MAX_DAYS`; where none is known, the date of the scan (or the day before, across
-midnight), with a warning. Timepoints: the beds of a cycle acquired within
-:data:`TIMEPOINT_GAP_H` of each other form one timepoint; each keeps its own time.
+with a start time but no date (Radiopharmaceutical Start Time alone, e.g. GE exports) takes the
+date of the cycle whose injection (from another series, a sidecar or the command line) has the
+same time of day (the scan date or the day before, across midnight) and precedes the scan by less
+than :data:`CYCLE_MAX_DAYS`. Where no such cycle is known the series is refused: the scan date
+cannot be trusted as the injection date of a scan taken days after injection.
+
+Timepoints: the beds of a cycle acquired within :data:`TIMEPOINT_GAP_H` of each other form one
+timepoint; each keeps its own time.
 
 Nothing is written: the function returns a Patient or raises a
 :class:`~LuDosimetryLib.errors.LuDosimetryError` naming the file and tag or parameter.
@@ -28,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from ..calibration.store import CalibrationStore
-from ..errors import ConsistencyError, InputError
+from ..errors import ConsistencyError, DicomError, InputError
 from ..model import Administration, Bed, Cycle, Patient, PetFrame, PetStudy, Segmentation, Timepoint
 from ..nuclides import get_nuclide
 from ..results import RunRecord
 from ..units import S_PER_H
-from .dicomtags import Sourced
+from .dicomtags import Sourced, tag_label
 from .discovery import SeriesInfo, pair_ct, scan_folder
 from .injection import InjectionHeader, read_injection_header, resolve_administration
 from .nifti import (
@@ -216,10 +219,11 @@ def _assign_cycles(ctx: _Ctx, spects: list[SeriesInfo], heads: dict, users: dict
             i = max(match, key=lambda i: cycles[i][0].value)
             cycles[i][1].append(s)
         else:
-            ctx.warn(f"{s.name}: injection date not in the header (RadiopharmaceuticalStartDateTime (0018,1078) "
-                     f"absent; {cand.source}); taken as "
-                     f"{cand.value.isoformat()} from the acquisition date of this series", source=s.name)
-            cycles.append((cand, [s]))
+            raise DicomError(f"is missing and {cand.source.split(' with ')[0]} gives the time of day only; no "
+                             "other series of this patient gives the injection date, and the scan date cannot be "
+                             "trusted for it (a scan may be days after injection). Give injection.datetime in "
+                             "ludosimetry.json or --injection-datetime", source=str(s.files[0]),
+                             tag=tag_label("RadiopharmaceuticalStartDateTime"))
     for s in none:
         h = heads[s.series_uid]
         resolve_administration(h, source=str(s.files[0]), overrides=ctx.overrides, sidecar=users[s.series_uid],
