@@ -219,7 +219,8 @@ def _assign_cycles(ctx: _Ctx, spects: list[SeriesInfo], heads: dict, users: dict
             i = max(match, key=lambda i: cycles[i][0].value)
             cycles[i][1].append(s)
         else:
-            raise DicomError(f"is missing and {cand.source.split(' with ')[0]} gives the time of day only; no "
+            raise DicomError(f"is missing and {tag_label('RadiopharmaceuticalStartTime')} gives the time of day only "
+                             f"({cand.value.strftime('%H:%M:%S')}); no "
                              "other series of this patient gives the injection date, and the scan date cannot be "
                              "trusted for it (a scan may be days after injection). Give injection.datetime in "
                              "ludosimetry.json or --injection-datetime", source=str(s.files[0]),
