@@ -156,7 +156,7 @@ def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label
 
 def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int) -> Timepoint:
     _duplicate_beds([(n, le) for n, _, le in beds], cycle=cycle, label=label)
-    beds = sorted(beds, key=lambda b: _axial_extent(b[2].image)[0])
+    beds = sorted(beds, key=lambda b: b[2].acquisition_start)
     bed_objs = tuple(Bed(le.acquisition_start, le.duration_s, le.time_h, le.image, _axial_extent(le.image), uid,
                          {"series": n, **le.provenance}) for n, uid, le in beds)
     if len(beds) > 1:
