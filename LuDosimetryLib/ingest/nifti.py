@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..model import Administration, Camera
 from ..timing import DecayState, hours_between, mid_acquisition_time_h
-from .decay import DecayInfo, acquisition_time_factor
+from .decay import DecayInfo, pet_frame_factor
 from .dicomtags import Sourced
 from .geometry import Grid, grid_of, image_from_array
 from .overrides import load_sidecar
@@ -179,8 +179,9 @@ def load_nifti_pet_frames(series: NiftiSeries, administration: Administration, *
         if hours_between(inj, fstart) < 0:
             raise InputError(f"frame at {fstart.isoformat()} starts before the injection {inj.isoformat()}",
                              source=src)
-        df = acquisition_time_factor(info, administration.nuclide, mid_h=mid_h, series_start_h=series_start_h)
+        df = pet_frame_factor(info, administration.nuclide, start_h=hours_between(inj, fstart), duration_s=d_s,
+                              series_start_h=series_start_h)
         prov = {"units": units.source, "acquisition_start": start.source, "decay_state": info.source,
-                "decay_factor": f"{df:.8f} ({info.state.value} → mid-frame)"}
+                "decay_factor": f"{df:.8f} ({info.state.value}, frame mean → mid-frame)"}
         out.append((image_from_array((vol * df).astype(np.float32), grid), fstart, d_s, mid_h, prov))
     return out

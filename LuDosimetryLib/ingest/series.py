@@ -12,7 +12,7 @@ from ..calibration.store import CalibrationStore
 from ..errors import ConsistencyError, DicomError, InputError
 from ..model import Administration, Camera
 from ..timing import hours_between, mid_acquisition_time_h
-from .decay import acquisition_time_factor, read_decay_info
+from .decay import acquisition_time_factor, pet_frame_factor, read_decay_info
 from .dicomtags import Sourced, first_item, get_datetime, get_float, get_str, read_header, tag_label
 from .discovery import SeriesInfo, acquisition_start
 from .geometry import image_from_array, nm_grid, stack_grid
@@ -351,12 +351,12 @@ def load_pet_frames(series: SeriesInfo, administration: Administration, *, user:
         # Frame Reference Time is an offset from the series reference time (Series Date/Time),
         # whatever the decay-correction reference is
         reference_h = None if frt_ms is None else series_start_h + frt_ms / 3.6e6
-        df = acquisition_time_factor(info, administration.nuclide, mid_h=mid_h, series_start_h=series_start_h,
-                                     reference_h=reference_h)
+        df = pet_frame_factor(info, administration.nuclide, start_h=hours_between(inj, start), duration_s=dur.value,
+                              series_start_h=series_start_h, reference_h=reference_h)
         arr = (values * df).astype(np.float32)
         prov = {"units": u.source, "decay_state": info.source, "duration_s": dur.source,
                 "acquisition_start": f"DICOM AcquisitionDate/Time in {name0}",
-                "decay_factor": f"{df:.8f} ({info.state.value} → mid-frame)"}
+                "decay_factor": f"{df:.8f} ({info.state.value}, frame mean → mid-frame)"}
         out.append(LoadedEmission(image_from_array(arr, grid), start, float(dur.value), mid_h, "Bq/mL",
                                   info.state.value, tuple(sorted(info.corrections)), None, "not needed (Bq/mL)",
                                   prov))
