@@ -295,7 +295,11 @@ def quantify_bed(values: np.ndarray, grid, *, units: Sourced, start: Sourced, du
         else:
             rate = user.get("count_rate_cps") or Sourced(float(values.sum()) / duration.value,
                                                          "Σ reconstructed counts / acquisition duration")
-            f_dt = dead_time_factor(rate.value, tau.value)
+            try:
+                f_dt = dead_time_factor(rate.value, tau.value)
+            except InputError as exc:
+                raise InputError(f"dead-time correction ({rate.source}, τ from {tau.source}): {exc}",
+                                 source=src) from None
             prov["dead_time"] = (f"paralysable τ = {tau.value:g} s ({tau.source}), m = {rate.value:.6g} cps "
                                  f"({rate.source}): factor {f_dt:.6f}")
         conc = counts_to_Bq_per_mL(values, duration_s=duration.value, sensitivity_cps_per_MBq=sens.value,
