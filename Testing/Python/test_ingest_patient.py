@@ -78,7 +78,9 @@ def _expected_conc(counts: np.ndarray) -> np.ndarray:
 def test_dicom_patient_loads_to_hand_computed_concentrations_and_times(tmp_path):
     truth = make_patient(tmp_path)
     rec = RunRecord("test")
-    pat = load_patient(tmp_path, record=rec)
+    steps = []
+    pat = load_patient(tmp_path, record=rec, progress=lambda f, m: steps.append(f))
+    assert steps[-1] == 1.0 and all(b >= a for a, b in zip(steps, steps[1:]))
     assert len(pat.cycles) == 1
     cyc = pat.cycles[0]
     assert cyc.administration.injection_datetime == INJ

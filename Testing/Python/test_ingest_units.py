@@ -186,3 +186,15 @@ def test_stitching_weights_overlap_and_keeps_each_beds_time():
     assert st.bed_extents_mm == ((-2.5, 47.5), (22.5, 72.5))
     same = stitch_beds([_bed(1.0, 0.0), _bed(1.0, 25.0)], [5.0, 5.0])
     assert same.time_map_h is None and np.allclose(sitk.GetArrayFromImage(same.image), 1.0)
+
+
+def test_tolerant_dates_and_times_and_refused_garbage():
+    from LuDosimetryLib.ingest.dicomtags import parse_da, parse_dt, parse_tm
+
+    assert parse_da("2026.03.02", source="f", keyword="StudyDate") == datetime(2026, 3, 2).date()
+    assert parse_tm("09:05:07", source="f", keyword="AcquisitionTime").isoformat() == "09:05:07"
+    assert parse_tm("0905", source="f", keyword="AcquisitionTime").isoformat() == "09:05:00"
+    assert parse_dt("20260302090507.25+0100", source="f", keyword="AcquisitionDateTime") == \
+        datetime(2026, 3, 2, 9, 5, 7, 250000)
+    with pytest.raises(DicomError, match=r"f: AcquisitionTime \(0008,0032\) is '25:00'; expected a time"):
+        parse_tm("25:00", source="f", keyword="AcquisitionTime")
