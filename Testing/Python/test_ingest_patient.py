@@ -3,6 +3,7 @@ the NIfTI route, the inspect command, and every bad input of issue 3."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from datetime import datetime, timedelta
@@ -80,7 +81,7 @@ def test_dicom_patient_loads_to_hand_computed_concentrations_and_times(tmp_path)
     rec = RunRecord("test")
     steps = []
     pat = load_patient(tmp_path, record=rec, progress=lambda f, m: steps.append(f))
-    assert steps[-1] == 1.0 and all(b >= a for a, b in zip(steps, steps[1:]))
+    assert steps[-1] == 1.0 and all(b >= a for a, b in itertools.pairwise(steps))
     assert len(pat.cycles) == 1
     cyc = pat.cycles[0]
     assert cyc.administration.injection_datetime == INJ
