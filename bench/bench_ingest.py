@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from LuDosimetryLib.calibration.store import CalibrationEntry, CalibrationStore
 from LuDosimetryLib.dicomio import (
     DicomPatient,
