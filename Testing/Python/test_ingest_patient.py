@@ -343,3 +343,21 @@ def test_failed_inspect_writes_nothing(tmp_path, capsys):
     assert "Units (0054,1001)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     shutil.rmtree(tmp_path / "p")
+
+
+def test_second_cycle_gets_its_own_administration_and_times(tmp_path):
+    make_patient(tmp_path, tp2_start=None)
+    inj2 = INJ + timedelta(days=42, minutes=15)
+    rng = np.random.default_rng(2)
+    for label, start, time_only in (("tp1", inj2 + timedelta(hours=4), False),
+                                    ("tp2", inj2 + timedelta(hours=47), True)):
+        ds = nm_tomo(rng.uniform(10, 50, SHAPE), spacing=SP, acq_start=start, frame_duration_s=FRAME_S,
+                     projections=PROJ, injection=inj2, dose_MBq=7000.0, time_only=time_only)
+        write_series(ds, tmp_path / "dicom" / "cycle2" / label / "NM_bed1")
+    pat = load_patient(tmp_path)
+    assert [c.index for c in pat.cycles] == [1, 2]
+    c2 = pat.cycles[1]
+    assert c2.administration.injection_datetime == inj2
+    assert c2.administration.injected_activity_Bq == pytest.approx(7.0e9)
+    assert [round(tp.time_h * 3600) for tp in c2.timepoints] == [4 * 3600 + 300, 47 * 3600 + 300]
+    assert len(pat.cycles[0].timepoints) == 1
