@@ -22,6 +22,7 @@ Nothing is written: the function returns a Patient or raises a
 from __future__ import annotations
 
 import itertools
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -498,9 +499,12 @@ def _run(folder, *, calibration_store, overrides, expected_nuclide, record, prog
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("patient folder does not exist or is not a folder", source=str(folder))
+    rec = record if record is not None else RunRecord(command="ingest")
     if calibration_store is None and (folder / "calibration.json").is_file():
         calibration_store = CalibrationStore.load(folder / "calibration.json")
-    rec = record if record is not None else RunRecord(command="ingest")
+        data = (folder / "calibration.json").read_bytes()
+        rec.inputs["calibration_store"] = {"path": str(folder / "calibration.json"),
+                                           "sha256": hashlib.sha256(data).hexdigest()}
     ctx = _Ctx(folder, calibration_store, normalise_overrides(overrides), expected_nuclide, rec, progress)
     if route not in ("auto", "dicom", "nifti"):
         raise InputError(f"route {route!r}; expected auto, dicom or nifti", source="route")
