@@ -21,8 +21,8 @@ Nothing is written: the function returns a Patient or raises a
 
 from __future__ import annotations
 
-import itertools
 import hashlib
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
