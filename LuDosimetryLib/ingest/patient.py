@@ -267,7 +267,9 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         raise InputError("no DICOM series found", source=str(root))
     pids = {s.patient_id for s in series}
     pid = next(iter(pids))
-    users = {s.series_uid: {**sidecar_for_series(s.folder, ctx.folder), **ctx.overrides} for s in series}
+    sidecars = {s.series_uid: sidecar_for_series(s.folder, ctx.folder) for s in series}
+    # command-line values are about the therapy SPECT; PET series take their sidecars only
+    users = {uid: {**sc, **ctx.overrides} for uid, sc in sidecars.items()}
     cts = [s for s in series if s.kind == "CT"]
     spects = [s for s in series if s.kind == "SPECT"]
     pets = [s for s in series if s.kind == "PET"]
@@ -283,7 +285,8 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         raise InputError(f"no SPECT or PET series found; series found: {kinds}", source=str(root))
     heads: dict[str, InjectionHeader] = {}
     for s in [*spects, *pets]:
-        start = users[s.series_uid].get("acquisition_start")
+        u = users[s.series_uid] if s.kind == "SPECT" else sidecars[s.series_uid]
+        start = u.get("acquisition_start")
         heads[s.series_uid] = read_injection_header(s.header, source=str(s.files[0]), modality=s.modality,
                                                     acquisition_start=start.value if start else s.acquisition_start,
                                                     warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
@@ -329,7 +332,7 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                 ctx.warn(f"no CT found for cycle {ci} {label} ({group[0][1].name})", source=group[0][1].name)
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
-    studies = _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total)
+    studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
     seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
     return cycles, studies, seg, pid
 

@@ -118,6 +118,9 @@ def test_written_dynamic_pet_frames_come_back_at_mid_frame(tmp_path, dc):
     (study_,) = pat.pet_studies
     assert study_.administration.nuclide == "Ga-68"
     assert study_.administration.injected_activity_Bq == pytest.approx(1.5e8)
+    # command-line values are about the therapy SPECT and never reach the PET administration
+    (other,) = load_patient(tmp_path, overrides={"injected_activity_Bq": 7e9}).pet_studies
+    assert other.administration.injected_activity_Bq == pytest.approx(1.5e8)
     lam = ga.decay_constant_per_h
     for f, t, v in zip(study_.dynamic_frames, timings, (5e4, 3e4, 2e4)):
         T_h = t.duration_s / 3600
