@@ -198,3 +198,19 @@ def test_tolerant_dates_and_times_and_refused_garbage():
         datetime(2026, 3, 2, 9, 5, 7, 250000)
     with pytest.raises(DicomError, match=r"f: AcquisitionTime \(0008,0032\) is '25:00'; expected a time"):
         parse_tm("25:00", source="f", keyword="AcquisitionTime")
+
+
+def test_quantitative_spect_stored_as_pt_loads_as_a_spect_timepoint(tmp_path):
+    from LuDosimetryLib.ingest import load_patient
+
+    start = INJ + timedelta(hours=24)
+    conc = np.random.default_rng(4).uniform(0, 4e4, (6, 5, 5))
+    write_series(pt_series([conc], starts=[start], durations_s=[1200.0], injection=INJ, dose_Bq=7.4e9,
+                           nuclide_meaning="^177^Lutetium", pharm="177Lu-PSMA-617", decay_correction="NONE"),
+                 tmp_path / "xspect")
+    pat = load_patient(tmp_path)
+    (tp,) = pat.cycles[0].timepoints
+    assert tp.time_h * 3600 == pytest.approx(24 * 3600 + 600, abs=1e-6)
+    assert pat.cycles[0].administration.injected_activity_Bq == pytest.approx(7.4e9)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(tp.spect), conc, rtol=1e-6, atol=conc.max() / 30000)
+    assert "Units (0054,1001)" in tp.beds[0].provenance["units"]
