@@ -155,7 +155,8 @@ def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label
                                        source=f"cycle {cycle}")
 
 
-def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int) -> Timepoint:
+def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int,
+                    ct_source: str = "") -> Timepoint:
     _duplicate_beds([(n, le) for n, _, le in beds], cycle=cycle, label=label)
     beds = sorted(beds, key=lambda b: b[2].acquisition_start)
     bed_objs = tuple(Bed(le.acquisition_start, le.duration_s, le.time_h, le.image, _axial_extent(le.image), uid,
@@ -168,7 +169,8 @@ def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmis
     time_h = float(np.mean([le.time_h for _, _, le in beds]))
     cam = next((le.camera for _, _, le in beds if le.camera is not None), None)
     return Timepoint(label, time_h, spect, ct, bed_objs, tmap, cam,
-                     {"beds": [n for n, _, _ in beds], "time_h": "mean of the beds' mid-acquisition times"})
+                     {"beds": [n for n, _, _ in beds], "time_h": "mean of the beds' mid-acquisition times",
+                      "ct": ct_source or ("none found" if ct is None else "")})
 
 
 def _group_timepoints(items: list) -> list[list]:
@@ -317,7 +319,11 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         for ti, group in enumerate(_group_timepoints(loaded), start=1):
             label = f"tp{ti}"
             ct_info, ct = ct_of(group[0][1])
-            tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci)
+            same_for = ct_info is not None and ct_info.frame_of_reference_uid == group[0][1].frame_of_reference_uid
+            ct_src = "" if ct_info is None else (
+                f"{ct_info.name}: HU = stored × RescaleSlope (0028,1053) + RescaleIntercept (0028,1052); paired by "
+                f"{'FrameOfReferenceUID' if same_for else 'study/time'}")
+            tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci, ct_src)
             tps.append(tp)
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
@@ -455,7 +461,8 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                 import SimpleITK as sitk
 
                 ct = sitk.Cast(ct, sitk.sitkFloat32)
-            tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci)
+            tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci,
+                                 "" if ct_s is None else f"{ct_s.name} (HU as stored)")
             tps.append(tp)
             for _, s, le in group:
                 ctx.rows.append(_row("SPECT", s.name, le=le, admin=admin, cycle=ci, timepoint=label, image=le.image,

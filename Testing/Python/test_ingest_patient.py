@@ -115,6 +115,7 @@ def test_dicom_patient_loads_to_hand_computed_concentrations_and_times(tmp_path)
     assert tm[-1, 0, 0] == pytest.approx(tp1.beds[1].time_h, abs=1e-5)
     assert tp1.beds[0].time_h < tm[10, 0, 0] < tp1.beds[1].time_h
     assert tp1.ct is not None and tp1.ct.GetSize() == (10, 10, 20)
+    assert "paired by FrameOfReferenceUID" in tp1.provenance["ct"]
     assert np.allclose(sitk.GetArrayViewFromImage(tp1.ct), 0.0)
     assert rec.stages["ingest"]["series"]
 
