@@ -30,7 +30,8 @@ __all__ = ["SeriesInfo", "scan_folder", "classify", "pair_ct", "acquisition_star
 
 #: Files with these suffixes are never read as DICOM.
 SKIPPED_SUFFIXES = (".json", ".csv", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".txt", ".md",
-                    ".html", ".png", ".jpg", ".jpeg", ".pdf", ".xml", ".py", ".zip", ".log")
+                    ".html", ".png", ".jpg", ".jpeg", ".pdf", ".xml", ".py", ".zip", ".log", ".db", ".ini", ".lnk",
+                    ".bak", ".tmp", ".sh", ".bat", ".exe", ".dll")
 _PET_NUCLIDES = {"F-18", "Ga-68", "C-11", "N-13", "O-15", "Cu-64", "Zr-89", "Rb-82", "I-124"}
 PAIR_MAX_H = 2.0
 

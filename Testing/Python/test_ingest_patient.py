@@ -362,3 +362,23 @@ def test_second_cycle_gets_its_own_administration_and_times(tmp_path):
     assert c2.administration.injected_activity_Bq == pytest.approx(7.0e9)
     assert [round(tp.time_h * 3600) for tp in c2.timepoints] == [4 * 3600 + 300, 47 * 3600 + 300]
     assert len(pat.cycles[0].timepoints) == 1
+
+
+def test_nifti_sidecar_without_units_or_timing_is_refused(tmp_path):
+    truth = make_patient(tmp_path, tp2_start=None)
+    _write_nifti_copy(tmp_path, truth)
+    side = tmp_path / "nifti" / "cycle1" / "tp1" / "nm_bed1.json"
+    doc = json.loads(side.read_text())
+    del doc["units"]
+    side.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"nm_bed1\.nii\.gz: no 'units' in the sidecar; expected counts or Bq/mL"):
+        load_patient(tmp_path, route="nifti")
+    doc["units"] = "counts"
+    del doc["acquisition_start"]
+    side.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"nm_bed1\.nii\.gz: no 'acquisition_start' in the sidecar"):
+        load_patient(tmp_path, route="nifti")
+    doc["acquisition_start"] = "yesterday"
+    side.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"nm_bed1\.json: acquisition_start: 'yesterday' is not an ISO datetime"):
+        load_patient(tmp_path, route="nifti")
