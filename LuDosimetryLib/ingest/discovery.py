@@ -26,7 +26,8 @@ from ..timing import hours_between
 from .dicomtags import Sourced, first_item, get_datetime, get_str, read_header, tag_label
 from .injection import parse_nuclide_text
 
-__all__ = ["SeriesInfo", "scan_folder", "classify", "pair_ct", "acquisition_start", "SKIPPED_SUFFIXES"]
+__all__ = ["SeriesInfo", "scan_folder", "classify", "pair_ct", "ct_candidates", "acquisition_start",
+           "SKIPPED_SUFFIXES"]
 
 #: Files with these suffixes are never read as DICOM.
 SKIPPED_SUFFIXES = (".json", ".csv", ".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".txt", ".md",
@@ -177,18 +178,30 @@ def scan_folder(folder: str | Path, *, progress: Callable[[float, str], None] | 
     return tuple(out)
 
 
-def pair_ct(series: SeriesInfo, cts: Sequence[SeriesInfo]) -> SeriesInfo | None:
-    """The CT of an emission series (Frame of Reference, then study, then nearest time within 2 h)."""
+def ct_candidates(series: SeriesInfo, cts: Sequence[SeriesInfo]) -> tuple[str, list[SeriesInfo]]:
+    """The CT series that may belong to an emission series, at the first level that matches.
+
+    Returns the level (``"FrameOfReferenceUID"``, ``"study"``, ``"time"`` or ``""``) and the
+    candidates, best first: most slices, then nearest in time.
+    """
 
     def dt(c: SeriesInfo) -> float:
         if c.acquisition_start is None or series.acquisition_start is None:
             return float("inf")
         return abs(hours_between(c.acquisition_start, series.acquisition_start))
 
-    for match in (lambda c: c.frame_of_reference_uid and c.frame_of_reference_uid == series.frame_of_reference_uid,
-                  lambda c: c.study_uid and c.study_uid == series.study_uid,
-                  lambda c: dt(c) <= PAIR_MAX_H):
+    for level, match in (
+            ("FrameOfReferenceUID",
+             lambda c: c.frame_of_reference_uid and c.frame_of_reference_uid == series.frame_of_reference_uid),
+            ("study", lambda c: c.study_uid and c.study_uid == series.study_uid),
+            ("time", lambda c: dt(c) <= PAIR_MAX_H)):
         cands = [c for c in cts if match(c)]
         if cands:
-            return min(cands, key=dt)
-    return None
+            return level, sorted(cands, key=lambda c: (-len(c.files), dt(c)))
+    return "", []
+
+
+def pair_ct(series: SeriesInfo, cts: Sequence[SeriesInfo]) -> SeriesInfo | None:
+    """The CT of an emission series (Frame of Reference, then study, then nearest time within 2 h)."""
+    _, cands = ct_candidates(series, cts)
+    return cands[0] if cands else None

@@ -38,7 +38,7 @@ from ..nuclides import get_nuclide
 from ..results import RunRecord
 from ..units import S_PER_H
 from .dicomtags import Sourced, tag_label
-from .discovery import SeriesInfo, pair_ct, scan_folder
+from .discovery import SeriesInfo, ct_candidates, scan_folder
 from .injection import InjectionHeader, read_injection_header, resolve_administration
 from .nifti import (
     NiftiSeries,
@@ -295,9 +295,14 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     ct_cache: dict[str, Any] = {}
 
     def ct_of(s: SeriesInfo):
-        c = pair_ct(s, cts)
-        if c is None:
+        level, cands = ct_candidates(s, cts)
+        if not cands:
             return None, None
+        c = cands[0]
+        if len(cands) > 1:
+            ctx.warn(f"{s.name}: {len(cands)} CT series match by {level} (SeriesInstanceUID (0020,000E) "
+                     + ", ".join(f"{x.series_uid} with {len(x.files)} slices" for x in cands)
+                     + f"); using the one with most slices, {c.name}", source=s.name)
         if c.series_uid not in ct_cache:
             ct_cache[c.series_uid] = load_ct(c)
         return c, ct_cache[c.series_uid]

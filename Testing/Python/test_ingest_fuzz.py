@@ -44,6 +44,10 @@ TARGETS = [
     (("RadiopharmaceuticalInformationSequence", "RadionuclideCodeSequence"), "CodeMeaning"),
     (("EnergyWindowInformationSequence", "EnergyWindowRangeSequence"), "EnergyWindowLowerLimit"),
 ]
+#: CT slice attributes (one slice of the paired CT is corrupted).
+CT_TARGETS = [((), kw) for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows",
+                                  "RescaleSlope", "RescaleIntercept", "PatientID", "SeriesInstanceUID",
+                                  "FrameOfReferenceUID", "Modality", "StudyInstanceUID", "AcquisitionTime")]
 _NUMERIC_VR = {"US", "UL", "SS", "SL", "FL", "FD", "IS", "DS"}
 
 
@@ -74,6 +78,10 @@ def _summary(p) -> dict:
                 out[f"bed{i}"] = (round(b.time_h, 9), float(np.float32(arr.sum())), b.image.GetSize(),
                                   tuple(np.round(b.image.GetOrigin(), 4)), tuple(np.round(b.image.GetSpacing(), 4)),
                                   tuple(np.round(b.image.GetDirection(), 4)))
+            ct = tp.ct
+            out[f"{tp.label}_ct"] = None if ct is None else (
+                float(sitk.GetArrayViewFromImage(ct).sum()), ct.GetSize(), tuple(np.round(ct.GetOrigin(), 4)),
+                tuple(np.round(ct.GetSpacing(), 4)), tuple(np.round(ct.GetDirection(), 4)))
     return out
 
 
@@ -82,6 +90,7 @@ def _sources(p, rec) -> str:
     for c in p.cycles:
         parts += list(c.administration.provenance.values())
         for tp in c.timepoints:
+            parts += [str(v) for v in tp.provenance.values()]
             for b in tp.beds:
                 parts += [str(v) for v in b.provenance.values()]
     return " | ".join(parts)
@@ -92,14 +101,16 @@ values = st.one_of(st.just(None), st.just(""), st.text(st.characters(codec="asci
                    st.integers(-5, 70000), st.floats(-1e7, 1e7, allow_nan=False))
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=50, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(target=st.sampled_from(TARGETS), value=values)
+@given(target=st.one_of(st.sampled_from(TARGETS).map(lambda t: ("NM", t)),
+                        st.sampled_from(CT_TARGETS).map(lambda t: ("CT", t))), value=values)
 def test_corrupted_headers_end_in_named_error_or_sourced_change(base, tmp_path_factory, target, value):
     root, truth = base
     work = tmp_path_factory.mktemp("fuzz")
     shutil.copytree(root, work, dirs_exist_ok=True)
-    f = work / "dicom" / "NM" / "IM_0000.dcm"
+    which, target = target
+    f = work / "dicom" / which / ("IM_0000.dcm" if which == "NM" else "IM_0002.dcm")
     ds = pydicom.dcmread(f)
     item = ds
     for seq in target[0]:
