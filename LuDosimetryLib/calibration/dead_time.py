@@ -4,7 +4,8 @@ A paralysable counting system records ``m = n·e^(−nτ)`` counts per second wh
 (Knoll, *Radiation Detection and Measurement*, 4th ed., ch. 4.VII). The true rate follows from the
 observed one by the principal branch of the Lambert W function, ``n = −W₀(−mτ)/τ``, valid while
 ``mτ ≤ 1/e`` (the maximum of the observed rate, reached at ``n = 1/τ``); beyond it the observed
-rate is ambiguous and the scan cannot be corrected.
+rate is ambiguous and the scan cannot be corrected. That inversion is ingest's
+(:func:`LuDosimetryLib.ingest.quant.paralysable_true_rate_cps`), used here too.
 
 τ is measured from a decay series: the same source scanned several times as it decays (the
 decaying-source method, Knoll ch. 4.VII.C). The true rate decays physically, ``n(t) = n₀·e^(−λt)``
@@ -23,13 +24,12 @@ from datetime import datetime
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.special import lambertw
 
 from ..errors import InputError
 from ..nuclides import get_nuclide
 from ..timing import hours_between
 
-__all__ = ["paralysable_observed_rate", "true_rate_from_observed", "live_fraction", "DeadTimeFit",
+__all__ = ["paralysable_observed_rate", "live_fraction", "DeadTimeFit",
            "fit_dead_time", "MIN_LOSS_FOR_FIT"]
 
 #: The highest count loss of a series must exceed this fraction for τ to be measurable.
@@ -55,39 +55,6 @@ def live_fraction(true_cps: float | np.ndarray, tau_s: float) -> float | np.ndar
     """Fraction of true counts recorded, ``e^(−nτ)`` (dimensionless)."""
     out = np.exp(-np.asarray(true_cps, dtype=float) * tau_s)
     return float(out) if np.ndim(true_cps) == 0 else out
-
-
-def true_rate_from_observed(observed_cps: float | np.ndarray, tau_s: float, *,
-                            source: str = "observed count rate") -> float | np.ndarray:
-    """True count rate n (cps) from the observed rate m (cps): ``n = −W₀(−mτ)/τ``.
-
-    Parameters
-    ----------
-    observed_cps : float or array
-        Observed rate m (cps), ≥ 0.
-    tau_s : float
-        Paralysable dead time τ (s); 0 returns ``observed_cps`` unchanged.
-    source : str
-        Named in the error message.
-
-    Raises
-    ------
-    InputError
-        If ``mτ > 1/e``: the observed rate exceeds the maximum a paralysable system can record, so
-        the scan is beyond correction (or τ is wrong).
-    """
-    m = np.asarray(observed_cps, dtype=float)
-    if tau_s < 0 or not math.isfinite(tau_s):
-        raise InputError(f"must be finite and ≥ 0 s, got {tau_s}", source="dead_time_s")
-    if tau_s == 0:
-        return float(m) if m.ndim == 0 else m.copy()
-    x = m * tau_s
-    if np.any(x > 1.0 / math.e):
-        raise InputError(f"observed rate {float(np.max(m)):.4g} cps × τ {tau_s:.3g} s = {float(np.max(x)):.3f} "
-                         f"exceeds 1/e: beyond the maximum observable rate of a paralysable system "
-                         f"({1 / (math.e * tau_s):.4g} cps); it cannot be corrected", source=source)
-    n = -np.real(lambertw(-x, 0)) / tau_s
-    return float(n) if m.ndim == 0 else n
 
 
 @dataclass(frozen=True)

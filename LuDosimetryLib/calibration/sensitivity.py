@@ -34,10 +34,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import InputError
+from ..ingest.quant import paralysable_true_rate_cps
 from ..nuclides import get_nuclide
 from ..timing import frame_average_decay_factor, hours_between
 from ..units import BQ_PER_MBQ, S_PER_H
-from .dead_time import true_rate_from_observed
 from .geometry import ball_structure, distance_to_fov_edge_mm, phantom_mask_from_ct, voxel_volume_mL
 
 __all__ = ["SensitivityResult", "sensitivity_from_cylinder", "activity_during_acquisition_Bq", "METHODS"]
@@ -199,7 +199,7 @@ def sensitivity_from_cylinder(spect: sitk.Image, ct: sitk.Image, *, assay_activi
     counts = float(counts_img[voi].sum())
     total_fov = float(counts_img.sum())
     observed = total_fov / duration_s
-    true = true_rate_from_observed(observed, dead_time_s, source="cylinder scan")
+    true = paralysable_true_rate_cps(observed, dead_time_s)
     live = observed / true if true > 0 else 1.0
     a_MBq = activity / BQ_PER_MBQ
     phantom_mL = float(phantom.sum()) * vvox
