@@ -101,13 +101,20 @@ def test_missing_assay_time_is_refused_with_a_clear_message(scans, tmp_path, cap
     assert not (tmp_path / "c.json").exists()
 
 
-def test_calibration_scans_are_also_written_as_dicom(tmp_path):
+def test_ingest_reads_the_dicom_calibration_scan_with_the_stored_sensitivity(tmp_path):
+    from LuDosimetryLib.calibration.store import CalibrationStore
+    from LuDosimetryLib.ingest import load_patient
     from LuDosimetryLib.phantom.calibration_scans import cylinder_scan, write_scan
 
     st = CalibrationScanSettings(slices=40, matrix=48, seed=1)
     scan = cylinder_scan(st, length_mm=120.0, radius_mm=80.0)
     folder = write_scan(scan, tmp_path / "cyl", dicom=True, settings=st)
-    nm = sitk.ReadImage(str(next((folder / "dicom" / "NM").glob("*.dcm"))))
-    assert float(np.asarray(sitk.GetArrayViewFromImage(nm), dtype=float).sum()) == pytest.approx(
-        float(np.asarray(sitk.GetArrayViewFromImage(scan.spect), dtype=float).sum()), rel=1e-6)
     assert len(list((folder / "dicom" / "CT").glob("*.dcm"))) == 40
+    store = tmp_path / "calibration.json"
+    assert _calibrate("sensitivity", folder, "--store", store, "--fwhm-mm", 11, "--dead-time-s", st.dead_time_s) == 0
+    # ingest: DICOM NM counts → Bq/mL with this store (dead time corrected with the stored τ)
+    patient = load_patient(folder / "dicom", calibration_store=CalibrationStore.load(store))
+    tp = patient.cycles[0].timepoints[0]
+    total_Bq = float(np.asarray(sitk.GetArrayViewFromImage(tp.spect), dtype=float).sum()
+                     * np.prod(tp.spect.GetSpacing()) / 1000.0)
+    assert total_Bq == pytest.approx(scan.truth["mean_activity_during_acquisition_Bq"], rel=0.02)
