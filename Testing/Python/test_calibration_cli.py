@@ -64,6 +64,20 @@ def test_calibrate_stores_sensitivity_dead_time_and_recovery_keyed_on_the_camera
     assert latest.recovery is not None
 
 
+def test_calibrate_dead_time_adds_tau_to_the_systems_latest_entry(scans, tmp_path, capsys):
+    out, truth = scans
+    store = tmp_path / "calibration.json"
+    decay = sorted((out / "decay").iterdir())
+    # τ needs an entry of this system to add to
+    assert _calibrate("dead-time", *decay, "--store", store) == 2
+    assert "store is empty" in capsys.readouterr().err
+    assert _calibrate("sensitivity", out / "cylinder", "--store", store, "--fwhm-mm", 11, "--dead-time-s", 0) == 0
+    assert _calibrate("dead-time", *reversed(decay), "--store", store, "--out", tmp_path / "dt") == 0
+    e = CalibrationStore.load(store).lookup(truth["camera_key"])
+    assert e.dead_time_s == pytest.approx(SETTINGS.dead_time_s, rel=0.10)
+    assert json.loads((tmp_path / "dt" / "dead_time.json").read_text())["max_loss_fraction"] > 0.2
+
+
 def _other_system_copy(src, dst, **camera):
     shutil.copytree(src, dst)
     side = json.loads((dst / "nm.json").read_text())
