@@ -7,7 +7,7 @@ the calibration store keyed on the scan's camera, collimator, energy windows and
 that key. A scan from another system than the store's entries is refused, the message naming the
 field that differs. Scan folders are ``nm.nii.gz`` + ``nm.json`` + ``ct.nii.gz``
 (:mod:`LuDosimetryLib.calibration.scans`). With ``--out`` the details go to a results folder
-(JSON/CSV, a PNG plot, run.json).
+(JSON/CSV, a PNG plot, report.html with a calibration section, run.json).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..calibration.scans import read_calibration_scan
 from ..calibration.sensitivity import METHODS, sensitivity_from_cylinder
 from ..calibration.store import CalibrationEntry, CalibrationStore
 from ..errors import InputError
+from ..report import Report
 from ..results import RunRecord, atomic_directory, to_jsonable, write_csv, write_json
 from ..units import BQ_PER_MBQ
 
@@ -255,6 +256,32 @@ def _run_dead_time(args, record: RunRecord) -> tuple[dict, dict]:
     return {"camera_key": key, "date": date, **to_jsonable(asdict(fit))}, {}
 
 
+def _report(kind: str, details: dict, extra: dict, record: RunRecord) -> Report:
+    """report.html: the calibration section (numbers, per-sphere table, plot) and the warnings."""
+    rep = Report(f"Calibration: {kind}")
+    sec = rep.section("calibration", "Calibration")
+    sec.paragraph(f"System: {details['camera_key']} — date {details['date']}.")
+    if kind == "sensitivity":
+        sec.table([{"sensitivity_cps_per_MBq": details["sensitivity_cps_per_MBq"],
+                    "rel_uncertainty": details["rel_uncertainty"], "method": details["method"],
+                    "margin_mm": details["margin_mm"], "activity_MBq": details["activity_MBq"],
+                    "live_fraction": details["live_fraction"], "dead_time_source": details["dead_time_source"]}])
+    elif kind == "recovery":
+        curve = extra["curve"]
+        sec.paragraph(f"Curve {curve.model}: " + ", ".join(f"{k} = {v:.4g}" for k, v in curve.parameters.items())
+                      + f"; residual RMS {curve.residual_rel_rms:.1%}.")
+        sec.table([{"name": m.name, "volume_mL": m.volume_mL, "recovery": m.recovery, "fitted":
+                    curve.coefficient(m.volume_mL)[0], "resolved": m.resolved, "flags": "; ".join(m.flags)}
+                   for m in extra["measured"]])
+        sec.figure("recovery.png", "Recovery coefficient vs sphere volume")
+    else:
+        sec.table([{"dead_time_s": details["dead_time_s"], "rel_uncertainty": details["dead_time_rel_uncertainty"],
+                    "max_loss_fraction": details["max_loss_fraction"]}])
+    if record.warnings:
+        rep.section("warnings", "Warnings").table(record.warnings, ["stage", "source", "message"])
+    return rep
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one calibration and append it to the store."""
     record = RunRecord(f"ludosimetry calibrate {args.kind}")
@@ -276,5 +303,7 @@ def run(args: argparse.Namespace) -> int:
                 write_csv(tmp / "recovery.csv", rows, list(rows[0]))
                 _plot_recovery(extra["measured"], extra["curve"], tmp / "recovery.png")
             record.outputs[f"{name}.json"] = f"{args.kind} calibration details"
+            _report(args.kind, details, extra, record).write(tmp / "report.html")
+            record.outputs["report.html"] = "calibration section"
             record.write(tmp)
     return 0

@@ -43,7 +43,7 @@ def test_calibrate_stores_sensitivity_dead_time_and_recovery_keyed_on_the_camera
     curve = RecoveryCurve.from_dict(e2.recovery)
     assert e2.sensitivity_cps_per_MBq == e.sensitivity_cps_per_MBq and e2.dead_time_s == e.dead_time_s
     assert 0.6 < curve.coefficient(20.0)[0] < 0.8
-    for name in ("recovery.json", "recovery.csv", "recovery.png", "run.json"):
+    for name in ("recovery.json", "recovery.csv", "recovery.png", "report.html", "run.json"):
         assert (res / name).is_file()
     # the 10-mm sphere is flagged unresolved in the table and in run.json
     assert "unresolved" in (res / "recovery.csv").read_text()
