@@ -29,6 +29,7 @@ from ..calibration.scans import read_calibration_scan
 from ..calibration.sensitivity import METHODS, sensitivity_from_cylinder
 from ..calibration.store import CalibrationEntry, CalibrationStore
 from ..errors import InputError
+from ..ingest.quant import dead_time_factor
 from ..report import Report
 from ..results import RunRecord, atomic_directory, to_jsonable, write_csv, write_json
 from ..units import BQ_PER_MBQ
@@ -217,8 +218,10 @@ def _run_recovery(args, record: RunRecord) -> tuple[dict, dict]:
         if args.background_conc_kBq_per_mL is None:
             raise InputError("give --background-conc-kBq-per-mL with --sphere-conc-kBq-per-mL (0 for cold)",
                              source="--background-conc-kBq-per-mL")
-        # counts → Bq/mL with the stored sensitivity of this very system
-        scale = BQ_PER_MBQ / scan.duration_s / base.sensitivity_cps_per_MBq / voxel_volume_mL(image)
+        # counts → Bq/mL with the stored sensitivity (and τ) of this very system, as ingest does
+        observed = float(np.asarray(sitk.GetArrayViewFromImage(image), dtype=np.float64).sum()) / scan.duration_s
+        f_dt = dead_time_factor(observed, base.dead_time_s or 0.0)
+        scale = f_dt * BQ_PER_MBQ / scan.duration_s / base.sensitivity_cps_per_MBq / voxel_volume_mL(image)
         image = sitk.Cast(image, sitk.sitkFloat64) * scale
         sphere_conc, background_conc = args.sphere_conc_kBq_per_mL * 1e3, args.background_conc_kBq_per_mL * 1e3
     measured, m_b = measure_sphere_recovery(image, _spheres(args.spheres),

@@ -64,6 +64,23 @@ def test_calibrate_stores_sensitivity_dead_time_and_recovery_keyed_on_the_camera
     assert latest.recovery is not None
 
 
+def test_recovery_from_absolute_concentrations_agrees_with_the_ratio_method(scans, tmp_path):
+    out, truth = scans
+    store = tmp_path / "calibration.json"
+    assert _calibrate("sensitivity", out / "cylinder", "--store", store, "--fwhm-mm", 11,
+                      "--dead-time-s", SETTINGS.dead_time_s) == 0
+    sph = truth["scans"]["spheres"]
+    common = ("--store", store, "--spheres", out / "spheres" / "spheres.json", "--fwhm-mm", 11)
+    assert _calibrate("recovery", out / "spheres", *common, "--sphere-to-background", 8) == 0
+    by_ratio = RecoveryCurve.from_dict(CalibrationStore.load(store).lookup(truth["camera_key"]).recovery)
+    assert _calibrate("recovery", out / "spheres", *common,
+                      "--sphere-conc-kBq-per-mL", sph["sphere_conc_Bq_per_mL"] / 1e3,
+                      "--background-conc-kBq-per-mL", sph["background_conc_Bq_per_mL"] / 1e3) == 0
+    absolute = RecoveryCurve.from_dict(CalibrationStore.load(store).lookup(truth["camera_key"]).recovery)
+    for v in (3.0, 8.0, 20.0):
+        assert absolute.coefficient(v)[0] == pytest.approx(by_ratio.coefficient(v)[0], rel=0.03)
+
+
 def test_calibrate_dead_time_adds_tau_to_the_systems_latest_entry(scans, tmp_path, capsys):
     out, truth = scans
     store = tmp_path / "calibration.json"
