@@ -1,7 +1,11 @@
-"""Reading a calibration scan folder: ``nm.nii.gz`` + ``nm.json`` (sidecar) and ``ct.nii.gz``.
+"""Reading a calibration scan: NIfTI + sidecar, or DICOM (NM reconstructed tomo + CT).
 
-The layout :func:`LuDosimetryLib.phantom.calibration_scans.write_scan` writes and
-docs/conventions.md describes (NIfTI sidecar keys). Values read keep where they came from.
+NIfTI route: ``nm.nii.gz`` + ``nm.json`` (sidecar keys of docs/conventions.md) and ``ct.nii.gz``,
+the layout :func:`LuDosimetryLib.phantom.calibration_scans.write_scan` writes. DICOM route: a
+folder holding exactly one NM series (counts) and its CT, read with ingest's header readers
+(:mod:`LuDosimetryLib.ingest`: grid, pixel units and scaling, acquisition start and duration,
+camera key, RadiopharmaceuticalInformationSequence for the assay), so a calibration scan is
+read exactly as a patient scan is.
 """
 
 from __future__ import annotations
@@ -63,8 +67,58 @@ def _datetime(value, what: str, source: str) -> datetime | None:
         raise InputError(f"{what} is not an ISO datetime: {value!r}", source=source) from None
 
 
+def _read_dicom_scan(folder: Path, *, need_ct: bool) -> CalibrationScan:
+    from ..ingest.dicomtags import read_header
+    from ..ingest.discovery import acquisition_start, pair_ct, scan_folder
+    from ..ingest.geometry import image_from_array, nm_grid
+    from ..ingest.injection import read_injection_header
+    from ..ingest.quant import nm_acquisition_duration_s, pixel_units
+    from ..ingest.series import camera_from_header, load_ct, read_pixels
+
+    found = scan_folder(folder)
+    nms = [s for s in found if s.modality == "NM"]
+    if len(nms) != 1:
+        raise InputError(f"expected one NM series in a calibration scan folder, found {len(nms)}", source=str(folder))
+    nm = nms[0]
+    src = str(nm.files[0])
+    ds = read_header(nm.files[0], pixels=True)
+    grid, reverse, _ = nm_grid(ds, source=src)
+    px = read_pixels(ds, source=src).astype(float)
+    px = px[None] if px.ndim == 2 else px
+    px = px[::-1] if reverse else px
+    units = pixel_units(ds, source=src, default_counts=True)
+    if units.quantity != "counts":
+        raise InputError(f"the NM series holds {units.quantity}, not counts: a calibration needs reconstructed counts",
+                         source=src)
+    start = acquisition_start(ds, source=src)
+    if start is None:
+        raise InputError("AcquisitionDate/Time missing: need the acquisition start", source=src)
+    duration = nm_acquisition_duration_s(ds, source=src)
+    if duration is None:
+        raise InputError("acquisition duration missing (ActualFrameDuration × NumberOfFramesInRotation)", source=src)
+    camera, _ = camera_from_header(ds, source=src)
+    inj = read_injection_header(ds, source=src, modality="NM", acquisition_start=start.value)
+    ct_img = sitk.Image()
+    if need_ct:
+        ct = pair_ct(nm, [s for s in found if s.modality == "CT"])
+        if ct is None:
+            raise InputError("no CT of the same frame of reference beside the NM series", source=str(folder))
+        ct_img = load_ct(ct)
+    assay_time = None if inj.datetime is None or inj.time_only else inj.datetime.value
+    return CalibrationScan(folder, image_from_array(px * units.slope + units.intercept, grid), ct_img, camera,
+                           start.value, float(duration.value),
+                           None if inj.activity_Bq is None else float(inj.activity_Bq.value), assay_time,
+                           inj.nuclide.value if inj.nuclide is not None else "Lu-177",
+                           {"source": "DICOM", "file": src})
+
+
 def read_calibration_scan(folder: str | Path, *, need_ct: bool = True) -> CalibrationScan:
-    """Read ``folder/nm.nii.gz``, ``nm.json`` and (if ``need_ct``) ``ct.nii.gz``.
+    """Read a calibration scan folder: NIfTI + sidecar when ``nm.nii.gz`` is there, else DICOM.
+
+    NIfTI: ``folder/nm.nii.gz``, ``nm.json`` and (if ``need_ct``) ``ct.nii.gz``. DICOM: one NM
+    series (counts) and its CT anywhere under ``folder``. The assay is the
+    RadiopharmaceuticalInformationSequence's (or the sidecar's ``injection``) activity and
+    datetime; a start *time* without a date is not taken as an assay time.
 
     Raises
     ------
@@ -74,6 +128,8 @@ def read_calibration_scan(folder: str | Path, *, need_ct: bool = True) -> Calibr
     """
     folder = Path(folder)
     nm, side, ctp = folder / "nm.nii.gz", folder / "nm.json", folder / "ct.nii.gz"
+    if not nm.exists() and folder.is_dir() and any(folder.rglob("*.dcm")):
+        return _read_dicom_scan(folder, need_ct=need_ct)
     for p in (nm, side) + ((ctp,) if need_ct else ()):
         if not p.is_file():
             raise InputError("missing (a calibration scan folder holds nm.nii.gz, nm.json and ct.nii.gz)",

@@ -132,7 +132,7 @@ def test_missing_assay_time_is_refused_with_a_clear_message(scans, tmp_path, cap
     assert not (tmp_path / "c.json").exists()
 
 
-def test_ingest_reads_the_dicom_calibration_scan_with_the_stored_sensitivity(tmp_path):
+def test_dicom_calibration_scan_calibrates_and_is_read_back_by_ingest_with_the_stored_sensitivity(tmp_path):
     from LuDosimetryLib.calibration.store import CalibrationStore
     from LuDosimetryLib.ingest import load_patient
     from LuDosimetryLib.phantom.calibration_scans import cylinder_scan, write_scan
@@ -141,8 +141,18 @@ def test_ingest_reads_the_dicom_calibration_scan_with_the_stored_sensitivity(tmp
     scan = cylinder_scan(st, length_mm=120.0, radius_mm=80.0)
     folder = write_scan(scan, tmp_path / "cyl", dicom=True, settings=st)
     assert len(list((folder / "dicom" / "CT").glob("*.dcm"))) == 40
+    # calibrate reads the DICOM scan (ingest's header readers) as it reads the NIfTI one
+    from_nifti = tmp_path / "nifti.json"
+    assert _calibrate("sensitivity", folder, "--store", from_nifti, "--fwhm-mm", 11,
+                      "--dead-time-s", st.dead_time_s) == 0
     store = tmp_path / "calibration.json"
-    assert _calibrate("sensitivity", folder, "--store", store, "--fwhm-mm", 11, "--dead-time-s", st.dead_time_s) == 0
+    assert _calibrate("sensitivity", folder / "dicom", "--store", store, "--fwhm-mm", 11,
+                      "--dead-time-s", st.dead_time_s) == 0
+    s_dicom = CalibrationStore.load(store).entries[0]
+    s_nifti = CalibrationStore.load(from_nifti).entries[0]
+    assert s_dicom.camera_key == s_nifti.camera_key
+    assert s_dicom.sensitivity_cps_per_MBq == pytest.approx(s_nifti.sensitivity_cps_per_MBq, rel=1e-4)
+    assert s_dicom.sensitivity_cps_per_MBq == pytest.approx(st.sensitivity_cps_per_MBq, rel=0.02)
     # ingest: DICOM NM counts → Bq/mL with this store (dead time corrected with the stored τ)
     patient = load_patient(folder / "dicom", calibration_store=CalibrationStore.load(store))
     tp = patient.cycles[0].timepoints[0]
