@@ -304,19 +304,53 @@ def _initial_transform(fixed: sitk.Image, moving: sitk.Image, settings: Registra
         t[2] += shift
         c.SetTranslation(t)
         candidates.append(c)
-    coarse = replace(settings, shrink_factors=(settings.shrink_factors[0],),
-                     smoothing_sigmas_mm=(settings.smoothing_sigmas_mm[0],))
+    # evaluate the starts on one smoothed, shrunk copy of each image (the coarsest level)
+    f0, s0 = settings.shrink_factors[0], settings.smoothing_sigmas_mm[0]
+
+    def coarse(img: sitk.Image) -> sitk.Image:
+        sm = sitk.SmoothingRecursiveGaussian(img, s0) if s0 > 0 else img
+        return sitk.Shrink(sm, [f0] * 3) if f0 > 1 else sm
+
+    cf, cm = coarse(fixed), coarse(moving)
+    one = replace(settings, shrink_factors=(1,), smoothing_sigmas_mm=(0.0,))
     best, best_value = moments, math.inf
     for c in candidates:
-        reg = _method(coarse)
+        reg = _method(one)
         reg.SetInitialTransform(c)
         try:
-            value = reg.MetricEvaluate(fixed, moving)
+            value = reg.MetricEvaluate(cf, cm)
         except RuntimeError:  # too few samples overlap
             continue
         if value < best_value:
             best, best_value = c, value
     return best
+
+
+def _crop_for_organ(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, start: sitk.Transform, *,
+                    pad_mm: float) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
+    """Fixed image and mask cropped to the mask's bounding box, moving image to where it can map (speed)."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask)
+    x, y, z, sx, sy, sz = stats.GetBoundingBox(1)
+    lo = np.maximum(np.array([x, y, z]) - 2, 0)
+    hi = np.minimum(np.array([x + sx, y + sy, z + sz]) + 2, np.array(fixed.GetSize()))
+    size, index = [int(v) for v in hi - lo], [int(v) for v in lo]
+    f = sitk.RegionOfInterest(fixed, size, index)
+    k = sitk.RegionOfInterest(mask, size, index)
+    corners = [fixed.TransformIndexToPhysicalPoint([int(c) for c in (a, b, d)])
+               for a in (lo[0], hi[0] - 1) for b in (lo[1], hi[1] - 1) for d in (lo[2], hi[2] - 1)]
+    mapped = np.array([start.TransformPoint(c) for c in corners])
+    idx = np.array([moving.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in
+                    (mapped.min(0) - pad_mm, mapped.max(0) + pad_mm, *mapped)])
+    d = np.asarray(moving.GetDirection()).reshape(3, 3)
+    if not np.allclose(d, np.eye(3)):  # oblique moving grid: keep it whole
+        return f, moving, k
+    mlo = np.clip(np.floor(idx.min(0)).astype(int), 0, np.array(moving.GetSize()) - 1)
+    mhi = np.clip(np.ceil(idx.max(0)).astype(int) + 1, 1, np.array(moving.GetSize()))
+    if np.any(mhi - mlo < 4):
+        return f, moving, k
+    m = sitk.RegionOfInterest(moving, [int(v) for v in mhi - mlo], [int(v) for v in mlo])
+    return f, m, k
 
 
 def _bspline(fixed: sitk.Image, moving: sitk.Image, rigid: sitk.Transform, *, mesh_size: int,
@@ -416,8 +450,9 @@ def align_timepoint(reference_ct: sitk.Image, moving_ct: sitk.Image, *,
         mask = masks[name]
         centroid = region_centroid_mm(mask)
         start = _euler_about(rigid, centroid)
-        local, mi_start, mi_local = _rigid(fixed, moving, start, organ_settings,
-                                           fixed_mask=_dilate_mm(mask, margin_mm))
+        metric_mask = _dilate_mm(mask, margin_mm)
+        f_crop, m_crop, k_crop = _crop_for_organ(fixed, moving, metric_mask, start, pad_mm=max_organ_shift_mm + 10)
+        local, mi_start, mi_local = _rigid(f_crop, m_crop, start, organ_settings, fixed_mask=k_crop)
         shift = float(np.linalg.norm(np.subtract(local.TransformPoint(centroid), rigid.TransformPoint(centroid))))
         rejected = shift > max_organ_shift_mm or not mi_local <= mi_start
         if rejected:
@@ -609,7 +644,7 @@ def activity_per_voxel(concentration: sitk.Image) -> sitk.Image:
 
 
 def align_timepoint_images(timepoint: Timepoint, alignment: AlignmentResult, grid: sitk.Image, *,
-                           ct_grid: sitk.Image | None = None) -> Timepoint:
+                           ct_grid: sitk.Image | None = None, interpolator: int = sitk.sitkLinear) -> Timepoint:
     """A copy of a timepoint with SPECT (linear), time map (nearest) and CT brought into the reference frame.
 
     Parameters
@@ -622,8 +657,11 @@ def align_timepoint_images(timepoint: Timepoint, alignment: AlignmentResult, gri
         Reference-frame grid for the SPECT and the time map (e.g. the reference timepoint's SPECT).
     ct_grid : SimpleITK.Image, optional
         Reference-frame grid for the CT (default: ``grid``).
+    interpolator : int
+        For the SPECT concentration: ``sitkLinear`` (default: never negative, slightly smoothing)
+        or e.g. ``sitkBSpline3`` (sharper, may ring below zero near steep edges).
     """
-    spect = resample_to_reference(timepoint.spect, grid, alignment, interpolator=sitk.sitkLinear, default=0.0)
+    spect = resample_to_reference(timepoint.spect, grid, alignment, interpolator=interpolator, default=0.0)
     tmap = None
     if timepoint.time_map_h is not None:
         tmap = resample_to_reference(timepoint.time_map_h, grid, alignment, interpolator=sitk.sitkNearestNeighbor,
