@@ -118,13 +118,17 @@ def test_below_resolution_flag_follows_equivalent_sphere_diameter():
     lab[12, 12, 12] = 2
     spect = _img(np.ones((20, 20, 20)), spacing=1.0)
     seg = _seg(lab, spacing=1.0)
-    rows = {r.region: r for r in extract_tacs([Timepoint("t", 5.0, spect)], seg, ADMIN, spect_fwhm_mm=6.0)}
+    def flags(**kw):
+        return {r.region: r.flags for r in extract_tacs([Timepoint("t", 5.0, spect)], seg, ADMIN, **kw)}
+
     d_eq = (6 * 1000 / math.pi) ** (1 / 3)
-    assert d_eq > 2 * 6.0
-    assert "below_resolution" not in rows["kidney_cortex_left"].flags
-    assert "below_resolution" in rows["lesion_1"].flags
-    rows = {r.region: r for r in extract_tacs([Timepoint("t", 5.0, spect)], seg, ADMIN, spect_fwhm_mm=6.3)}
-    assert "below_resolution" in rows["kidney_cortex_left"].flags  # 12.4 mm < 2 × 6.3 mm
+    assert 2 * 6.0 < d_eq < 2 * 6.3
+    rows = flags(spect_fwhm_mm=6.0, resolution_factor=2.0)
+    assert "below_resolution" not in rows["kidney_cortex_left"]
+    assert "below_resolution" in rows["lesion_1"]
+    assert "below_resolution" in flags(spect_fwhm_mm=6.3, resolution_factor=2.0)["kidney_cortex_left"]
+    assert "below_resolution" in flags(spect_fwhm_mm=6.0)["kidney_cortex_left"]  # default: 3 FWHM
+    assert "below_resolution" not in flags(spect_fwhm_mm=4.0)["kidney_cortex_left"]  # 12.4 mm > 3 × 4 mm
 
 
 def test_tac_rows_have_the_results_columns_and_write_to_csv(tmp_path):
