@@ -132,12 +132,32 @@ def _grid_text(img: sitk.Image) -> str:
             f"origin {tuple(round(o, 2) for o in img.GetOrigin())} mm")
 
 
-def _on(img: sitk.Image, grid: sitk.Image, interp: int, default: float = 0.0) -> np.ndarray:
-    """``img`` sampled on ``grid`` (same frame, identity transform) as a float64 array [k, j, i]."""
+def _on(img: sitk.Image, grid: sitk.Image, interp: int, default: float = 0.0, dtype=np.float64) -> np.ndarray:
+    """``img`` sampled on ``grid`` (same frame, identity transform) as an array [k, j, i] of ``dtype``."""
     if _same_grid(img, grid):
-        return sitk.GetArrayFromImage(img).astype(np.float64)
+        return sitk.GetArrayFromImage(img).astype(dtype, copy=False)
     src = img if interp == sitk.sitkNearestNeighbor else sitk.Cast(img, sitk.sitkFloat64)
-    return sitk.GetArrayFromImage(sitk.Resample(src, grid, sitk.Transform(), interp, default)).astype(np.float64)
+    out = sitk.GetArrayFromImage(sitk.Resample(src, grid, sitk.Transform(), interp, default))
+    return out.astype(dtype, copy=False)
+
+
+def _boxes(lab: np.ndarray) -> list:
+    """Bounding slices of each label value (``ndimage.find_objects``), so that per-region work
+    touches only the region's box (memory stays ~ the label map for clinical CT grids)."""
+    return ndimage.find_objects(lab)
+
+
+def _label_sums(lab: np.ndarray, boxes: list, values, weights: np.ndarray | None = None) -> dict[int, float]:
+    """Σ 1 (voxel count) or Σ weights over the voxels of each label value."""
+    out = {}
+    for v in values:
+        sl = boxes[v - 1] if v - 1 < len(boxes) else None
+        if sl is None:
+            out[v] = 0.0
+            continue
+        m = lab[sl] == v
+        out[v] = float(m.sum()) if weights is None else float(weights[sl][m].sum(dtype=np.float64))
+    return out
 
 
 def _check_segmentation(seg: Segmentation) -> np.ndarray:
@@ -153,7 +173,7 @@ def _check_segmentation(seg: Segmentation) -> np.ndarray:
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise InputError(f"label map must hold integer labels, got pixel type {img.GetPixelIDTypeAsString()} "
                              "with non-integer values", source="segmentation")
-        arr = arr.astype(np.int64)
+        arr = arr.astype(np.int32)
     known = {r.label for r in seg.table}
     present = set(np.unique(arr).tolist()) - {0}
     unknown = sorted(present - known)
@@ -170,10 +190,6 @@ def _regions(seg: Segmentation) -> list[tuple[str, str, tuple[int, ...]]]:
         kinds = {r.kind for r in leaves}
         out.append((g, kinds.pop() if len(kinds) == 1 else "organ", tuple(r.label for r in leaves)))
     return out
-
-
-def _per_label(values: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
-    return np.asarray(ndimage.sum_labels(values, labels, index), dtype=np.float64)
 
 
 # --- region weights on the working grid ------------------------------------------------------
@@ -233,26 +249,28 @@ def _fractional_weights(labels_arr: np.ndarray, seg_img: sitk.Image, spect: sitk
 
 
 def _indicator_weights(lab: np.ndarray, grid_img: sitk.Image, values, fine_vol) -> _Weights:
-    flat = lab.ravel()
-    order = np.argsort(flat, kind="stable")
-    sorted_vals = flat[order]
+    boxes = _boxes(lab)
     leaves = {}
     for v in values:
-        a, b = np.searchsorted(sorted_vals, [v, v + 1])
-        idx = order[a:b].astype(np.int64)
-        leaves[v] = (idx, np.ones(idx.size))
+        sl = boxes[v - 1] if v - 1 < len(boxes) else None
+        if sl is None:
+            leaves[v] = (np.zeros(0, np.int64), np.zeros(0))
+            continue
+        kk, jj, ii = np.nonzero(lab[sl] == v)
+        idx = np.ravel_multi_index((kk + sl[0].start, jj + sl[1].start, ii + sl[2].start), lab.shape)
+        leaves[v] = (idx.astype(np.int64), np.ones(idx.size))
     return _Weights(grid_img, float(np.prod(grid_img.GetSpacing())) * ML_PER_MM3, leaves, fine_vol)
 
 
 def _weights_for(mode: str, labels_arr, seg_img: sitk.Image, spect: sitk.Image, values) -> _Weights:
     v_fine = float(np.prod(seg_img.GetSpacing())) * ML_PER_MM3
-    counts = np.bincount(labels_arr.ravel(), minlength=max(values) + 1)
-    fine_vol = {v: float(counts[v]) * v_fine for v in values}
+    counts = _label_sums(labels_arr, _boxes(labels_arr), values)
+    fine_vol = {v: counts[v] * v_fine for v in values}
     if mode == "fractional":
         return _fractional_weights(labels_arr, seg_img, spect, values)
     if mode == "labels":
         return _indicator_weights(labels_arr, seg_img, values, fine_vol)
-    lab = _on(seg_img, spect, sitk.sitkNearestNeighbor).astype(np.int64)
+    lab = _on(seg_img, spect, sitk.sitkNearestNeighbor, dtype=labels_arr.dtype)
     w = _indicator_weights(lab, spect, values, fine_vol)
     lost = [v for v in values if fine_vol[v] > 0 and w.leaves[v][0].size == 0]
     if lost:  # no SPECT voxel centre inside a (tiny) region: use its volume fractions instead
@@ -315,7 +333,7 @@ def extract_tacs(timepoints: Sequence[Timepoint], segmentation: Segmentation, ad
     if not (spect_fwhm_mm > 0 and math.isfinite(spect_fwhm_mm)):
         raise InputError(f"must be a finite FWHM > 0 mm, got {spect_fwhm_mm}", source="spect_fwhm_mm")
     check_times_increasing([tp.time_h for tp in timepoints], source="timepoints time_h")
-    labels_arr = _check_segmentation(segmentation).astype(np.int64)
+    labels_arr = _check_segmentation(segmentation)
     regions = _regions(segmentation)
     values = sorted({v for _, _, ls in regions for v in ls})
     report = progress or (lambda f, m: None)
@@ -323,10 +341,10 @@ def extract_tacs(timepoints: Sequence[Timepoint], segmentation: Segmentation, ad
     ia = administration.injected_activity_Bq
     mass = None
     if density is not None:
-        rho = _on(density, segmentation.image, sitk.sitkLinear)
+        rho = _on(density, segmentation.image, sitk.sitkLinear, dtype=np.float32)
         v_fine = float(np.prod(segmentation.image.GetSpacing())) * ML_PER_MM3
-        per = np.bincount(labels_arr.ravel(), weights=rho.ravel(), minlength=max(values) + 1) * v_fine
-        mass = {v: float(per[v]) for v in values}
+        mass = {v: m * v_fine for v, m in _label_sums(labels_arr, _boxes(labels_arr), values, rho).items()}
+        del rho
 
     rows: list[TacRow] = []
     cache: _Weights | None = None
@@ -339,7 +357,7 @@ def extract_tacs(timepoints: Sequence[Timepoint], segmentation: Segmentation, ad
             raise ConsistencyError(f"time map ({_grid_text(tp.time_map_h)}) is not on the SPECT grid "
                                    f"({_grid_text(spect)})", source=f"timepoint {tp.label}")
         if grid == "labels":
-            conc = _on(spect, segmentation.image, sitk.sitkLinear).ravel()
+            conc = _on(spect, segmentation.image, sitk.sitkLinear, dtype=np.float32).ravel()
             tmap = (_on(tp.time_map_h, segmentation.image, sitk.sitkNearestNeighbor, default=float(tp.time_h)).ravel()
                     if tp.time_map_h is not None else None)
         else:
@@ -370,10 +388,11 @@ def _fov_fraction(mode: str, w: _Weights, labels_arr, seg_img, spect) -> dict[in
                 for v, (_, f) in w.leaves.items()}
     ones = sitk.Image(spect.GetSize(), sitk.sitkUInt8) + 1
     ones.CopyInformation(spect)
-    inside = _on(ones, seg_img, sitk.sitkNearestNeighbor).ravel() > 0
-    counts = np.bincount(labels_arr.ravel(), minlength=max(w.leaves) + 1)
-    counts_in = np.bincount(labels_arr.ravel()[inside], minlength=max(w.leaves) + 1)
-    return {v: (float(counts_in[v] / counts[v]) if counts[v] else 0.0) for v in w.leaves}
+    inside = _on(ones, seg_img, sitk.sitkNearestNeighbor, dtype=np.uint8)
+    boxes = _boxes(labels_arr)
+    counts = _label_sums(labels_arr, boxes, w.leaves)
+    counts_in = _label_sums(labels_arr, boxes, w.leaves, inside)
+    return {v: (counts_in[v] / counts[v] if counts[v] else 0.0) for v in w.leaves}
 
 
 def _rows_for(tp: Timepoint, regions, w: _Weights, conc, tmap, fov, mass, *, ia, lam, cycle, recovery, fwhm, factor,
