@@ -66,7 +66,9 @@ def _true_moving_point(c, side=None):
 def test_rigid_registration_recovers_known_transform_at_organ_centroids(reference):
     ref_ct, seg = reference
     moving = sv.ct(sv.grid(), transform=TRUE_T, seed=3)
-    res = align_timepoint(ref_ct, moving, settings=FAST)
+    calls = []
+    res = align_timepoint(ref_ct, moving, settings=FAST, progress=lambda f, m: calls.append((f, m)))
+    assert calls[0][0] == 0.0 and calls[-1][0] == 1.0
     for name in ("liver", "kidney_left", "kidney_right", "lung_left"):
         c = _centroid(seg, name)
         tre = np.linalg.norm(np.asarray(res.transform.TransformPoint(tuple(c))) - _true_moving_point(c))

@@ -45,7 +45,10 @@ def test_single_voxel_region_values_by_hand():
     conc[1, 1, 1] = 1000.0  # Bq/mL
     density = _img(np.full((3, 3, 3), 1.05))
     tp = Timepoint("tp2", 24.0, _img(conc))
-    (row,) = extract_tacs([tp], _seg(lab, _one_region_table()), ADMIN, density=density)
+    calls = []
+    (row,) = extract_tacs([tp], _seg(lab, _one_region_table()), ADMIN, density=density,
+                          progress=lambda f, m: calls.append(f))
+    assert calls[0] == 0.0 and calls[-1] == 1.0
     v_mL = 2.0 ** 3 / 1000  # one 2 mm voxel
     assert row.region == "lesion_1" and row.kind == "lesion" and row.timepoint == "tp2"
     assert row.volume_mL == pytest.approx(v_mL)
