@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RegistrationSettings", "OrganTransform", "AlignmentResult", "align_timepoint", "register_ct_to_ct",
     "resample_to_reference", "transfer_labels", "map_points", "activity_per_voxel",
-    "align_timepoint_images", "slicer_to_parent_matrix_ras", "region_mask", "region_centroid_mm",
+    "align_timepoint_images", "align_timepoints", "slicer_to_parent_matrix_ras", "region_mask", "region_centroid_mm",
     "TRANSFORM_DIRECTION", "ORGAN_SETTINGS", "BSPLINE_SETTINGS",
 ]
 
@@ -672,6 +672,59 @@ def align_timepoint_images(timepoint: Timepoint, alignment: AlignmentResult, gri
     prov = dict(timepoint.provenance)
     prov["alignment"] = TRANSFORM_DIRECTION
     return replace(timepoint, spect=spect, ct=ct, time_map_h=tmap, beds=timepoint.beds, provenance=prov)
+
+
+def align_timepoints(timepoints: Sequence[Timepoint], *, reference_ct: sitk.Image | None = None,
+                     grid: sitk.Image | None = None, reference_labels: Segmentation | None = None,
+                     refine_regions: Sequence[str] = ("kidney_left", "kidney_right"), bspline: bool = False,
+                     settings: RegistrationSettings | None = None, interpolator: int = sitk.sitkLinear,
+                     progress: Progress | None = None) -> tuple[tuple[Timepoint, ...], tuple[AlignmentResult, ...]]:
+    """Align every timepoint to the reference CT and bring its SPECT onto one reference-frame grid.
+
+    Parameters
+    ----------
+    timepoints : sequence of Timepoint
+        Each with its CT. By default the first is the reference (its CT is ``reference_ct``, its
+        SPECT grid is ``grid``, and it gets the identity).
+    reference_ct : SimpleITK.Image, optional
+        Another reference (e.g. cycle 1 tp1 for a later cycle); then ``grid`` is required.
+    grid : SimpleITK.Image, optional
+        Reference-frame grid of the aligned SPECT and time maps.
+    reference_labels, refine_regions, bspline, settings
+        As in :func:`align_timepoint` (labels on the reference CT grid).
+    interpolator : int
+        SPECT interpolator (:func:`align_timepoint_images`).
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    (tuple of Timepoint, tuple of AlignmentResult)
+        Aligned copies (inputs untouched) and each timepoint's alignment, in input order.
+    """
+    if not timepoints:
+        raise InputError("no timepoints given", source="timepoints")
+    for tp in timepoints:
+        if tp.ct is None:
+            raise InputError("has no CT; alignment needs every timepoint's CT", source=f"timepoint {tp.label}")
+    if reference_ct is None:
+        reference_ct = timepoints[0].ct
+        grid = grid or timepoints[0].spect
+    elif grid is None:
+        raise InputError("give the reference-frame grid for the SPECT when reference_ct is not the first "
+                         "timepoint's CT", source="grid")
+    report = progress or (lambda f, m: None)
+    aligned, results = [], []
+    for n, tp in enumerate(timepoints):
+        report(n / len(timepoints), f"aligning {tp.label}")
+        if tp.ct is reference_ct:
+            res = AlignmentResult.identity()
+        else:
+            res = align_timepoint(reference_ct, tp.ct, reference_labels=reference_labels,
+                                  refine_regions=refine_regions, bspline=bspline, settings=settings)
+        results.append(res)
+        aligned.append(align_timepoint_images(tp, res, grid, ct_grid=reference_ct, interpolator=interpolator))
+    report(1.0, "timepoints aligned")
+    return tuple(aligned), tuple(results)
 
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

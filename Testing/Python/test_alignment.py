@@ -19,6 +19,7 @@ from LuDosimetryLib.alignment import (
     activity_per_voxel,
     align_timepoint,
     align_timepoint_images,
+    align_timepoints,
     region_centroid_mm,
     region_mask,
     register_ct_to_ct,
@@ -194,3 +195,10 @@ def test_alignment_bad_input_is_refused(reference):
         align_timepoint(ref_ct, ref_ct, reference_labels=empty, settings=FAST)
     with pytest.raises(InputError, match="shrink_factors"):
         RegistrationSettings(shrink_factors=(4, 2), smoothing_sigmas_mm=(1.0,))
+    spect = sitk.Image((8, 8, 8), sitk.sitkFloat32)
+    with pytest.raises(InputError, match="timepoint tp2: has no CT"):
+        align_timepoints([Timepoint("tp1", 5.0, spect, ct=ref_ct), Timepoint("tp2", 24.0, spect)])
+    with pytest.raises(InputError, match="grid: give the reference-frame grid"):
+        align_timepoints([Timepoint("tp2", 24.0, spect, ct=ref_ct)], reference_ct=ref_ct)
+    with pytest.raises(InputError, match="no timepoints"):
+        align_timepoints([])

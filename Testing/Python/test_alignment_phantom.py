@@ -13,8 +13,8 @@ import SimpleITK as sitk
 from LuDosimetryLib.alignment import (
     AlignmentResult,
     RegistrationSettings,
-    align_timepoint,
     align_timepoint_images,
+    align_timepoints,
     region_centroid_mm,
     region_mask,
 )
@@ -65,14 +65,15 @@ def patient_case():
     sens = p.truth["calibration"]["sensitivity_cps_per_MBq"]
     syn = p.cycles[0].timepoints
     tps = [_spect(tp, sens) for tp in syn]
-    alignments = [AlignmentResult.identity()] + [
-        align_timepoint(syn[0].ct, tp.ct, reference_labels=seg, refine_regions=KIDNEYS, settings=SETTINGS)
-        for tp in syn[1:]]
-    return p, seg, syn, tps, alignments
+    aligned, alignments = align_timepoints(tps, reference_labels=seg, settings=SETTINGS,
+                                           interpolator=sitk.sitkBSpline3)
+    return p, seg, syn, tps, aligned, alignments
 
 
 def test_alignment_on_sample_patient_puts_organ_centroids_within_2_mm(patient_case):
-    _, seg, syn, _, alignments = patient_case
+    _, seg, syn, tps, aligned, alignments = patient_case
+    assert alignments[0].transform.GetName() == "Euler3DTransform" and not alignments[0].organ_transforms
+    assert aligned[1].spect.GetSize() == tps[0].spect.GetSize() and aligned[1].time_map_h is not None
     for tp, res in zip(syn[1:], alignments[1:]):
         assert np.linalg.norm(tp.kidney_shift_mm) >= 5.0  # the kidneys did move
         for name in (*BODY_ORGANS, *KIDNEYS):
@@ -94,12 +95,9 @@ def _kidney_tia(tps, seg, administration):
 
 
 def test_kidney_tia_error_is_at_least_3x_larger_without_alignment(patient_case):
-    p, seg, syn, tps, alignments = patient_case
+    p, seg, syn, tps, aligned, _ = patient_case
     adm = p.cycles[0].administration
-    grid = tps[0].spect
-    aligned = [align_timepoint_images(tp, res, grid, interpolator=sitk.sitkBSpline3)
-               for tp, res in zip(tps, alignments)]
-    raw = [align_timepoint_images(tp, AlignmentResult.identity(), grid) for tp in tps]
+    raw = [align_timepoint_images(tp, AlignmentResult.identity(), tps[0].spect) for tp in tps]
     # perfect geometry: every timepoint measured with its own true label map (same SPECT, same
     # partial-volume loss), so the differences below are the alignment's own error
     own = [(tp, Segmentation(s.labels, p.label_table)) for tp, s in zip(tps, syn)]
