@@ -1,0 +1,1 @@
+"""Absorbed dose: local deposition, kernel convolution, regional statistics, red marrow, export."""
