@@ -14,8 +14,8 @@ electrons; :attr:`LuDosimetryLib.nuclides.Nuclide.electron_energy_per_decay_J`, 
 Photons are not part of the self-dose: the photon dose to the marrow, from the marrow's own
 activity as from everything else, belongs to the cross-dose term.
 
-**Image-based self-dose.** The TIA in the lumbar vertebrae (default regions ``vertebra_L2``,
-``vertebra_L3``, ``vertebra_L4``; any leaf or group names may be given) is taken as the TIA of the
+**Image-based self-dose.** The TIA in the lumbar vertebrae (default regions ``vertebra_l2``,
+``vertebra_l3``, ``vertebra_l4``; any leaf or group names may be given) is taken as the TIA of the
 red marrow they hold, and scaled to the whole red marrow by the fraction f of the red-marrow mass
 in those vertebrae: Ã_RM = Ã_L2–L4 / f. f is a required input (no verified default: see
 ``data/red_marrow.json``).
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 #: Label names of the vertebrae of the image-based method (as in the synthetic phantom).
-DEFAULT_VERTEBRA_REGIONS = ("vertebra_L2", "vertebra_L3", "vertebra_L4")
+DEFAULT_VERTEBRA_REGIONS = ("vertebra_l2", "vertebra_l3", "vertebra_l4")
 #: What a TIA map holds: TIA per voxel (Bq·h) or TIA concentration (Bq·h/mL).
 MAP_QUANTITIES = ("tia_Bq_h_per_voxel", "tia_Bq_h_per_mL")
 

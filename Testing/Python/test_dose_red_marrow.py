@@ -27,9 +27,9 @@ _DATA = json.loads((Path(LuDosimetryLib.__file__).parent / "data" / "lu177.json"
 E_E_KEV = _DATA["nuclides"]["Lu-177"]["mean_energy_per_decay_keV"]["electrons_total"]  # 147.923 keV
 J_PER_KEV = 1.602176634e-16
 
-TABLE = LabelTable((Region(1, "vertebra_L2", kind="other", group="lumbar_spine"),
-                    Region(2, "vertebra_L3", kind="other", group="lumbar_spine"),
-                    Region(3, "vertebra_L4", kind="other", group="lumbar_spine"),
+TABLE = LabelTable((Region(1, "vertebra_l2", kind="other", group="lumbar_spine"),
+                    Region(2, "vertebra_l3", kind="other", group="lumbar_spine"),
+                    Region(3, "vertebra_l4", kind="other", group="lumbar_spine"),
                     Region(4, "liver")))
 
 
@@ -67,7 +67,7 @@ def test_image_based_self_dose_by_hand():
                                             vertebra_regions=("lumbar_spine",), voxel_volume_mL=0.5,
                                             l2_l4_fraction_of_red_marrow=0.1, red_marrow_mass_g=1170.0)
     assert res2.self_dose_Gy == pytest.approx(res.self_dose_Gy, rel=1e-12)
-    assert res2.parameters["vertebra_regions"] == ["vertebra_L2", "vertebra_L3", "vertebra_L4"]
+    assert res2.parameters["vertebra_regions"] == ["vertebra_l2", "vertebra_l3", "vertebra_l4"]
 
 
 def test_blood_based_self_dose_by_hand():
@@ -125,9 +125,9 @@ def test_missing_marrow_inputs_are_named():
     with pytest.raises(InputError, match=r"red_marrow_mass_g: is required.*1170 g"):
         image_based_red_marrow_self_dose(tia, lab, TABLE, map_quantity="tia_Bq_h_per_voxel",
                                          l2_l4_fraction_of_red_marrow=0.1)
-    with pytest.raises(InputError, match=r"vertebra_regions: no region or group named 'vertebra_L5'"):
+    with pytest.raises(InputError, match=r"vertebra_regions: no region or group named 'vertebra_l5'"):
         image_based_red_marrow_self_dose(tia, lab, TABLE, map_quantity="tia_Bq_h_per_voxel",
-                                         vertebra_regions=("vertebra_L5",), l2_l4_fraction_of_red_marrow=0.1,
+                                         vertebra_regions=("vertebra_l5",), l2_l4_fraction_of_red_marrow=0.1,
                                          red_marrow_mass_g=1170)
     with pytest.raises(InputError, match=r"map_quantity: must be one of"):
         image_based_red_marrow_self_dose(tia, lab, TABLE, map_quantity="Bq", l2_l4_fraction_of_red_marrow=0.1,
