@@ -42,7 +42,7 @@ from .grid import as_voxels, check_same_grid, voxel_volume_mL_of
 
 __all__ = [
     "RegionDose", "RegionDoseRateIntegral", "region_dose_statistics", "dose_at_volume_percent",
-    "cumulative_dvh", "dose_rows", "dvh_chart_columns", "dvh_rows", "plot_dvh_png",
+    "cumulative_dvh", "dose_rows", "dose_rate_route_rows", "dvh_chart_columns", "dvh_rows", "plot_dvh_png",
     "region_dose_from_dose_rates", "DEFAULT_DVH_LEVELS",
 ]
 
@@ -326,6 +326,8 @@ class RegionDoseRateIntegral:
     dose_Gy : float
         ∫₀^∞ of the fitted dose rate (Gy).
     mean_weighting : {"volume", "mass"}
+    volume_mL, mass_g : float
+        Region volume (mL) and mass (g; None without density).
     """
 
     region: str
@@ -335,6 +337,8 @@ class RegionDoseRateIntegral:
     model: KineticModel = field(compare=False)
     dose_Gy: float
     mean_weighting: str = "volume"
+    volume_mL: float = math.nan
+    mass_g: float | None = None
 
 
 def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | np.ndarray], times_h: Sequence[float],
@@ -396,7 +400,9 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
             den = sum(float(w[a:b].sum()) for a, b in spans)
             rates[r, j] = num / den
     out = []
-    for r, (name, kind, _leaves, _spans) in enumerate(plan):
+    for r, (name, kind, _leaves, spans) in enumerate(plan):
+        n_vox = sum(b - a for a, b in spans)
+        mass_g = None if rho is None else sum(float(rho.ravel()[idx[a:b]].sum()) for a, b in spans) * v
         model = fit(t.copy(), rates[r].copy())
         if not isinstance(model, KineticModel):
             raise InputError(f"fit returned {type(model).__name__}, not a KineticModel", source="fit")
@@ -404,7 +410,7 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
         if not math.isfinite(dose):
             raise InputError(f"fitted dose-rate curve of region {name!r} has no finite integral", source="fit")
         out.append(RegionDoseRateIntegral(name, kind, tuple(t.tolist()), tuple(rates[r].tolist()), model, dose,
-                                          "mass" if mass_weighted else "volume"))
+                                          "mass" if mass_weighted else "volume", n_vox * v, mass_g))
         if progress is not None:
             progress((r + 1) / len(plan), f"dose-rate integral: {name}")
     return out
@@ -450,6 +456,22 @@ def dose_rows(stats: Sequence[RegionDose], *, cycle: int | None = None,
                 row[col] = src[s.region]
         if row["flags"] is None:
             row["flags"] = ""
+        rows.append(row)
+    return rows
+
+
+def dose_rate_route_rows(results: Sequence[RegionDoseRateIntegral], *, cycle: int | None = None,
+                         injected_activity_Bq: float | None = None) -> list[dict]:
+    """``doses.csv`` rows for route (b): mean dose only (no voxel statistics), method ``dose_rate_integral``."""
+    if injected_activity_Bq is not None and not (math.isfinite(injected_activity_Bq) and injected_activity_Bq > 0):
+        raise InputError(f"must be finite and > 0 Bq, got {injected_activity_Bq!r}", source="injected_activity_Bq")
+    rows = []
+    for res in results:
+        row = dict.fromkeys(DOSES_COLUMNS)
+        row.update(region=res.region, kind=res.kind, cycle=cycle, method="dose_rate_integral",
+                   volume_mL=res.volume_mL, mass_g=res.mass_g, mean_dose_Gy=res.dose_Gy, flags="")
+        if injected_activity_Bq is not None:
+            row["dose_per_activity_Gy_per_GBq"] = res.dose_Gy / (injected_activity_Bq / BQ_PER_GBQ)
         rows.append(row)
     return rows
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from LuDosimetryLib.dose.regional import region_dose_from_dose_rates
+from LuDosimetryLib.dose.regional import dose_rate_route_rows, region_dose_from_dose_rates
 from LuDosimetryLib.errors import ConsistencyError, InputError
 from LuDosimetryLib.kinetics.models import SumOfExponentials
 from LuDosimetryLib.labels import LabelTable, Region
+from LuDosimetryLib.results import DOSES_COLUMNS
 
 A = (0.08, -0.05)  # Gy/h: uptake-washout shape, Ḋ(0) = 0.03 Gy/h
 B = (0.012, 0.35)  # h^-1
@@ -52,6 +53,12 @@ def test_exact_biexponential_dose_rate_gives_analytic_integral():
         np.testing.assert_allclose(out[name].mean_dose_rate_Gy_per_h, rate(TIMES), rtol=1e-9)
     assert out["liver"].dose_Gy == pytest.approx(liver_scale * analytic, rel=1e-6)
     assert out["liver"].times_h == tuple(TIMES)
+    assert out["kidney_left"].volume_mL == pytest.approx(72 * 0.11)  # 2 x 6 x 6 voxels
+    rows = dose_rate_route_rows(list(out.values()), cycle=2, injected_activity_Bq=7.4e9)
+    liver = next(r for r in rows if r["region"] == "liver")
+    assert liver["method"] == "dose_rate_integral" and liver["cycle"] == 2
+    assert liver["dose_per_activity_Gy_per_GBq"] == pytest.approx(liver_scale * analytic / 7.4, rel=1e-6)
+    assert tuple(liver) == DOSES_COLUMNS
 
 
 def test_mass_weighted_mean_dose_rate_uses_density():
