@@ -53,6 +53,7 @@ from ..kinetics.models import KineticModel
 from ..labels import LabelTable
 from ..nuclides import Nuclide, get_nuclide
 from ..results import DOSES_COLUMNS
+from ..timing import check_times_increasing
 from ..units import KG_PER_G, S_PER_H
 from .density_scaling import reference_density_g_per_mL
 from .grid import as_voxels, check_same_grid, voxel_volume_mL_of
@@ -313,8 +314,7 @@ def blood_based_red_marrow_self_dose(times_h: Sequence[float], blood_conc_Bq_per
     if t.ndim != 1 or t.size == 0 or t.shape != c.shape:
         raise InputError(f"need as many blood samples as times (≥ 1), got {c.size} value(s) for {t.size} time(s)",
                          source="blood_conc_Bq_per_mL")
-    if not (np.all(np.isfinite(t)) and np.all(t >= 0) and np.all(np.diff(t) > 0)):
-        raise InputError(f"sampling times must be finite, ≥ 0 h and increasing, got {t.tolist()}", source="times_h")
+    check_times_increasing(t, source="times_h")
     if not (np.all(np.isfinite(c)) and np.all(c >= 0)):
         raise InputError(f"concentrations must be finite and ≥ 0 Bq/mL, got {c.tolist()}",
                          source="blood_conc_Bq_per_mL")

@@ -37,6 +37,7 @@ from ..errors import ConsistencyError, InputError
 from ..kinetics.models import KineticModel
 from ..labels import LabelTable
 from ..results import DOSES_COLUMNS, atomic_output_path
+from ..timing import check_times_increasing
 from ..units import BQ_PER_GBQ
 from .grid import as_voxels, check_same_grid, voxel_volume_mL_of
 
@@ -378,8 +379,7 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
     if t.ndim != 1 or t.size != len(maps) or t.size == 0:
         raise InputError(f"need one time per dose-rate map, got {t.size} time(s) for {len(maps)} map(s)",
                          source="times_h")
-    if not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) <= 0):
-        raise InputError(f"times must be finite, ≥ 0 h and strictly increasing, got {t.tolist()}", source="times_h")
+    check_times_increasing(t, source="times_h")
     if mass_weighted and density_g_per_mL is None:
         raise InputError("mass_weighted=True needs density_g_per_mL", source="mass_weighted")
     if not callable(fit):
