@@ -32,7 +32,6 @@ from .units import J_PER_KEV, S_PER_H
 __all__ = [
     "Nuclide", "get_nuclide", "decay_factor", "normalise_nuclide_name", "available_nuclides",
     "VoxelSTable", "voxel_s_value_table", "available_voxel_s_value_tables", "load_reference_data",
-    "voxel_s_value_medium_density_g_per_mL",
 ]
 
 _DATASET = "lu177.json"
@@ -202,24 +201,6 @@ def available_voxel_s_value_tables(nuclide: str = "Lu-177", tissue: str = "soft"
         if m:
             sizes.append(float(m.group(1)))
     return tuple(sorted(sizes))
-
-
-@functools.cache
-def _s_table_media() -> dict:
-    return json.loads(_s_table_dir().joinpath("media.json").read_text(encoding="utf-8"))
-
-
-def voxel_s_value_medium_density_g_per_mL(tissue: str = "soft") -> float:
-    """Mass density (g/mL) of the medium the voxel S-value tables were computed in.
-
-    ``"soft"``: ICRU soft tissue, 1.04 g/mL; ``"bone"``: ICRP cortical bone (see
-    ``data/voxel_s_values/media.json`` for sources and status). A dose map computed with a
-    table is a dose to this medium at this density.
-    """
-    media = _s_table_media()
-    if tissue not in ("soft", "bone"):
-        raise InputError(f"tissue must be 'soft' or 'bone', got {tissue!r}", source="tissue")
-    return float(media[tissue]["density_g_per_mL"])
 
 
 @functools.cache
