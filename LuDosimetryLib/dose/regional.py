@@ -513,9 +513,8 @@ def plot_dvh_png(stats: Sequence[RegionDose], path: str | Path, *, title: str = 
     max_regions : int
         Plot at most this many regions (highest mean dose first) to keep the figure readable.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # A bare Figure renders PNG through the Agg canvas without pyplot, so the application's
+    # backend (Slicer's Qt) is never switched.
     from matplotlib.figure import Figure
 
     if not stats:
