@@ -1,0 +1,44 @@
+"""``ludosimetry cohort COHORT_DIR_OR_MANIFEST --out DIR``: many patients, locally or on Dask."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "run every patient of a cohort (local process pool, or a Dask cluster with --scheduler), resumable"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cohort", type=Path, help="cohort folder (one subfolder per patient) or manifest CSV/JSON")
+    parser.add_argument("--out", type=Path, required=True, help="cohort results folder (reused: finished, unchanged "
+                        "patients are skipped)")
+    parser.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count)")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    parser.add_argument("--parameters", type=Path, default=None, help="JSON file of pipeline parameters")
+    parser.add_argument("--pipeline", default=None, help="per-patient function as module:function "
+                        "(default LuDosimetryLib.pipeline:run_patient)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cohort.runner import DEFAULT_PIPELINE, discover_patients, run_cohort
+    from ..cohort.summary import write_cohort_summary
+    from ..errors import InputError
+    from . import progress_printer
+
+    patients = discover_patients(args.cohort)
+    params = {}
+    if args.parameters:
+        try:
+            params = json.loads(args.parameters.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read parameters: {exc}", source=str(args.parameters)) from None
+    summary = run_cohort(patients, args.out, parameters=params, workers=args.workers, scheduler=args.scheduler,
+                         pipeline=args.pipeline or DEFAULT_PIPELINE, progress=progress_printer("cohort "))
+    report = write_cohort_summary(summary, args.out)
+    print(f"{len(summary.by_status('done'))} done, {len(summary.by_status('skipped'))} skipped, "
+          f"{len(summary.by_status('failed'))} failed; report: {report}")
+    for o in summary.outcomes:
+        if o.status == "failed":
+            print(f"  {o.patient_id}: {o.error.splitlines()[0]}")
+    return 0 if not summary.by_status("failed") else 3

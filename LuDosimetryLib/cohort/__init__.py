@@ -1,0 +1,1 @@
+"""Cohorts: many patients through the pipeline, locally or on a Dask cluster, resumable."""
