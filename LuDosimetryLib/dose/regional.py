@@ -36,7 +36,8 @@ import SimpleITK as sitk
 from ..errors import ConsistencyError, InputError
 from ..kinetics.models import KineticModel
 from ..labels import LabelTable
-from ..results import DOSES_COLUMNS, atomic_output_path
+from ..plotting import new_figure, save_png
+from ..results import DOSES_COLUMNS
 from ..timing import check_times_increasing
 from ..units import BQ_PER_GBQ
 from .grid import as_voxels, check_same_grid, voxel_volume_mL_of
@@ -513,15 +514,10 @@ def plot_dvh_png(stats: Sequence[RegionDose], path: str | Path, *, title: str = 
     max_regions : int
         Plot at most this many regions (highest mean dose first) to keep the figure readable.
     """
-    # A bare Figure renders PNG through the Agg canvas without pyplot, so the application's
-    # backend (Slicer's Qt) is never switched.
-    from matplotlib.figure import Figure
-
     if not stats:
         raise InputError("no regions to plot", source="stats")
     chosen = sorted(stats, key=lambda s: -s.mean_dose_Gy)[:max_regions]
-    fig = Figure(figsize=(7, 4.5), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = new_figure(7.0, 4.5)
     for s in chosen:
         ax.step(s.dvh_dose_Gy, 100.0 * s.dvh_volume_fraction, where="post", label=s.region)
     ax.set_xlabel("Absorbed dose (Gy)")
@@ -531,8 +527,4 @@ def plot_dvh_png(stats: Sequence[RegionDose], path: str | Path, *, title: str = 
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", ncol=2 if len(chosen) > 8 else 1)
-    fig.tight_layout()
-    p = Path(path)
-    with atomic_output_path(p) as tmp:
-        fig.savefig(tmp, format="png")
-    return p
+    return save_png(fig, path)
