@@ -1,7 +1,7 @@
 """Density scaling of a kernel dose map and the one mass convention of the dose stage.
 
 A dose-voxel kernel computed in a homogeneous medium (the voxel S-value tables: ICRU soft tissue
-at ρ_soft = 1.04 g/mL, read by :func:`reference_density_g_per_mL` from the tables' own data)
+at ρ_soft = 1.04 g/mL, :func:`reference_density_g_per_mL`, the density the kernels use)
 gives the dose D_soft that voxel i would receive were it soft tissue. The energy deposited in the
 voxel is kept and divided by the voxel's own mass::
 
@@ -22,14 +22,11 @@ their own grids with this convention compare, because both are energy per CT mas
 
 from __future__ import annotations
 
-import functools
-import json
-from importlib import resources
-
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..nuclides import photon_attenuation
 from .grid import as_voxels, check_same_grid, image_like, voxel_volume_mL_of
 
 __all__ = ["reference_density_g_per_mL", "scale_dose_to_density", "voxel_mass_g", "DEFAULT_MIN_DENSITY_G_PER_ML"]
@@ -40,21 +37,15 @@ __all__ = ["reference_density_g_per_mL", "scale_dose_to_density", "voxel_mass_g"
 DEFAULT_MIN_DENSITY_G_PER_ML = 0.05
 
 
-@functools.cache
-def _s_table_media() -> dict:
-    pkg = __package__.rsplit(".", 1)[0]
-    path = resources.files(pkg).joinpath("data").joinpath("voxel_s_values").joinpath("media.json")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def reference_density_g_per_mL(tissue: str = "soft") -> float:
-    """Density (g/mL) of the medium of the kernel tables: ``"soft"`` 1.04, ``"bone"`` cortical bone (1.92).
+    """Density (g/mL) of the medium of the dose kernels: ``"soft"`` 1.04 (ICRU soft tissue), ``"bone"`` 1.92.
 
-    Read from ``data/voxel_s_values/media.json`` (beside the tables it describes, with sources).
+    The densities of the voxel S-value tables (Lanconelli et al. 2012) as the kernels use them,
+    from :func:`LuDosimetryLib.nuclides.photon_attenuation` (one source for kernels and scaling).
     """
     if tissue not in ("soft", "bone"):
         raise InputError(f"tissue must be 'soft' or 'bone', got {tissue!r}", source="tissue")
-    return float(_s_table_media()[tissue]["density_g_per_mL"])
+    return photon_attenuation(tissue).density_g_per_mL
 
 
 def _checked_density(density_g_per_mL, name: str, grid_ref, ref_name: str) -> np.ndarray:

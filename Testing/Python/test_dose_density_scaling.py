@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +12,17 @@ import LuDosimetryLib
 from LuDosimetryLib.dose.density_scaling import reference_density_g_per_mL, scale_dose_to_density, voxel_mass_g
 from LuDosimetryLib.dose.regional import region_dose_statistics
 from LuDosimetryLib.errors import ConsistencyError, InputError
+from LuDosimetryLib.kernels import dose_kernel
 from LuDosimetryLib.labels import LabelTable, Region
 
-MEDIA = Path(LuDosimetryLib.__file__).parent / "data" / "voxel_s_values" / "media.json"
+TABLES = Path(LuDosimetryLib.__file__).parent / "data" / "voxel_s_values"
 
 
 def test_reference_density_is_the_kernel_tables_soft_tissue():
     # independent read of the tables' own statement (README: "soft tissue ICRU 1.04 g/cm3")
-    readme = (MEDIA.parent / "README.md").read_text(encoding="utf-8")
-    assert "1.04 g/cm3" in readme
-    assert reference_density_g_per_mL("soft") == json.loads(MEDIA.read_text())["soft"]["density_g_per_mL"] == 1.04
+    assert "1.04 g/cm3" in (TABLES / "README.md").read_text(encoding="utf-8")
+    assert reference_density_g_per_mL("soft") == 1.04
+    assert reference_density_g_per_mL("soft") == dose_kernel((4.8, 4.8, 4.8)).density_g_per_mL
 
 
 def test_scaling_keeps_energy_and_divides_by_own_mass():
