@@ -27,9 +27,9 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..nuclides import photon_attenuation
-from .grid import as_voxels, check_same_grid, image_like, voxel_volume_mL_of
+from .grid import as_voxels, check_same_grid, image_like
 
-__all__ = ["reference_density_g_per_mL", "scale_dose_to_density", "voxel_mass_g", "DEFAULT_MIN_DENSITY_G_PER_ML"]
+__all__ = ["reference_density_g_per_mL", "scale_dose_to_density", "DEFAULT_MIN_DENSITY_G_PER_ML"]
 
 #: Densities below this (g/mL) are raised to it before dividing: air outside the body would
 #: otherwise get an unbounded dose from the kernel's tail. A numerical guard, not physical data;
@@ -106,27 +106,3 @@ def scale_dose_to_density(dose_soft_Gy: sitk.Image | np.ndarray, density_g_per_m
         mask = mask != 0
         out[mask] = d_bone[mask] * (reference_density_g_per_mL("bone") / rho[mask])
     return image_like(out.astype(np.float32), dose_soft_Gy)
-
-
-def voxel_mass_g(density_g_per_mL: sitk.Image | np.ndarray, *, voxel_volume_mL: float | None = None) -> np.ndarray:
-    """Mass of each voxel (g): ρ_i · V_voxel, the mass convention of the dose stage.
-
-    Parameters
-    ----------
-    density_g_per_mL : SimpleITK.Image or numpy.ndarray
-        Density (g/mL) on the dose grid.
-    voxel_volume_mL : float, optional
-        Voxel volume (mL); required for arrays, checked against the spacing for images.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64 array [k, j, i] of voxel masses (g).
-    """
-    rho, grid = as_voxels(density_g_per_mL, "density_g_per_mL", dtype=np.float64)
-    v = voxel_volume_mL_of(grid, voxel_volume_mL, name="density_g_per_mL")
-    bad = ~np.isfinite(rho) | (rho < 0)
-    if bad.any():
-        raise InputError(f"{int(bad.sum())} voxel(s) are NaN, infinite or negative; expected densities ≥ 0 g/mL",
-                         source="density_g_per_mL")
-    return rho * v

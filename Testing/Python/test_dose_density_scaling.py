@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 import LuDosimetryLib
-from LuDosimetryLib.dose.density_scaling import reference_density_g_per_mL, scale_dose_to_density, voxel_mass_g
+from LuDosimetryLib.dose.density_scaling import reference_density_g_per_mL, scale_dose_to_density
 from LuDosimetryLib.dose.regional import region_dose_statistics
 from LuDosimetryLib.errors import ConsistencyError, InputError
 from LuDosimetryLib.kernels import dose_kernel
@@ -50,7 +50,6 @@ def test_mass_weighted_mean_of_scaled_dose_is_energy_over_ct_mass():
     energy_Gy_g = 10.0 * 1.04 * 4  # Gy·g deposited (D_soft x soft mass of the 4 voxels)
     assert s.mass_g == pytest.approx(2 * 1.04 + 2 * 1.92)
     assert s.mean_dose_Gy == pytest.approx(energy_Gy_g / s.mass_g, rel=1e-6)
-    np.testing.assert_allclose(voxel_mass_g(rho, voxel_volume_mL=1.0), rho)
 
 
 def test_bone_kernel_applies_inside_mask_only():
