@@ -67,3 +67,23 @@ def test_cross_dose_to_vertebra_from_neighbouring_lesion():
     assert cross.local_electron_dose_Gy == 0.0  # no activity in the vertebra
     assert cross.cross_dose_Gy == pytest.approx(float(dose[lab == 2].mean()), rel=1e-6)
     assert cross.cross_dose_Gy > 0
+
+
+def test_dose_rate_route_and_blood_marrow_with_the_kinetics_fitter():
+    from LuDosimetryLib.dose.red_marrow import blood_based_red_marrow_self_dose
+    from LuDosimetryLib.kinetics.fitting import fit_tac
+
+    def fit(t, v):
+        return fit_tac(t, v).model
+
+    lab, _ = phantom()
+    times = np.array([4.0, 24.0, 96.0, 168.0])
+    rate0, lam = 0.05, 0.01  # Gy/h, h^-1 (effective, above the physical 0.00434 h^-1)
+    maps = [np.where(lab == 1, rate0 * np.exp(-lam * t), 0.0) for t in times]
+    (kid,) = region_dose_from_dose_rates(maps, times, lab, TABLE, fit=fit, voxel_volume_mL=V_ML,
+                                         regions=["kidney_left"])
+    assert kid.dose_Gy == pytest.approx(rate0 / lam, rel=1e-4)
+    t_blood = np.array([1.0, 4.0, 24.0, 48.0])
+    rm = blood_based_red_marrow_self_dose(t_blood, 2e3 * np.exp(-0.05 * t_blood), fit=fit, rmblr=1.0,
+                                          red_marrow_mass_g=1170.0)
+    assert rm.parameters["tiac_blood_Bq_h_per_mL"] == pytest.approx(2e3 / 0.05, rel=1e-4)
