@@ -102,6 +102,14 @@ class RegionDose:
     method: str = ""
 
 
+def _k_hottest(n: int, percent: float) -> int:
+    """k = max(1, ⌈x·n/100⌉): the number of hottest voxels holding at least x % of n."""
+    if not 0 < percent <= 100:
+        raise InputError(f"must be in (0, 100], got {percent!r}", source="percent")
+    # ceil with a guard against x·n/100 landing a hair above an integer in floating point
+    return max(1, math.ceil(percent * n / 100.0 - 1e-9))
+
+
 def dose_at_volume_percent(doses_Gy: np.ndarray, percent: float) -> float:
     """D_x: the minimum dose to the hottest ``percent`` % of the voxels (Gy).
 
@@ -117,19 +125,18 @@ def dose_at_volume_percent(doses_Gy: np.ndarray, percent: float) -> float:
     float
         d₍ₖ₎ of the decreasingly sorted doses with k = max(1, ⌈x·n/100⌉) (see module docstring).
     """
-    if not 0 < percent <= 100:
-        raise InputError(f"must be in (0, 100], got {percent!r}", source="percent")
-    d = np.sort(np.asarray(doses_Gy, dtype=np.float64).ravel())[::-1]
+    d = np.sort(np.asarray(doses_Gy, dtype=np.float64).ravel())
     if d.size == 0:
         raise InputError("no voxels", source="doses_Gy")
-    # ceil with a guard against x·n/100 landing a hair above an integer in floating point
-    k = max(1, math.ceil(percent * d.size / 100.0 - 1e-9))
-    return float(d[k - 1])
+    return float(d[d.size - _k_hottest(d.size, percent)])
 
 
 def cumulative_dvh(doses_Gy: np.ndarray, levels_Gy: np.ndarray) -> np.ndarray:
     """Fraction of voxels with dose ≥ each level (exact counts; non-increasing in the level)."""
-    s = np.sort(np.asarray(doses_Gy, dtype=np.float64).ravel())
+    return _dvh_sorted(np.sort(np.asarray(doses_Gy, dtype=np.float64).ravel()), levels_Gy)
+
+
+def _dvh_sorted(s: np.ndarray, levels_Gy: np.ndarray) -> np.ndarray:
     n_below = np.searchsorted(s, np.asarray(levels_Gy, dtype=np.float64), side="left")
     return (s.size - n_below) / s.size
 
@@ -297,14 +304,18 @@ def region_dose_statistics(dose_Gy: sitk.Image | np.ndarray, labels: sitk.Image 
         if m is not None:
             mass_g = float(m.sum())
             mean_m = float((d * m).sum() / mass_g) if mass_g > 0 else math.nan
-        dvh = cumulative_dvh(d, levels)
+        srt = np.sort(d)  # one sort per region: median, D_x and DVH read from it
+        n = srt.size
+        dvh = _dvh_sorted(srt, levels)
         dvh.setflags(write=False)
+        median = float(srt[n // 2]) if n % 2 else float(0.5 * (srt[n // 2 - 1] + srt[n // 2]))
         out.append(RegionDose(
-            region=name, kind=kind, leaves=leaves, n_voxels=int(d.size), volume_mL=d.size * v, mass_g=mass_g,
+            region=name, kind=kind, leaves=leaves, n_voxels=int(n), volume_mL=n * v, mass_g=mass_g,
             mean_dose_Gy=mean_m if mass_weighted else mean_v, mean_dose_volume_weighted_Gy=mean_v,
-            mean_dose_mass_weighted_Gy=mean_m, median_dose_Gy=float(np.median(d)), min_dose_Gy=float(d.min()),
-            max_dose_Gy=float(d.max()), d2_Gy=dose_at_volume_percent(d, 2), d50_Gy=dose_at_volume_percent(d, 50),
-            d98_Gy=dose_at_volume_percent(d, 98), dvh_dose_Gy=levels, dvh_volume_fraction=dvh,
+            mean_dose_mass_weighted_Gy=mean_m, median_dose_Gy=median, min_dose_Gy=float(srt[0]),
+            max_dose_Gy=float(srt[-1]), d2_Gy=float(srt[n - _k_hottest(n, 2)]),
+            d50_Gy=float(srt[n - _k_hottest(n, 50)]), d98_Gy=float(srt[n - _k_hottest(n, 98)]),
+            dvh_dose_Gy=levels, dvh_volume_fraction=dvh,
             mean_weighting="mass" if mass_weighted else "volume", method=method))
         if progress is not None:
             progress((i + 1) / len(pooled), f"dose statistics: {name}")
