@@ -2,10 +2,11 @@
 
 Definitions (every voxel of a region counts with its volume; voxels of one grid are equal):
 
-- ``mean_dose_Gy``: volume-weighted mean Σ D_i / n, or, with a density map and
-  ``mass_weighted=True``, the mass-weighted mean Σ D_i m_i / Σ m_i (energy / mass; the mass
-  convention of :mod:`.density_scaling`). Both are kept (``mean_dose_volume_weighted_Gy``,
-  ``mean_dose_mass_weighted_Gy``).
+- ``mean_dose_Gy``: with a density map, by default the mass-weighted mean Σ D_i m_i / Σ m_i
+  (energy / mass, the MIRD mean absorbed dose; the mass convention of :mod:`.density_scaling`);
+  without one, or with ``mass_weighted=False``, the volume-weighted mean Σ D_i / n. Both are kept
+  (``mean_dose_volume_weighted_Gy``, ``mean_dose_mass_weighted_Gy``). The volume-weighted mean of
+  a density-scaled map over-weights low-density voxels (D ∝ 1/ρ), e.g. air at a lesion's edge.
 - ``median_dose_Gy``: the median of the voxel doses (mean of the two middle values for an even
   count), as :func:`numpy.median`.
 - **D_x** (``d2_Gy``, ``d50_Gy``, ``d98_Gy``): the minimum dose to the hottest x % of the volume.
@@ -220,7 +221,7 @@ def _prepare(dose_Gy, labels, density_g_per_mL, voxel_volume_mL, dose_name="dose
 
 def region_dose_statistics(dose_Gy: sitk.Image | np.ndarray, labels: sitk.Image | np.ndarray, table: LabelTable, *,
                            density_g_per_mL: sitk.Image | np.ndarray | None = None,
-                           voxel_volume_mL: float | None = None, mass_weighted: bool = False,
+                           voxel_volume_mL: float | None = None, mass_weighted: bool | None = None,
                            include_groups: bool = True, regions: Sequence[str] | None = None,
                            dvh_levels_Gy: np.ndarray | None = None, on_empty: str = "error",
                            method: str = "",
@@ -239,8 +240,9 @@ def region_dose_statistics(dose_Gy: sitk.Image | np.ndarray, labels: sitk.Image 
         Mass density (g/mL) on the same grid: gives ``mass_g`` and the mass-weighted mean.
     voxel_volume_mL : float, optional
         Voxel volume (mL); required for arrays, checked against the spacing for images.
-    mass_weighted : bool
-        Report the mass-weighted mean as ``mean_dose_Gy`` (needs ``density_g_per_mL``).
+    mass_weighted : bool, optional
+        Report the mass-weighted mean as ``mean_dose_Gy`` (True needs ``density_g_per_mL``);
+        default: mass-weighted exactly when a density map is given.
     include_groups : bool
         Also report the composite regions of the table's groups.
     regions : sequence of str, optional
@@ -273,6 +275,8 @@ def region_dose_statistics(dose_Gy: sitk.Image | np.ndarray, labels: sitk.Image 
     if mass_weighted and density_g_per_mL is None:
         raise InputError("mass_weighted=True needs density_g_per_mL (the CT density on the dose grid)",
                          source="mass_weighted")
+    if mass_weighted is None:
+        mass_weighted = density_g_per_mL is not None
     dose, _grid, lab, v, rho = _prepare(dose_Gy, labels, density_g_per_mL, voxel_volume_mL)
     idx, lab_sorted, plan = _region_index(lab, table, include_groups, on_empty, regions)
     vals = _checked_dose(dose.ravel(), idx, "dose_Gy", table, lab_sorted)
@@ -358,7 +362,7 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
                                 labels: sitk.Image | np.ndarray, table: LabelTable, *,
                                 fit: Callable[[np.ndarray, np.ndarray], KineticModel],
                                 density_g_per_mL: sitk.Image | np.ndarray | None = None,
-                                voxel_volume_mL: float | None = None, mass_weighted: bool = False,
+                                voxel_volume_mL: float | None = None, mass_weighted: bool | None = None,
                                 include_groups: bool = True, regions: Sequence[str] | None = None,
                                 on_empty: str = "error",
                                 progress: Callable[[float, str], None] | None = None
@@ -394,6 +398,8 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
     check_times_increasing(t, source="times_h")
     if mass_weighted and density_g_per_mL is None:
         raise InputError("mass_weighted=True needs density_g_per_mL", source="mass_weighted")
+    if mass_weighted is None:
+        mass_weighted = density_g_per_mL is not None
     if not callable(fit):
         raise InputError("fit must be a callable fit(times_h, values) -> KineticModel", source="fit")
     _, grid0 = as_voxels(maps[0], "dose_rate_maps_Gy_per_h[0]")

@@ -105,8 +105,8 @@ def test_mass_weighted_mean_of_two_density_region_by_hand():
     rho = np.array([[[1.0, 1.0, 1.0, 2.0]]])
     lab = np.ones_like(dose, dtype=np.int32)
     table = LabelTable((Region(1, "lesion_1", kind="lesion"),))
-    (vol,) = region_dose_statistics(dose, lab, table, voxel_volume_mL=0.5, density_g_per_mL=rho)
-    (mw,) = region_dose_statistics(dose, lab, table, voxel_volume_mL=0.5, density_g_per_mL=rho, mass_weighted=True)
+    (vol,) = region_dose_statistics(dose, lab, table, voxel_volume_mL=0.5, density_g_per_mL=rho, mass_weighted=False)
+    (mw,) = region_dose_statistics(dose, lab, table, voxel_volume_mL=0.5, density_g_per_mL=rho)  # default: mass
     assert vol.mean_dose_Gy == pytest.approx((2 + 2 + 2 + 8) / 4)  # 3.5 Gy
     assert vol.mass_g == pytest.approx(0.5 * (1 + 1 + 1 + 2))  # 2.5 g
     # energy / mass: (3 * 2 Gy * 0.5 g + 8 Gy * 1.0 g) / 2.5 g = 11 / 2.5 = 4.4 Gy
