@@ -534,14 +534,19 @@ def plot_dvh_png(stats: Sequence[RegionDose], path: str | Path, *, title: str = 
     if not stats:
         raise InputError("no regions to plot", source="stats")
     chosen = sorted(stats, key=lambda s: -s.mean_dose_Gy)[:max_regions]
-    fig, ax = new_figure(7.0, 4.5)
-    for s in chosen:
-        ax.step(s.dvh_dose_Gy, 100.0 * s.dvh_volume_fraction, where="post", label=s.region)
+    from matplotlib import colormaps
+
+    fig, ax = new_figure(9.0, 4.8)
+    colours = colormaps["tab20"].colors
+    for i, s in enumerate(chosen):
+        ax.step(s.dvh_dose_Gy, 100.0 * s.dvh_volume_fraction, where="post", label=s.region,
+                color=colours[i % len(colours)], linestyle=("-", "--")[(i // len(colours)) % 2])
     ax.set_xlabel("Absorbed dose (Gy)")
     ax.set_ylabel("Volume receiving ≥ dose (%)")
     ax.set_ylim(0, 102)
     ax.set_xlim(left=0)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2 if len(chosen) > 8 else 1)
+    ax.legend(fontsize="small", ncol=2 if len(chosen) > 10 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0)
     return save_png(fig, path)
