@@ -418,7 +418,8 @@ class RecoveryCorrection:
         Corrected value (same unit as the input).
     coefficient : float
     rel_uncertainty : float
-        Relative uncertainty of the coefficient, which the corrected value inherits.
+        Relative uncertainty of the corrected value from the coefficient's (all of it without a
+        background; the contrast's share with one).
     flags : tuple of str
     """
 
@@ -428,9 +429,23 @@ class RecoveryCorrection:
     flags: tuple[str, ...]
 
 
-def apply_recovery(value: float, volume_mL: float, curve: RecoveryCurve) -> RecoveryCorrection:
-    """Divide a region's mean concentration (or activity) by RC(volume); flags below 0.5 and extrapolation."""
+def apply_recovery(value: float, volume_mL: float, curve: RecoveryCurve, *,
+                   background: float | None = None) -> RecoveryCorrection:
+    """Correct a region's mean concentration for partial-volume loss with RC(volume).
+
+    Without ``background``: ``value / RC`` (exact for an object in cold surroundings; ``value``
+    may also be an activity). With the local background concentration ``b`` around the region
+    (same unit as ``value``, a mean concentration): ``(value − b)/RC + b``, the contrast corrected
+    and the background kept (the first-order model of a hot sphere in a warm background, as the
+    recovery is measured). Flags RC < 0.5 and extrapolation below the smallest calibration sphere.
+    """
     rc, u = curve.coefficient(volume_mL)
     if rc <= 0:
         raise InputError(f"recovery coefficient {rc:.3g} ≤ 0 at {volume_mL:.3g} mL", source="recovery")
-    return RecoveryCorrection(float(value) / rc, rc, u, curve.flags(volume_mL))
+    if background is None:
+        return RecoveryCorrection(float(value) / rc, rc, u, curve.flags(volume_mL))
+    b = float(background)
+    corrected = (float(value) - b) / rc + b
+    # only the contrast carries the coefficient's uncertainty
+    u_val = u * abs(corrected - b) / abs(corrected) if corrected else u
+    return RecoveryCorrection(corrected, rc, u_val, curve.flags(volume_mL))

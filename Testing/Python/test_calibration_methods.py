@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from LuDosimetryLib.calibration.dead_time import fit_dead_time, paralysable_observed_rate
-from LuDosimetryLib.calibration.geometry import phantom_mask_from_ct
+from LuDosimetryLib.calibration.geometry import phantom_mask_from_ct, sphere_mask, sphere_weights
 from LuDosimetryLib.calibration.recovery import (
     RecoveryCurve,
     Sphere,
@@ -157,6 +157,34 @@ def test_recovery_correction_divides_and_flags_below_one_half():
     small = apply_recovery(100.0, 1.0, curve)
     assert any("< 0.5" in f for f in small.flags) and any("extrapolated" in f for f in small.flags)
     assert small.rel_uncertainty > c.rel_uncertainty > 0
+
+
+def test_warm_background_correction_recovers_sphere_concentrations(spheres):
+    """A second phantom (8, 12, 20 mL, SBR 4) corrected with the SBR-8 curve and its measured background."""
+    t = spheres.truth
+    sph = [Sphere(tuple(s["centre_mm"]), s["volume_mL"], s["name"]) for s in t["spheres"]]
+    meas, _ = measure_sphere_recovery(spheres.spect, sph, phantom_mask=phantom_mask_from_ct(spheres.ct, spheres.spect),
+                                      fwhm_mm=SETTINGS.fwhm_mm, sphere_to_background=t["sphere_to_background"])
+    curve = fit_recovery_curve(meas)
+    diam = tuple(2 * (3 * v * 1000 / (4 * math.pi)) ** (1 / 3) for v in (8.0, 12.0, 20.0))
+    obj = sphere_phantom_scan(SETTINGS, diameters_mm=diam, sphere_to_background=4.0, phase_deg=30.0,
+                              sphere_conc_Bq_per_mL=0.6e6)
+    o = obj.truth
+    k = SETTINGS.sensitivity_cps_per_MBq * 1e-6 * o["duration_s"] * SETTINGS.voxel_mm ** 3 / 1000 * o["live_fraction"]
+    conc = np.asarray(__import__("SimpleITK").GetArrayFromImage(obj.spect), dtype=float) / k
+    mask = phantom_mask_from_ct(obj.ct, obj.spect)
+    far = ndimage.binary_erosion(mask, iterations=5)
+    for s in o["spheres"]:
+        far &= ~sphere_mask(obj.spect, s["centre_mm"], s["diameter_mm"] / 2 + 2 * SETTINGS.fwhm_mm)
+    b = conc[far].mean()
+    for s in o["spheres"]:
+        w = sphere_weights(obj.spect, s["centre_mm"], s["diameter_mm"] / 2)
+        mean = (conc * w).sum() / w.sum()
+        plain = apply_recovery(mean, s["volume_mL"], curve)
+        warm = apply_recovery(mean, s["volume_mL"], curve, background=b)
+        assert warm.value == pytest.approx(o["sphere_conc_Bq_per_mL"], rel=0.05), s["name"]
+        assert plain.value > 1.05 * o["sphere_conc_Bq_per_mL"]  # dividing the whole mean over-corrects
+        assert 0 < warm.rel_uncertainty < plain.rel_uncertainty
 
 
 def test_recovery_hook_comes_from_the_store_for_this_system_only():
