@@ -23,7 +23,7 @@ FWHM = 6.0  # mm, PET resolution
 SHAPE = (60, 60, 60)
 # (centre x, y, z mm in the PET frame, radius mm): four above the PET resolution, two far below it
 SPHERES = [((30, 30, 30), 8.0), ((80, 40, 60), 6.0), ((40, 90, 80), 5.0), ((90, 90, 30), 4.0),
-           ((60, 20, 100), 1.0), ((20, 70, 100), 1.2)]
+           ((60, 20, 100), 2.0), ((20, 70, 100), 2.5)]
 SHIFT = np.array([7.0, -5.0, 3.0])  # SPECT frame = PET frame + SHIFT (mm)
 
 
