@@ -116,7 +116,8 @@ def _check_pair(reference, evaluated, spacing_mm):
                                "resample the predicted map to the measured grid first", source="dose maps")
     sp = tuple(float(s) for s in spacing_mm)
     if len(sp) != 3 or not all(math.isfinite(s) and s > 0 for s in sp):
-        raise InputError(f"expected three positive voxel edges (x, y, z) in mm, got {spacing_mm!r}", source="spacing_mm")
+        raise InputError(f"expected three positive voxel edges (x, y, z) in mm, got {spacing_mm!r}",
+                         source="spacing_mm")
     if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(ev))):
         raise InputError("dose maps contain NaN or infinite values", source="dose maps")
     return ref, ev, sp
@@ -151,7 +152,7 @@ def _offsets(spacing_mm, radius_mm, subvoxel):
     axes = []
     for s in spacing_mm[::-1]:  # (z, y, x) order of the array
         step = s / subvoxel
-        n = int(math.floor(radius_mm / step + 1e-9))
+        n = math.floor(radius_mm / step + 1e-9)
         axes.append(np.arange(-n, n + 1) * step)
     zz, yy, xx = np.meshgrid(*axes, indexing="ij")
     off = np.stack([zz.ravel(), yy.ravel(), xx.ravel()], axis=1)
@@ -210,7 +211,7 @@ def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None
     gamma[~mask] = np.nan
     n = int(mask.sum())
     rate = float(np.count_nonzero(gamma[mask] <= 1.0) / n) if n else float("nan")
-    return GammaResult(gamma, mask, rate, c, int(len(offsets)))
+    return GammaResult(gamma, mask, rate, c, len(offsets))
 
 
 def gamma_pass_rates(result: GammaResult, labels, names: Mapping[int, str]) -> list[dict]:

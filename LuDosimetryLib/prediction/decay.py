@@ -185,7 +185,8 @@ def to_biological(tac: PetTac, injected_activity_Bq: float) -> BiologicalTac:
         raise InputError("already decay-corrected to injection (biological); correcting it again would apply "
                          "the 68Ga decay twice", source=f"PET region {tac.region}")
     if not (math.isfinite(injected_activity_Bq) and injected_activity_Bq > 0):
-        raise InputError(f"must be a positive activity in Bq, got {injected_activity_Bq}", source="injected_activity_Bq")
+        raise InputError(f"must be a positive activity in Bq, got {injected_activity_Bq}",
+                         source="injected_activity_Bq")
     nuc = get_nuclide(tac.nuclide)
     t_ref = frame_reference_times_h(tac.start_h, tac.duration_h, nuc.name, tac.frame_values)
     at_acq = np.array([to_acquisition_time(float(v), tac.decay_state, nuc, time_h=float(t),

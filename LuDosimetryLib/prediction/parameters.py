@@ -54,8 +54,9 @@ class PredictionParameters:
     late_dynamic_start_h : float
         Start of the "late" dynamic frames (h p.i.; default 0.5 h).
     fit_uptake_rate : bool
-        Estimate the biological uptake rate from the dynamic frames (default); else take the
-        population table's uptake half-life.
+        Estimate the biological uptake rate from the dynamic frames; default False: the population
+        table's uptake half-life (on the synthetic patient the fitted rate is biased high by
+        spill-in of the early background activity: kidneys −20 % TIA; docs/prediction.md).
     min_fit_time_h : float
         Earliest frame (mid time, h p.i.) in the uptake fit (default 0.1 h: skips the blood-pool phase).
     frame_values : {"mid_frame", "frame_average"}
@@ -89,7 +90,7 @@ class PredictionParameters:
     population_table: str | None = None
     uptake_reference: str = "static"
     late_dynamic_start_h: float = 0.5
-    fit_uptake_rate: bool = True
+    fit_uptake_rate: bool = False
     min_fit_time_h: float = 0.1
     frame_values: str = "mid_frame"
     lesion_dose_model: str = "sphere"
@@ -117,7 +118,8 @@ class PredictionParameters:
             if not (0 < v <= 1):
                 raise InputError(f"must be in (0, 1], got {v!r}", source=name)
         if self.pet_to_therapy_interval_h is not None and not (self.pet_to_therapy_interval_h >= 0):
-            raise InputError(f"must be ≥ 0 h, got {self.pet_to_therapy_interval_h!r}", source="pet_to_therapy_interval_h")
+            raise InputError(f"must be ≥ 0 h, got {self.pet_to_therapy_interval_h!r}",
+                             source="pet_to_therapy_interval_h")
         if self.therapy_activity_GBq is not None:
             _positive("therapy_activity_GBq", self.therapy_activity_GBq)
         for name in ("ligand_uptake_ratio", "spect_recovery", "scale_factors", "pet_recovery"):

@@ -23,10 +23,10 @@ from .decay import BiologicalTac
 from .parameters import PredictionParameters, lookup_factor
 from .population import PopulationTable, load_population_table
 from .recovery import sphere_recovery
-from .uptake import anchor_uptake_fraction, fit_uptake_rate, lu177_curve
+from .uptake import fit_uptake_rate, lu177_curve
 
 __all__ = ["RegionPrediction", "predict_regions", "prediction_dose_rows", "prediction_fit_rows",
-           "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "METHOD"]
+           "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "METHOD", "aggregate_groups"]
 
 #: ``method`` column of doses.csv.
 METHOD = "pet_prediction"
@@ -234,7 +234,8 @@ def prediction_dose_rows(predictions: Sequence[RegionPrediction], *, therapy_act
     for r in predictions:
         d = r.dose_Gy_per_GBq
         rows.append({"region": r.region, "kind": r.kind, "cycle": cycle, "method": METHOD, "volume_mL": r.volume_mL,
-                     "mass_g": r.mass_g, "mean_dose_Gy": None if therapy_activity_GBq is None else d * therapy_activity_GBq,
+                     "mass_g": r.mass_g,
+                     "mean_dose_Gy": None if therapy_activity_GBq is None else d * therapy_activity_GBq,
                      "dose_per_activity_Gy_per_GBq": d, "flags": ";".join(r.flags),
                      "dose_as_seen_by_spect_Gy_per_GBq": d * r.spect_recovery,
                      "tia_per_activity_h": r.tia_Bq_h_per_GBq / BQ_PER_GBQ})
@@ -254,10 +255,43 @@ def prediction_fit_rows(predictions: Sequence[RegionPrediction], *, therapy_acti
         rows.append({"region": r.region, "kind": r.kind, "cycle": cycle, "model": "pet_prediction_uptake_washout",
                      "n_points": None, "n_params": 2 if r.uptake_rate_source == "pet_fit" else 1, "tia_Bq_h": tia,
                      "tia_MBq_h": tia / BQ_PER_MBQ, "effective_half_life_h": r.effective_half_life_h,
-                     "parameters": {"uptake_fraction": r.uptake_fraction_lu, "uptake_rate_bio_per_h": r.uptake_rate_per_h,
+                     "parameters": {"uptake_fraction": r.uptake_fraction_lu,
+                                    "uptake_rate_bio_per_h": r.uptake_rate_per_h,
                                     "uptake_rate_source": r.uptake_rate_source,
                                     "washout_rate_bio_per_h": r.washout_rate_per_h, "population_key": r.population_key,
                                     "t_ref_h": r.t_ref_h, "late_fraction_ga": r.late_fraction_ga,
                                     "pet_recovery": r.pet_recovery, "scale": r.scale},
                      "flags": ";".join(r.flags), "activity_GBq": a})
     return rows
+
+
+def aggregate_groups(predictions: Sequence[RegionPrediction],
+                     groups: Mapping[str, Sequence[str]]) -> tuple[RegionPrediction, ...]:
+    """Composite regions (``kidney_left`` = cortex + pelvis): TIA and curve summed over the leaves,
+    mass and volume summed, dose = ΣTIA × S(group mass) (local electron deposition; lesion groups too).
+
+    Groups with a leaf without a prediction are left out (the leaf's flags say why).
+    """
+    by_name = {p.region: p for p in predictions}
+    out = []
+    for g, leaves in groups.items():
+        members = [by_name.get(n) for n in leaves]
+        if not members or any(m is None for m in members):
+            continue
+        tia = sum(m.tia_Bq_h_per_GBq for m in members)
+        mass = sum(m.mass_g for m in members)
+        volume = sum(m.volume_mL for m in members)
+        terms = [t for m in members for t in m.curve_per_GBq.exponential_terms()]
+        curve = SumOfExponentials(tuple(a for a, _ in terms), tuple(b for _, b in terms))
+        s = organ_s_value_Gy_per_Bq_h(mass)
+        flags = tuple(dict.fromkeys(["group_of_" + "+".join(leaves)] + [f for m in members for f in m.flags]))
+        first = members[0]
+        out.append(RegionPrediction(
+            region=g, kind=first.kind, group=g, t_ref_h=first.t_ref_h,
+            late_fraction_ga=sum(m.late_fraction_ga for m in members), pet_recovery=float("nan"),
+            uptake_rate_per_h=float("nan"), uptake_rate_source="leaves", washout_rate_per_h=float("nan"),
+            effective_half_life_h=float("nan"), population_key="leaves", scale=float("nan"),
+            uptake_fraction_lu=sum(m.uptake_fraction_lu for m in members), curve_per_GBq=curve,
+            tia_Bq_h_per_GBq=tia, volume_mL=volume, mass_g=mass, s_value_Gy_per_Bq_h=s, dose_Gy_per_GBq=tia * s,
+            spect_recovery=first.spect_recovery, flags=flags))
+    return tuple(out)

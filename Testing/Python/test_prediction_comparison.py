@@ -31,7 +31,7 @@ def _gamma_1d_dense(x, shift, dta, dd):
 
 
 def test_gaussian_shifted_by_less_than_the_dta_passes_everywhere():
-    x, ref, ev = _profile_maps(3.0)
+    _, ref, ev = _profile_maps(3.0)
     res = gamma_index(ref, ev, (H, 50.0, 50.0), GammaCriteria(0.03, 5.0, low_dose_threshold=0.1, subvoxel=4))
     assert res.pass_rate == 1.0
     # Γ ≤ s / DTA: the exact partner lies 3 mm away with the same dose
@@ -83,7 +83,7 @@ def test_dose_difference_and_dvh_of_uniform_maps():
     diff, rel = dose_difference(p, m)
     np.testing.assert_allclose(diff, 0.2, rtol=1e-5)
     np.testing.assert_allclose(rel, 0.1, rtol=1e-5)
-    levels, frac = dvh(m, np.ones(m.shape, bool), bins_Gy=np.array([0.0, 1.99, 2.0, 2.01]))
+    _, frac = dvh(m, np.ones(m.shape, bool), bins_Gy=np.array([0.0, 1.99, 2.0, 2.01]))
     np.testing.assert_array_equal(frac, [1.0, 1.0, 1.0, 0.0])
 
 
