@@ -98,7 +98,7 @@ class GammaResult:
         Fraction of evaluated voxels with Γ ≤ 1.
     criteria : GammaCriteria
     n_offsets : int
-        Offsets searched.
+        Offsets searched (the search stops once no farther offset can lower any Γ).
     """
 
     gamma: np.ndarray
@@ -196,10 +196,15 @@ def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None
     cap2 = np.float32(c.max_gamma**2)
     best = np.full(ref.shape, cap2, dtype=np.float32)
     spacing_zyx = np.array(sp[::-1])
+    worst = cap2
+    used = 0
     for o, dist2 in zip(offsets, d2):
         dist_term = np.float32(dist2 / c.dta_mm**2)
-        if dist_term >= cap2:
+        # offsets come in increasing distance: once the distance term alone exceeds every
+        # evaluated voxel's current Γ², no farther offset can lower any of them
+        if dist_term >= worst:
             break
+        used += 1
         vox = o / spacing_zyx
         if np.allclose(vox, np.round(vox)):
             shifted = nd_shift(ev, -np.round(vox), order=0, mode="nearest")
@@ -207,11 +212,13 @@ def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None
             shifted = nd_shift(ev, -vox, order=1, mode="nearest")
         g2 = dist_term + ((shifted - ref) / dd) ** 2
         np.minimum(best, g2, out=best)
+        if used % 16 == 0:
+            worst = min(cap2, float(best[mask].max()))
     gamma = np.sqrt(best).astype(np.float32)
     gamma[~mask] = np.nan
     n = int(mask.sum())
     rate = float(np.count_nonzero(gamma[mask] <= 1.0) / n) if n else float("nan")
-    return GammaResult(gamma, mask, rate, c, len(offsets))
+    return GammaResult(gamma, mask, rate, c, used)
 
 
 def gamma_pass_rates(result: GammaResult, labels, names: Mapping[int, str]) -> list[dict]:

@@ -124,3 +124,27 @@ def test_region_outside_both_fields_of_view_is_skipped_with_a_warning(patients, 
     assert run["parameters"]["prediction"]["population_table"]["origin"] == "phantom kinetics"
     assert "Prediction from the pre-therapy PET" in (out / "report.html").read_text()
     assert math.isfinite(float(kid["tia_per_activity_h"]))
+
+
+def test_voxel_tia_map_sums_to_the_region_prediction(patients):
+    from LuDosimetryLib.prediction.regions import labels_on_grid
+    from LuDosimetryLib.prediction.voxel import predicted_tia_map
+
+    p = patients[0.0]
+    seg = Segmentation(p.labels, p.label_table)
+    study = _study(p)
+    res = _run(p)
+    leaves = [r for r in res.predictions if "group_of_" not in ";".join(r.flags)]
+    tia_map = predicted_tia_map(study, seg, leaves, study.static.image, transform=_transform(p), params=PARAMS,
+                                population=_population())
+    arr = sitk.GetArrayViewFromImage(tia_map)
+    lab = labels_on_grid(p.labels, study.static.image, _transform(p))
+    sp = study.static.image.GetSpacing()
+    vox_mL = sp[0] * sp[1] * sp[2] / 1000
+    for name in ("liver", "kidney_cortex_left", "lesion_node_1"):
+        r = next(x for x in leaves if x.region == name)
+        label = p.label_table.by_name(name).label
+        n = int((lab == label).sum())
+        # Σ over the region's PET voxels = TIA × RC × (resampled volume / true volume)
+        expected = r.tia_Bq_h_per_GBq * r.pet_recovery * n * vox_mL / r.volume_mL
+        assert float(arr[lab == label].sum()) * vox_mL == pytest.approx(expected, rel=1e-4), name
