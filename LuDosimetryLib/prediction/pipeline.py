@@ -26,7 +26,41 @@ from .population import PopulationTable, load_population_table
 from .predict import RegionPrediction, aggregate_groups, predict_regions, prediction_dose_rows, prediction_fit_rows
 from .regions import RegionSet, biological_tacs, region_pet_tacs, region_sets
 
-__all__ = ["PatientPrediction", "predict_study", "write_prediction", "region_masses_g"]
+__all__ = ["PatientPrediction", "predict_study", "write_prediction", "region_masses_g", "match_pet_lesions",
+           "LesionSettings"]
+
+
+@dataclass(frozen=True)
+class LesionSettings:
+    """PET lesion detection and matching (docs/prediction.md, Lesions).
+
+    Attributes
+    ----------
+    method : {"liver", "suv"}
+        Threshold: ``liver_factor`` × liver mean (PROMISE), or ``suv`` with ``body_mass_kg``.
+    liver_region : str
+    liver_factor, suv, body_mass_kg : float
+    min_volume_mL : float
+        Components below are dropped (default 0.1 mL).
+    max_distance_mm : float
+        Matching tolerance (centroid distance) on the reference grid (default 15 mm).
+    exclude_regions : tuple of str
+        Regions with physiological PSMA uptake excluded from the search (a region is excluded if
+        its name or group starts with one of these).
+    exclude_margin_mm : float
+        The excluded regions are grown by this margin (spill-out of their activity; default 10 mm ≈ 2 PET FWHM).
+    """
+
+    method: str = "liver"
+    liver_region: str = "liver"
+    liver_factor: float = 1.0
+    suv: float = 3.0
+    body_mass_kg: float | None = None
+    min_volume_mL: float = 0.1
+    max_distance_mm: float = 15.0
+    exclude_regions: tuple[str, ...] = ("kidney", "renal_pelvis", "urinary_bladder", "parotid", "submandibular",
+                                        "lacrimal", "salivary", "liver", "spleen")
+    exclude_margin_mm: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +74,8 @@ class PatientPrediction:
     population: PopulationTable
     patlak_rows: tuple[dict, ...] = ()
     warnings: tuple[dict, ...] = field(default=())
+    lesion_rows: tuple[dict, ...] = ()
+    tumour_burden: dict | None = None
 
 
 def region_masses_g(segmentation: Segmentation, density=None) -> dict[str, float]:
@@ -62,7 +98,8 @@ def predict_study(study: PetStudy, segmentation: Segmentation, *, transform=None
                   params: PredictionParameters | None = None, population: PopulationTable | None = None,
                   masses_g: dict | None = None, decay_state: DecayState | str = DecayState.ACQUISITION,
                   input_region: str | None = None, patlak_t_star_h: float = 20.0 / 60.0,
-                  record: RunRecord | None = None, progress=None) -> PatientPrediction:
+                  lesions: LesionSettings | None = None, record: RunRecord | None = None,
+                  progress=None) -> PatientPrediction:
     """Predict the 177Lu doses per GBq of every organ and lesion of ``segmentation``.
 
     Parameters
@@ -82,6 +119,8 @@ def predict_study(study: PetStudy, segmentation: Segmentation, *, transform=None
     input_region : str, optional
         Name of the blood-pool region (aorta, left ventricle) for the image-derived input function
         of the Patlak analysis; it must lie in the dynamic FoV.
+    lesions : LesionSettings, optional
+        Detect lesions on the static PET and match them with the segmentation's lesions.
     record : RunRecord, optional
         Warnings are recorded there (stage ``prediction``).
     """
@@ -138,9 +177,94 @@ def predict_study(study: PetStudy, segmentation: Segmentation, *, transform=None
             rows.append({"region": b.region, "input_region": input_region, "ki_per_min": res.ki_per_h / 60.0,
                          "intercept": res.intercept, "t_star_min": res.t_star_h * 60.0, "n_points": res.n_points,
                          "r_squared": res.r_squared})
+    lesion_rows: tuple[dict, ...] = ()
+    if lesions is not None and study.static is not None:
+        lesion_rows = tuple(match_pet_lesions(study, segmentation, transform=transform, settings=lesions, warn=warn))
+    les = [r for r in preds if r.kind == "lesion" and not any(f.startswith("group_of_") for f in r.flags)]
+    burden = None
+    if les:
+        from .lesions import tumour_burden
+
+        burden = tumour_burden([r.volume_mL for r in les], [r.mass_g for r in les], [r.dose_Gy_per_GBq for r in les])
+        burden = {**burden, "dose_unit": "Gy/GBq"}
     if progress:
         progress(1.0, "prediction done")
-    return PatientPrediction(preds, fov, tuple(bios), p, pop, tuple(rows), tuple(warnings))
+    return PatientPrediction(preds, fov, tuple(bios), p, pop, tuple(rows), tuple(warnings), lesion_rows, burden)
+
+
+def match_pet_lesions(study: PetStudy, segmentation: Segmentation, *, transform=None,
+                      settings: LesionSettings | None = None, warn=None) -> list[dict]:
+    """Detect lesions on the static PET, transfer them to the reference grid, match the segmentation's lesions.
+
+    Returns one row per lesion: ``pet_id`` (detection id), ``spect_id`` (label value of the
+    segmentation lesion), ``region`` (its name), ``distance_mm``, ``status`` (``matched``,
+    ``pet_only``, ``spect_only``), ``pet_volume_mL``, ``region_volume_mL``.
+    """
+    import SimpleITK as sitk
+
+    from .lesions import (
+        detect_lesions,
+        lesions_from_labels,
+        liver_threshold_Bq_per_mL,
+        match_lesions,
+        suv_threshold_Bq_per_mL,
+        transfer_labels,
+    )
+    from .regions import labels_on_grid
+
+    s = settings or LesionSettings()
+    img = study.static.image
+    pet = sitk.GetArrayViewFromImage(img)
+    lab = labels_on_grid(segmentation.image, img, transform)
+    table = segmentation.table
+    if s.method == "liver":
+        liver = table.by_name(s.liver_region)
+        thr = liver_threshold_Bq_per_mL(pet, lab == liver.label, factor=s.liver_factor)
+    elif s.method == "suv":
+        if not s.body_mass_kg:
+            raise InputError("SUV threshold needs body_mass_kg", source="lesions.body_mass_kg")
+        from ..nuclides import decay_factor
+
+        thr = suv_threshold_Bq_per_mL(s.suv, injected_activity_Bq=study.administration.injected_activity_Bq,
+                                      body_mass_kg=s.body_mass_kg,
+                                      decay_factor=decay_factor(study.administration.nuclide, study.static.time_h))
+    else:
+        raise InputError(f"must be 'liver' or 'suv', got {s.method!r}", source="lesions.method")
+    from scipy.ndimage import distance_transform_edt
+
+    excluded = [r.label for r in table if r.kind != "lesion" and any(
+        r.name.startswith(x) or (r.group and r.group.startswith(x)) for x in s.exclude_regions)]
+    organs = np.isin(lab, excluded)
+    near = distance_transform_edt(~organs, sampling=img.GetSpacing()[::-1]) <= s.exclude_margin_mm \
+        if organs.any() else organs
+    search = (lab > 0) & ~near
+    pet_labels, _ = detect_lesions(pet, img.GetSpacing(), threshold_Bq_per_mL=thr, search_mask=search,
+                                   min_volume_mL=s.min_volume_mL)
+    pet_img = sitk.GetImageFromArray(pet_labels.astype(np.uint32))
+    pet_img.CopyInformation(img)
+    inverse = transform.GetInverse() if transform is not None else None
+    moved = sitk.GetArrayViewFromImage(transfer_labels(pet_img, segmentation.image, inverse)).astype(np.int64)
+    ref = sitk.GetArrayViewFromImage(segmentation.image).astype(np.int64)
+    ref_les = np.where(np.isin(ref, [r.label for r in table.of_kind("lesion")]), ref, 0)
+    geo = {"origin_mm": segmentation.image.GetOrigin(), "direction": segmentation.image.GetDirection()}
+    sp = segmentation.image.GetSpacing()
+    a = lesions_from_labels(moved, sp, modality="PET", **geo)
+    b = lesions_from_labels(ref_les, sp, modality="SPECT/CT", **geo)
+    m = match_lesions(a, b, max_distance_mm=s.max_distance_mm, labels_a=moved, labels_b=ref_les)
+    vol_a = {x.lesion_id: x.volume_mL for x in a}
+    vol_b = {x.lesion_id: x.volume_mL for x in b}
+    rows = []
+    for r in m.rows("pet", "spect"):
+        sid = r["spect_id"]
+        rows.append({**r, "region": table.by_label(sid).name if sid is not None else None,
+                     "pet_volume_mL": vol_a.get(r["pet_id"]), "region_volume_mL": vol_b.get(sid),
+                     "threshold_Bq_per_mL": thr})
+    if warn is not None:
+        for r in rows:
+            if r["status"] != "matched":
+                what = f"PET lesion {r['pet_id']}" if r["status"] == "pet_only" else f"lesion {r['region']}"
+                warn(f"{what} seen in one modality only ({r['status']})", source="lesions")
+    return rows
 
 
 def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunRecord, report=None,
@@ -170,6 +294,11 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
     skipped = [f.region for f in result.fov.values() if f.uses == "none"]
     if skipped:
         sec.paragraph(f"Outside both PET fields of view (no prediction): {', '.join(skipped)}", css_class="warn")
+    if result.tumour_burden:
+        sec.table([result.tumour_burden], caption="Whole-body tumour burden (predicted, per GBq)")
+    if result.lesion_rows:
+        sec.table(result.lesion_rows, ["pet_id", "spect_id", "region", "distance_mm", "status"],
+                  caption="Lesions: PET detection vs segmentation")
     if result.patlak_rows:
         sec.table(result.patlak_rows, caption="Patlak analysis (image-derived input function)")
     out = Path(out)
@@ -183,6 +312,9 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
         outputs = {"doses.csv": "predicted doses (method pet_prediction)", "fits.csv": "predicted 177Lu TIA",
                    "pet_tac.csv": "biological 68Ga uptake per region and frame",
                    "pet_fov.csv": "field-of-view fractions and what each region used"}
+        if result.lesion_rows:
+            write_csv(tmp / "lesion_matching.csv", result.lesion_rows, list(result.lesion_rows[0]))
+            outputs["lesion_matching.csv"] = "PET-detected lesions matched with the segmentation's lesions"
         if result.patlak_rows:
             write_csv(tmp / "pet_kinetics.csv", result.patlak_rows, list(result.patlak_rows[0]))
             outputs["pet_kinetics.csv"] = "Patlak Ki per region"

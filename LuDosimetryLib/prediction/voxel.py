@@ -183,7 +183,8 @@ def write_comparison(result: DoseComparison, folder: str | Path, measured) -> di
     for i, g in enumerate(result.gamma, start=1):
         save(g.gamma, f"gamma_{i}.nii.gz")
         out[f"gamma_{i}.nii.gz"] = f"gamma index, {g.criteria.label} (NaN: not evaluated)"
-    write_csv(folder / "gamma_pass_rates.csv", result.pass_rate_rows, ("region", "criteria", "n_evaluated", "pass_rate"))
+    write_csv(folder / "gamma_pass_rates.csv", result.pass_rate_rows,
+              ("region", "criteria", "n_evaluated", "pass_rate"))
     out["gamma_pass_rates.csv"] = "gamma pass rate per region and criterion"
     if result.dvh:
         plot_dvh_overlay(result.dvh, folder / "dvh_overlay.png")
