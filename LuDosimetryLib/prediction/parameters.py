@@ -41,7 +41,9 @@ class PredictionParameters:
         the PET value is divided by it. Default 1 (no correction).
     pet_fwhm_mm : float or None
         With ``pet_recovery="sphere"`` the RC of each region is that of a sphere of its volume
-        blurred by a Gaussian of this FWHM (:func:`~LuDosimetryLib.prediction.recovery.sphere_recovery`).
+        blurred by a Gaussian of this FWHM (:func:`~LuDosimetryLib.prediction.recovery.sphere_recovery`);
+        with ``"gtm"`` every frame's region means are corrected for spill-out and spill-in by the
+        geometric transfer matrix of all labelled regions (:func:`~.regions.gtm_correct`).
     spect_recovery : float or mapping
         SPECT recovery coefficient(s): the predicted dose × RC is written as
         ``dose_as_seen_by_spect_Gy_per_GBq``, to compare with a SPECT dose that was not
@@ -111,8 +113,11 @@ class PredictionParameters:
         if self.frame_values not in ("mid_frame", "frame_average"):
             raise InputError(f"must be 'mid_frame' or 'frame_average', got {self.frame_values!r}",
                              source="frame_values")
-        if self.pet_recovery == "sphere" and not (self.pet_fwhm_mm and self.pet_fwhm_mm > 0):
-            raise InputError("pet_recovery='sphere' needs pet_fwhm_mm > 0", source="pet_fwhm_mm")
+        if isinstance(self.pet_recovery, str) and self.pet_recovery not in ("sphere", "gtm"):
+            raise InputError(f"must be a number, a mapping, 'sphere' or 'gtm', got {self.pet_recovery!r}",
+                             source="pet_recovery")
+        if self.pet_recovery in ("sphere", "gtm") and not (self.pet_fwhm_mm and self.pet_fwhm_mm > 0):
+            raise InputError(f"pet_recovery={self.pet_recovery!r} needs pet_fwhm_mm > 0", source="pet_fwhm_mm")
         for name in ("min_dynamic_fov_fraction", "min_static_fov_fraction"):
             v = getattr(self, name)
             if not (0 < v <= 1):

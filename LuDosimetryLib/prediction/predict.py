@@ -185,7 +185,9 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
         volume = float(volumes_mL.get(bio.region, bio.volume_mL))
         if not (math.isfinite(volume) and volume > 0):
             raise InputError(f"region volume must be > 0 mL, got {volume}", source=f"PET region {bio.region}")
-        if p.pet_recovery == "sphere":
+        if p.pet_recovery == "gtm":
+            rc = 1.0  # the TAC values are already GTM-corrected (regions.region_pet_tacs)
+        elif p.pet_recovery == "sphere":
             rc = sphere_recovery(volume, p.pet_fwhm_mm)
         else:
             rc = lookup_factor(p.pet_recovery, bio.region, group=group, kind=bio.kind)

@@ -16,10 +16,13 @@ from LuDosimetryLib.results import DOSES_COLUMNS, RunRecord, read_csv
 from LuDosimetryLib.timing import hours_between
 
 T_LU = 159.528
-PARAMS = PredictionParameters(pet_recovery="sphere", pet_fwhm_mm=5.5, lesion_dose_model="led")
-# regions ≥ 5 mL with uptake above their surroundings: the documented ±15 % limit (docs/prediction.md)
+PARAMS = PredictionParameters(pet_recovery="gtm", pet_fwhm_mm=5.5, lesion_dose_model="led")
+# documented limits (docs/prediction.md): with the GTM, ±5 % for regions ≥ 1 mL that are not thin
+# structures on the 6-mm-slice reference segmentation (vertebrae); the 0.4-mL node and the vertebrae are out
 CHECKED = ("liver", "spleen", "kidney_cortex_left", "kidney_cortex_right", "parotid_left", "parotid_right",
-           "submandibular_left", "lesion_bone_1", "lesion_node_1", "lesion_node_2", "vertebra_l1")
+           "submandibular_left", "lung_left", "lesion_bone_1", "lesion_bone_2", "lesion_bone_3", "lesion_node_1",
+           "lesion_node_2")
+LIMIT = 0.05
 
 
 def _population():
@@ -67,30 +70,48 @@ def patients():
     return {m: generate_patient("small", seed=0, pet_mismatch=m) for m in (0.0, 0.3)}
 
 
+@pytest.fixture(scope="module")
+def predictions(patients):
+    return {m: _run(p) for m, p in patients.items()}
+
+
 def _ratios(p, res):
     tia = p.truth["cycles"][0]["tia_Bq_h"]
     a0 = p.truth["cycles"][0]["injection"]["activity_Bq"]
     return {r.region: r.tia_Bq_h_per_GBq * a0 / 1e9 / tia[r.region] for r in res.predictions if r.region in tia}
 
 
-def test_without_mismatch_predicted_tia_and_dose_equal_the_truth_within_the_documented_limits(patients):
+def test_without_mismatch_predicted_tia_and_dose_equal_the_truth_within_the_documented_limits(patients,
+                                                                                              predictions):
     p = patients[0.0]
-    res = _run(p)
+    res = predictions[0.0]
     ratios = _ratios(p, res)
     for name in CHECKED:
-        assert abs(ratios[name] - 1) < 0.15, (name, ratios[name])
+        assert abs(ratios[name] - 1) < LIMIT, (name, ratios[name])
     # doses: the truth is local electron deposition in the true mass, as the prediction with lesion model "led"
     doses = p.truth["cycles"][0]["dose_per_activity_Gy_per_GBq"]
     pred = {r.region: r.dose_Gy_per_GBq for r in res.predictions}
     for name in CHECKED:
-        assert abs(pred[name] / doses[name] - 1) < 0.15, (name, pred[name], doses[name])
+        assert abs(pred[name] / doses[name] - 1) < LIMIT, (name, pred[name], doses[name])
 
 
-def test_injected_mismatch_is_recovered_region_by_region(patients):
-    r0 = _ratios(patients[0.0], _run(patients[0.0]))
-    r3 = _ratios(patients[0.3], _run(patients[0.3]))
+def test_sphere_recovery_alone_stays_within_fifteen_percent(patients):
+    p = patients[0.0]
+    seg = Segmentation(p.labels, p.label_table)
+    res = predict_study(_study(p), seg, transform=_transform(p), population=_population(),
+                        params=PredictionParameters(pet_recovery="sphere", pet_fwhm_mm=5.5, lesion_dose_model="led"),
+                        masses_g=region_masses_g(seg, p.density))
+    ratios = _ratios(p, res)
     for name in CHECKED:
-        assert r3[name] / r0[name] == pytest.approx(1.3, rel=0.03), name
+        if name != "lung_left":  # low uptake: spill-in from the neighbours, +25 % without the GTM
+            assert abs(ratios[name] - 1) < 0.15, (name, ratios[name])
+
+
+def test_injected_mismatch_is_recovered_region_by_region(patients, predictions):
+    r0 = _ratios(patients[0.0], predictions[0.0])
+    r3 = _ratios(patients[0.3], predictions[0.3])
+    for name in CHECKED:
+        assert r3[name] / r0[name] == pytest.approx(1.3, rel=0.01), name
 
 
 def test_static_only_pet_is_predicted_and_flagged(patients):
@@ -120,7 +141,7 @@ def test_region_outside_both_fields_of_view_is_skipped_with_a_warning(patients, 
     import json
 
     run = json.loads((out / "run.json").read_text())
-    assert run["parameters"]["prediction"]["pet_recovery"] == "sphere"
+    assert run["parameters"]["prediction"]["pet_recovery"] == "gtm"
     assert run["parameters"]["prediction"]["population_table"]["origin"] == "phantom kinetics"
     assert "Prediction from the pre-therapy PET" in (out / "report.html").read_text()
     assert math.isfinite(float(kid["tia_per_activity_h"]))
@@ -133,9 +154,10 @@ def test_voxel_tia_map_sums_to_the_region_prediction(patients):
     p = patients[0.0]
     seg = Segmentation(p.labels, p.label_table)
     study = _study(p)
-    res = _run(p)
+    params = PredictionParameters(pet_recovery="sphere", pet_fwhm_mm=5.5, lesion_dose_model="led")
+    res = predict_study(study, seg, transform=_transform(p), params=params, population=_population())
     leaves = [r for r in res.predictions if "group_of_" not in ";".join(r.flags)]
-    tia_map = predicted_tia_map(study, seg, leaves, study.static.image, transform=_transform(p), params=PARAMS,
+    tia_map = predicted_tia_map(study, seg, leaves, study.static.image, transform=_transform(p), params=params,
                                 population=_population())
     arr = sitk.GetArrayViewFromImage(tia_map)
     lab = labels_on_grid(p.labels, study.static.image, _transform(p))
