@@ -19,13 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tumour-sink-factor", type=float, default=1.0, help="factor on organ uptake (default 1)")
     parser.add_argument("--peptide-amount-ug", type=float, default=None, help="therapy peptide amount (µg), recorded")
     parser.add_argument("--pet-recovery", default="1.0",
-                        help="PET recovery coefficient (number) or 'sphere' (needs --pet-fwhm-mm)")
+                        help="PET recovery coefficient (number), 'sphere' or 'gtm' (both need --pet-fwhm-mm)")
     parser.add_argument("--pet-fwhm-mm", type=float, default=None, help="PET resolution FWHM in millimetres")
     parser.add_argument("--spect-recovery", type=float, default=1.0, help="SPECT recovery coefficient (default 1)")
     parser.add_argument("--uptake-reference", choices=("static", "last_dynamic"), default="static")
     parser.add_argument("--fit-uptake-rate", action="store_true", help="fit the uptake rate on the dynamic frames")
     parser.add_argument("--lesion-dose-model", choices=("sphere", "led"), default="sphere")
     parser.add_argument("--input-region", default=None, help="blood-pool region (aorta, left ventricle) for Patlak")
+    parser.add_argument("--density", type=Path, default=None,
+                        help="mass density image (g/mL) on the segmentation grid, for region masses")
+    parser.add_argument("--lesions", action="store_true",
+                        help="detect lesions on the static PET and match them with the segmentation's lesions")
+    parser.add_argument("--liver-factor", type=float, default=1.0,
+                        help="lesion threshold = this × liver mean uptake (default 1, PROMISE)")
     parser.add_argument("--therapy-activity-gbq", type=float, default=None,
                         help="177Lu activity in GBq for absolute doses (default: cycle 1's, if loaded)")
 
@@ -33,26 +39,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import DependencyError, InputError
     from ..prediction.parameters import PredictionParameters
-    from ..prediction.pipeline import predict_study, write_prediction
+    from ..prediction.pipeline import LesionSettings, predict_study, region_masses_g, write_prediction
     from ..results import RunRecord
     from ..timing import hours_between
     from ..units import BQ_PER_GBQ
 
-    try:
-        from ..ingest import load_patient  # lands with the ingest branch
-    except ImportError as exc:
-        raise DependencyError("ludosimetry predict needs LuDosimetryLib.ingest (load_patient) to read a patient "
-                              "folder; use LuDosimetryLib.prediction.pipeline.predict_study on a PetStudy") from exc
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
-    patient = load_patient(args.patient)
+    try:
+        from ..ingest import load_patient
+    except ImportError as exc:
+        raise DependencyError("ludosimetry predict needs LuDosimetryLib.ingest (load_patient) to read a patient "
+                              "folder; use LuDosimetryLib.prediction.pipeline.predict_study on a PetStudy") from exc
+    rec_arg = args.pet_recovery if args.pet_recovery in ("sphere", "gtm") else _number(args.pet_recovery)
+    record = RunRecord("ludosimetry predict", inputs={"patient": str(args.patient)})
+    patient = load_patient(args.patient, record=record)
     if not patient.pet_studies:
         raise InputError("no PET study found", source=str(args.patient))
     if patient.segmentation is None:
         raise InputError("no segmentation found; the prediction needs the regions", source=str(args.patient))
     study = patient.pet_studies[0]
-    rec_arg = args.pet_recovery if args.pet_recovery == "sphere" else float(args.pet_recovery)
     interval = None
     activity = args.therapy_activity_gbq
     if patient.cycles:
@@ -69,13 +76,31 @@ def run(args: argparse.Namespace) -> int:
         population_table=None if args.population_table is None else str(args.population_table),
         uptake_reference=args.uptake_reference, fit_uptake_rate=args.fit_uptake_rate,
         lesion_dose_model=args.lesion_dose_model, therapy_activity_GBq=activity)
-    record = RunRecord("ludosimetry predict", inputs={"patient": str(args.patient)})
-    for w in patient.warnings:
-        record.warn(w, stage="ingest")
+    masses = None
+    if args.density is not None:
+        import SimpleITK as sitk
+
+        try:
+            density = sitk.ReadImage(str(args.density), sitk.sitkFloat32)
+        except RuntimeError as exc:
+            raise InputError(f"cannot read the density image: {exc}", source=str(args.density)) from None
+        masses = region_masses_g(patient.segmentation, density)
+        record.inputs["density"] = str(args.density)
     # TODO(alignment): register the PET/CT to the SPECT/CT reference (LuDosimetryLib.alignment, not on main yet)
     record.warn("no PET/CT → SPECT/CT registration available in this build: identity transform assumed",
                 stage="prediction", source="transform")
-    result = predict_study(study, patient.segmentation, params=params, input_region=args.input_region, record=record)
+    lesions = LesionSettings(liver_factor=args.liver_factor) if args.lesions else None
+    result = predict_study(study, patient.segmentation, params=params, masses_g=masses,
+                           input_region=args.input_region, lesions=lesions, record=record)
     write_prediction(result, out, record=record, therapy_activity_GBq=activity, overwrite=args.force)
     print(f"predicted doses of {len(result.predictions)} regions written to {out}")
     return 0
+
+
+def _number(text: str) -> float:
+    from ..errors import InputError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"expected a number, 'sphere' or 'gtm', got {text!r}", source="--pet-recovery") from None
