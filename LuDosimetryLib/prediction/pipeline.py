@@ -243,7 +243,7 @@ def match_pet_lesions(study: PetStudy, segmentation: Segmentation, *, transform=
     pet_img = sitk.GetImageFromArray(pet_labels.astype(np.uint32))
     pet_img.CopyInformation(img)
     inverse = transform.GetInverse() if transform is not None else None
-    moved = sitk.GetArrayViewFromImage(transfer_labels(pet_img, segmentation.image, inverse)).astype(np.int64)
+    moved = sitk.GetArrayFromImage(transfer_labels(pet_img, segmentation.image, inverse)).astype(np.int64)
     ref = sitk.GetArrayViewFromImage(segmentation.image).astype(np.int64)
     ref_les = np.where(np.isin(ref, [r.label for r in table.of_kind("lesion")]), ref, 0)
     geo = {"origin_mm": segmentation.image.GetOrigin(), "direction": segmentation.image.GetDirection()}

@@ -218,7 +218,7 @@ def region_pet_tacs(study: PetStudy, segmentation: Segmentation, *, transform=No
         ones = sitk.Image(frames[0].image.GetSize(), sitk.sitkUInt8) + 1
         ones.CopyInformation(frames[0].image)
         tx = inverse if inverse is not None else sitk.Transform(3, sitk.sitkIdentity)
-        inside = sitk.GetArrayViewFromImage(sitk.Resample(ones, segmentation.image, tx, sitk.sitkNearestNeighbor, 0))
+        inside = sitk.GetArrayFromImage(sitk.Resample(ones, segmentation.image, tx, sitk.sitkNearestNeighbor, 0))
         vol_in = np.bincount(ref[inside > 0], minlength=n)[:n] * _voxel_mL(segmentation.image)
         return vol_in, counts, np.array(sums)
 

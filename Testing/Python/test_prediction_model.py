@@ -223,3 +223,15 @@ def test_concordance_bias_recovers_the_injected_mismatch_on_a_synthetic_cohort(m
     lo, hi = ba.bias_ci95
     assert lo <= math.log(1 + mismatch) <= hi
     assert hi - lo < 0.15
+
+
+def test_frame_average_values_use_the_frame_reference_time():
+    # constant biology: the frame average of A0 g e^(−λt) over [s, s+T] decay-corrects exactly with t_FRT
+    g, s, T = 0.01, 0.5, 10 / 60
+    avg = A0_GA * g * (np.exp(-LAM_GA * s) - np.exp(-LAM_GA * (s + T))) / (LAM_GA * T)
+    exact = to_biological(PetTac("r", "organ", [s], [T], [avg], "NONE", frame_values="frame_average", volume_mL=1.0),
+                          A0_GA)
+    mid = to_biological(PetTac("r", "organ", [s], [T], [avg], "NONE", volume_mL=1.0), A0_GA)
+    assert exact.fraction_per_mL[0] == pytest.approx(g, rel=1e-12)
+    # mid-frame reading of a frame average: high by (λT)²/24 (≈ 4.4e-4 for 10 min of 68Ga)
+    assert mid.fraction_per_mL[0] / g - 1 == pytest.approx((LAM_GA * T) ** 2 / 24, rel=0.02)
