@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit-uptake-rate", action="store_true", help="fit the uptake rate on the dynamic frames")
     parser.add_argument("--lesion-dose-model", choices=("sphere", "led"), default="sphere")
     parser.add_argument("--input-region", default=None, help="blood-pool region (aorta, left ventricle) for Patlak")
+    parser.add_argument("--transform", type=Path, default=None,
+                        help="ITK transform file mapping PET/CT points to SPECT/CT reference points (default: "
+                             "rigid CT-to-CT registration when LuDosimetryLib.alignment is available, else identity)")
     parser.add_argument("--density", type=Path, default=None,
                         help="mass density image (g/mL) on the segmentation grid, for region masses")
     parser.add_argument("--lesions", action="store_true",
@@ -86,15 +89,41 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the density image: {exc}", source=str(args.density)) from None
         masses = region_masses_g(patient.segmentation, density)
         record.inputs["density"] = str(args.density)
-    # TODO(alignment): register the PET/CT to the SPECT/CT reference (LuDosimetryLib.alignment, not on main yet)
-    record.warn("no PET/CT → SPECT/CT registration available in this build: identity transform assumed",
-                stage="prediction", source="transform")
+    transform = _pet_to_reference(args, patient, study, record)
     lesions = LesionSettings(liver_factor=args.liver_factor) if args.lesions else None
-    result = predict_study(study, patient.segmentation, params=params, masses_g=masses,
+    result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
                            input_region=args.input_region, lesions=lesions, record=record)
     write_prediction(result, out, record=record, therapy_activity_GBq=activity, overwrite=args.force)
     print(f"predicted doses of {len(result.predictions)} regions written to {out}")
     return 0
+
+
+def _pet_to_reference(args, patient, study, record):
+    """PET → reference transform: the user's file, else a rigid CT-to-CT registration, else identity (warned)."""
+    import SimpleITK as sitk
+
+    from ..errors import InputError
+
+    if args.transform is not None:
+        try:
+            tx = sitk.ReadTransform(str(args.transform))
+        except RuntimeError as exc:
+            raise InputError(f"cannot read the transform: {exc}", source=str(args.transform)) from None
+        record.inputs["transform"] = str(args.transform)
+        return tx
+    try:
+        from ..alignment import register_ct_to_ct
+    except ImportError:
+        register_ct_to_ct = None
+    ref_ct = patient.cycles[0].timepoints[0].ct if patient.cycles and patient.cycles[0].timepoints else None
+    if register_ct_to_ct is not None and ref_ct is not None and study.ct is not None:
+        # rigid (invertible): the alignment module returns reference → PET CT; regions need PET → reference
+        result = register_ct_to_ct(ref_ct, study.ct, deformable=False)
+        record.stages.setdefault("prediction", {})["pet_registration"] = dict(result.quality)
+        return result.transform.GetInverse()
+    record.warn("no PET/CT → SPECT/CT registration (no --transform, alignment module or CTs): identity transform "
+                "assumed", stage="prediction", source="transform")
+    return None
 
 
 def _number(text: str) -> float:

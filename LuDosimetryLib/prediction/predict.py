@@ -211,9 +211,6 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
             s = organ_s_value_Gy_per_Bq_h(mass)
         if u_lu < 0:
             flags.append("negative_uptake")
-        if warn is not None and "static_only" in flags:
-            warn("no dynamic frames for this region: uptake rate from the population table, late value from the "
-                 "static (flag static_only)", source=bio.region)
         out.append(RegionPrediction(
             region=bio.region, kind=bio.kind, group=group, t_ref_h=t_ref, late_fraction_ga=late_fraction,
             pet_recovery=rc, uptake_rate_per_h=bu, uptake_rate_source=bu_source, washout_rate_per_h=bw,
@@ -222,6 +219,10 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
             s_value_Gy_per_Bq_h=s, dose_Gy_per_GBq=tia * s,
             spect_recovery=lookup_factor(p.spect_recovery, bio.region, group=group, kind=bio.kind),
             flags=tuple(dict.fromkeys(flags))))
+    static_only = [r.region for r in out if "static_only" in r.flags]
+    if warn is not None and static_only:
+        warn(f"no dynamic frames for {len(static_only)} region(s): uptake rate from the population table, late value "
+             f"from the static (flag static_only): {', '.join(static_only)}", source="prediction")
     return tuple(out)
 
 

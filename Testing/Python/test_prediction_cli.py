@@ -2,6 +2,8 @@
 
 import importlib.util
 
+import pytest
+
 from LuDosimetryLib.cli import COMMANDS, main
 
 
@@ -30,3 +32,46 @@ def test_an_unreadable_patient_is_one_line_naming_what_is_missing(tmp_path, caps
     else:  # ingest present: it names the folder it could not read
         assert str(empty) in err
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_on_the_synthetic_patient_folder(tmp_path):
+    """Through ingest (NIfTI route): doses.csv in the results schema, run.json with every parameter, report."""
+    import json
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LuDosimetryLib.phantom import generate_patient, write_patient_folder
+    from LuDosimetryLib.phantom.kinetics import LU_KINETICS
+    from LuDosimetryLib.results import DOSES_COLUMNS, read_csv
+
+    p = generate_patient("small", seed=0, pet_mismatch=0.0)
+    folder = write_patient_folder(p, tmp_path / "patient", dicom=False)
+    pop = tmp_path / "pop.csv"  # the synthetic world's population kinetics
+    pop.write_text("key,effective_half_life_h,uptake_half_life_h,status,source\n" + "".join(
+        f"{k.name},{1 / (1 / k.washout_half_life_h + 1 / 159.528)},{k.uptake_half_life_h},test,phantom\n"
+        for k in LU_KINETICS) + "default_organ,40,1,test,t\ndefault_lesion,80,2,test,t\n")
+    R = p.pet.pose.matrix()
+    c = np.array(p.pet.pose.center_mm)
+    tx = sitk.AffineTransform(3)  # PET (scanner) → reference (body): the inverse of the PET pose
+    tx.SetMatrix(R.T.ravel().tolist())
+    tx.SetCenter(c.tolist())
+    tx.SetTranslation((-R.T @ np.array(p.pet.pose.translation_mm)).tolist())
+    sitk.WriteTransform(tx, str(tmp_path / "pet_to_ref.tfm"))
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--out", str(out), "--pet-recovery", "gtm", "--pet-fwhm-mm", "5.5",
+                 "--population-table", str(pop), "--transform", str(tmp_path / "pet_to_ref.tfm"),
+                 "--density", str(folder / "labels" / "density.nii.gz"), "--lesion-dose-model", "led"]) == 0
+    rows = {r["region"]: r for r in read_csv(out / "doses.csv")}
+    assert list(next(iter(rows.values())))[: len(DOSES_COLUMNS)] == list(DOSES_COLUMNS)
+    truth = p.truth["cycles"][0]
+    for name in ("liver", "kidney_left", "parotid_left", "lesion_node_1"):
+        assert float(rows[name]["mean_dose_Gy"]) == pytest.approx(truth["dose_Gy"][name], rel=0.05), name
+    run = json.loads((out / "run.json").read_text())
+    prm = run["parameters"]["prediction"]
+    for key in ("ligand_uptake_ratio", "tumour_sink_factor", "peptide_amount_ug", "pet_to_therapy_interval_h",
+                "pet_recovery", "spect_recovery", "population_table"):
+        assert key in prm
+    assert prm["pet_to_therapy_interval_h"] > 7 * 24 and prm["therapy_activity_GBq_used"] == pytest.approx(7.4)
+    assert "Prediction from the pre-therapy PET" in (out / "report.html").read_text()
+    assert main(["predict", str(folder), "--out", str(out)]) == 2  # no overwrite without --force
