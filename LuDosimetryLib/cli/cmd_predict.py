@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detect lesions on the static PET and match them with the segmentation's lesions")
     parser.add_argument("--liver-factor", type=float, default=1.0,
                         help="lesion threshold = this × liver mean uptake (default 1, PROMISE)")
+    parser.add_argument("--measured-dose", type=Path, default=None,
+                        help="measured dose map (Gy, e.g. dose_Gy.nii.gz of `ludosimetry run`) in the SPECT/CT frame: "
+                             "voxel comparison (difference, DVH, gamma 10%%/5 mm and 20%%/10 mm)")
     parser.add_argument("--therapy-activity-gbq", type=float, default=None,
                         help="177Lu activity in GBq for absolute doses (default: cycle 1's, if loaded)")
 
@@ -93,7 +96,26 @@ def run(args: argparse.Namespace) -> int:
     lesions = LesionSettings(liver_factor=args.liver_factor) if args.lesions else None
     result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
                            input_region=args.input_region, lesions=lesions, record=record)
-    write_prediction(result, out, record=record, therapy_activity_GBq=activity, overwrite=args.force)
+    comparison = None
+    if args.measured_dose is not None:
+        import SimpleITK as sitk
+
+        from ..prediction.voxel import compare_with_measured
+
+        try:
+            measured = sitk.ReadImage(str(args.measured_dose), sitk.sitkFloat32)
+        except RuntimeError as exc:
+            raise InputError(f"cannot read the measured dose map: {exc}", source=str(args.measured_dose)) from None
+        if activity is None:
+            raise InputError("the voxel comparison needs the 177Lu activity (--therapy-activity-gbq or cycle 1)",
+                             source="--measured-dose")
+        record.inputs["measured_dose"] = str(args.measured_dose)
+        predicted, cmp = compare_with_measured(study, patient.segmentation, result.predictions, measured,
+                                               transform=transform, params=params, population=result.population,
+                                               therapy_activity_GBq=activity)
+        comparison = (predicted, cmp, measured)
+    write_prediction(result, out, record=record, therapy_activity_GBq=activity, overwrite=args.force,
+                     comparison=comparison)
     print(f"predicted doses of {len(result.predictions)} regions written to {out}")
     return 0
 

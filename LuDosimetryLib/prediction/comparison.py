@@ -31,8 +31,9 @@ import numpy as np
 
 from ..errors import ConsistencyError, InputError
 
-__all__ = ["GammaCriteria", "GammaResult", "gamma_index", "gamma_pass_rates", "dose_difference", "dvh",
-           "SPECT_CRITERIA", "plot_dvh_overlay"]
+__all__ = ["GammaCriteria", "GammaResult", "gamma_index", "gamma_pass_rates", "gamma_by_region", "dose_difference",
+           "dvh",
+           "SPECT_CRITERIA", "SPECT_REGION_CRITERIA", "plot_dvh_overlay"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class GammaCriteria:
         δ: dose-difference criterion as a fraction (0.10 = 10 %).
     dta_mm : float
         Distance to agreement (mm).
-    normalisation : {"global", "local"}
-        ΔD = δ·max(reference) or δ·reference(r).
+    normalisation : {"global", "local", "region"}
+        ΔD = δ·max(reference), δ·reference(r), or δ·max(reference in the region) with each region
+        evaluated on its own (:func:`gamma_by_region`; organs next to hot lesions are then judged
+        against their own dose level, and the threshold is relative to the region maximum).
     low_dose_threshold : float
         Reference voxels below this fraction of the reference maximum are not evaluated.
     max_gamma : float
@@ -67,8 +70,9 @@ class GammaCriteria:
             raise InputError(f"must be in (0, 1), got {self.dose_fraction}", source="dose_fraction")
         if not (self.dta_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.dta_mm}", source="dta_mm")
-        if self.normalisation not in ("global", "local"):
-            raise InputError(f"must be 'global' or 'local', got {self.normalisation!r}", source="normalisation")
+        if self.normalisation not in ("global", "local", "region"):
+            raise InputError(f"must be 'global', 'local' or 'region', got {self.normalisation!r}",
+                             source="normalisation")
         if not (0 <= self.low_dose_threshold < 1):
             raise InputError(f"must be in [0, 1), got {self.low_dose_threshold}", source="low_dose_threshold")
         if not (self.max_gamma >= 1) or int(self.subvoxel) < 1:
@@ -82,6 +86,8 @@ class GammaCriteria:
 
 #: Criteria suited to SPECT resolution (~10 mm FWHM): 10 %/5 mm and 20 %/10 mm, global, 10 % threshold.
 SPECT_CRITERIA = (GammaCriteria(0.10, 5.0), GammaCriteria(0.20, 10.0))
+#: The same, each region normalised to its own maximum (organs beside hot lesions are evaluated).
+SPECT_REGION_CRITERIA = (GammaCriteria(0.10, 5.0, "region"), GammaCriteria(0.20, 10.0, "region"))
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,8 @@ def _offsets(spacing_mm, radius_mm, subvoxel):
     return off[order], d2[order]
 
 
-def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None = None) -> GammaResult:
+def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None = None, *,
+                reference_max_Gy: float | None = None, evaluate=None) -> GammaResult:
     """Gamma index of ``evaluated`` (e.g. predicted) against ``reference`` (e.g. measured) on one grid.
 
     Parameters
@@ -174,6 +181,11 @@ def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None
         (x, y, z) voxel edges (mm), SimpleITK order.
     criteria : GammaCriteria
         Default 10 %/5 mm global, 10 % threshold.
+    reference_max_Gy : float, optional
+        The dose that "global" (and "region") normalisation and the threshold refer to; default
+        the maximum of ``reference``.
+    evaluate : array of bool, optional
+        Evaluate only these voxels (besides the threshold), e.g. one region.
 
     Returns
     -------
@@ -183,15 +195,28 @@ def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None
 
     c = criteria or GammaCriteria()
     ref, ev, sp = _check_pair(reference, evaluated, spacing_mm)
-    rmax = float(ref.max())
+    rmax = float(ref.max()) if reference_max_Gy is None else float(reference_max_Gy)
     if rmax <= 0:
         raise InputError("reference dose map is zero everywhere", source="reference")
     mask = ref >= c.low_dose_threshold * rmax
-    if c.normalisation == "global":
+    if evaluate is not None:
+        mask &= np.asarray(evaluate, dtype=bool)
+    radius = c.dta_mm * c.max_gamma
+    full_shape, full_mask = ref.shape, mask
+    # only evaluated voxels matter: work on their bounding box grown by the search radius + 1 voxel
+    # (linear interpolation), which sees exactly the values the whole grid would
+    idx = np.argwhere(mask)
+    if idx.size:
+        grow = [math.ceil(radius / s) + 1 for s in sp[::-1]]
+        box = tuple(slice(max(int(lo) - g, 0), min(int(hi) + g + 1, n))
+                    for lo, hi, g, n in zip(idx.min(axis=0), idx.max(axis=0), grow, ref.shape))
+        ref, ev, mask = ref[box], ev[box], mask[box]
+    else:
+        box = tuple(slice(0, n) for n in ref.shape)
+    if c.normalisation in ("global", "region"):
         dd = np.float32(c.dose_fraction * rmax)
     else:
         dd = np.where(mask, c.dose_fraction * ref, 1.0).astype(np.float32)
-    radius = c.dta_mm * c.max_gamma
     offsets, d2 = _offsets(sp, radius, int(c.subvoxel))
     cap2 = np.float32(c.max_gamma**2)
     best = np.full(ref.shape, cap2, dtype=np.float32)
@@ -212,13 +237,52 @@ def gamma_index(reference, evaluated, spacing_mm, criteria: GammaCriteria | None
             shifted = nd_shift(ev, -vox, order=1, mode="nearest")
         g2 = dist_term + ((shifted - ref) / dd) ** 2
         np.minimum(best, g2, out=best)
-        if used % 16 == 0:
+        if used % 16 == 0 and mask.any():
             worst = min(cap2, float(best[mask].max()))
-    gamma = np.sqrt(best).astype(np.float32)
-    gamma[~mask] = np.nan
-    n = int(mask.sum())
-    rate = float(np.count_nonzero(gamma[mask] <= 1.0) / n) if n else float("nan")
-    return GammaResult(gamma, mask, rate, c, used)
+    gamma = np.full(full_shape, np.nan, dtype=np.float32)
+    gamma[box] = np.where(mask, np.sqrt(best), np.nan)
+    n = int(full_mask.sum())
+    rate = float(np.count_nonzero(gamma[full_mask] <= 1.0) / n) if n else float("nan")
+    return GammaResult(gamma, full_mask, rate, c, used)
+
+
+def gamma_by_region(reference, evaluated, spacing_mm, labels, names: Mapping[int, str],
+                    criteria: GammaCriteria) -> list[dict]:
+    """Gamma pass rate of each region, normalised to the region's own maximum reference dose.
+
+    Each region is evaluated on its bounding box grown by the search radius (the evaluated map
+    is searched outside the region too). Only pass rates are returned, so the search stops at
+    Γ = 1 (radius = DTA; the pass rate does not depend on ``max_gamma``).
+    Rows ``{region, criteria, n_evaluated, pass_rate}``.
+    """
+    from dataclasses import replace
+
+    from scipy.ndimage import find_objects
+
+    criteria = replace(criteria, max_gamma=1.0)
+    ref, ev, sp = _check_pair(reference, evaluated, spacing_mm)
+    lab = np.asarray(labels)
+    if lab.shape != ref.shape:
+        raise ConsistencyError(f"label map shape {lab.shape} differs from the dose grid {ref.shape}", source="labels")
+    radius = criteria.dta_mm * criteria.max_gamma
+    margin = [math.ceil(radius / s) + 1 for s in sp[::-1]]
+    rows = []
+    for value, name in names.items():
+        sel = lab == value
+        boxes = find_objects(sel.astype(np.int8))
+        if not boxes or boxes[0] is None:
+            rows.append({"region": name, "criteria": criteria.label + " (region)", "n_evaluated": 0, "pass_rate": None})
+            continue
+        box = tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(boxes[0], margin, ref.shape))
+        rmax = float(ref[sel].max())
+        if rmax <= 0:
+            rows.append({"region": name, "criteria": criteria.label + " (region)", "n_evaluated": 0, "pass_rate": None})
+            continue
+        res = gamma_index(ref[box], ev[box], sp, criteria, reference_max_Gy=rmax, evaluate=sel[box])
+        n = int(res.evaluated.sum())
+        rows.append({"region": name, "criteria": criteria.label + " (region)", "n_evaluated": n,
+                     "pass_rate": res.pass_rate if n else None})
+    return rows
 
 
 def gamma_pass_rates(result: GammaResult, labels, names: Mapping[int, str]) -> list[dict]:
@@ -237,12 +301,20 @@ def gamma_pass_rates(result: GammaResult, labels, names: Mapping[int, str]) -> l
 
 
 def plot_dvh_overlay(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], path, *,
-                     title: str = "DVH: predicted (dashed) vs measured (solid)"):
-    """PNG of DVH overlays: region → (levels_pred, frac_pred, levels_meas, frac_meas)."""
+                     title: str = "DVH: predicted (dashed) vs measured (solid)", max_regions: int = 8):
+    """PNG of DVH overlays: region → (levels_pred, frac_pred, levels_meas, frac_meas).
+
+    At most ``max_regions`` regions are drawn, those with the highest measured median dose.
+    """
     from ..plotting import new_figure, save_png
 
-    fig, ax = new_figure(6.0, 4.0)
-    for i, (name, (lp, fp, lm, fm)) in enumerate(curves.items()):
+    def median(item):
+        _, (_, _, lm, fm) = item
+        return float(np.interp(0.5, fm[::-1], lm[::-1]))
+
+    chosen = sorted(curves.items(), key=median, reverse=True)[:max_regions]
+    fig, ax = new_figure(7.0, 4.5)
+    for i, (name, (lp, fp, lm, fm)) in enumerate(chosen):
         colour = f"C{i % 10}"
         ax.plot(lm, fm * 100, color=colour, label=f"{name} measured")
         ax.plot(lp, fp * 100, color=colour, linestyle="--", label=f"{name} predicted")

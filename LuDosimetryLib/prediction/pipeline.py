@@ -268,8 +268,14 @@ def match_pet_lesions(study: PetStudy, segmentation: Segmentation, *, transform=
 
 
 def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunRecord, report=None,
-                     therapy_activity_GBq: float | None = None, cycle: int = 1, overwrite: bool = False) -> Path:
-    """Write the prediction results folder (whole or not at all)."""
+                     therapy_activity_GBq: float | None = None, cycle: int = 1, overwrite: bool = False,
+                     comparison=None) -> Path:
+    """Write the prediction results folder (whole or not at all).
+
+    ``comparison``: ``(predicted_dose_image, DoseComparison, measured_dose_image)`` from
+    :func:`~.voxel.compare_with_measured`; adds ``predicted_dose_Gy.nii.gz``, the difference and
+    gamma maps, ``gamma_pass_rates.csv`` and ``dvh_overlay.png``.
+    """
     from ..report import Report
 
     a = therapy_activity_GBq if therapy_activity_GBq is not None else result.params.therapy_activity_GBq
@@ -318,6 +324,21 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
         if result.patlak_rows:
             write_csv(tmp / "pet_kinetics.csv", result.patlak_rows, list(result.patlak_rows[0]))
             outputs["pet_kinetics.csv"] = "Patlak Ki per region"
+        if comparison is not None:
+            import SimpleITK as sitk
+
+            from ..results import atomic_output_path
+            from .voxel import write_comparison
+
+            predicted_img, cmp, measured_img = comparison
+            with atomic_output_path(tmp / "predicted_dose_Gy.nii.gz") as f:
+                sitk.WriteImage(predicted_img, str(f), useCompression=True)
+            outputs["predicted_dose_Gy.nii.gz"] = "predicted dose (Gy) on the measured grid (kernel convolution)"
+            outputs.update(write_comparison(cmp, tmp, measured_img))
+            sec.table(list(cmp.pass_rate_rows), ["region", "criteria", "n_evaluated", "pass_rate"],
+                      caption="Gamma pass rates, predicted vs measured dose map")
+            if cmp.dvh:
+                sec.figure("dvh_overlay.png", "DVH: measured (solid) vs predicted (dashed)")
         rep.write(tmp / "report.html")
         outputs["report.html"] = "report with the prediction section"
         record.outputs.update(outputs)

@@ -26,7 +26,17 @@ from ..errors import InputError
 from ..model import PetStudy, Segmentation
 from ..timing import DecayState
 from ..units import BQ_PER_GBQ
-from .comparison import SPECT_CRITERIA, GammaCriteria, GammaResult, dose_difference, dvh, gamma_index, gamma_pass_rates
+from .comparison import (
+    SPECT_CRITERIA,
+    SPECT_REGION_CRITERIA,
+    GammaCriteria,
+    GammaResult,
+    dose_difference,
+    dvh,
+    gamma_by_region,
+    gamma_index,
+    gamma_pass_rates,
+)
 from .decay import PetTac, to_biological
 from .parameters import PredictionParameters, lookup_factor
 from .population import PopulationTable, load_population_table
@@ -34,7 +44,8 @@ from .predict import RegionPrediction
 from .regions import labels_on_grid
 from .uptake import anchor_uptake_fraction, lu177_curve
 
-__all__ = ["predicted_tia_map", "predicted_dose_map", "DoseComparison", "compare_dose_maps", "write_comparison"]
+__all__ = ["predicted_tia_map", "predicted_dose_map", "DoseComparison", "compare_dose_maps", "write_comparison",
+           "compare_with_measured"]
 
 
 def predicted_tia_map(study: PetStudy, segmentation: Segmentation, predictions: Sequence[RegionPrediction], grid, *,
@@ -122,7 +133,8 @@ class DoseComparison:
 
 
 def compare_dose_maps(predicted, measured, labels, names: Mapping[int, str], *,
-                      criteria: Sequence[GammaCriteria] = SPECT_CRITERIA, transform=None) -> DoseComparison:
+                      criteria: Sequence[GammaCriteria] = SPECT_CRITERIA + SPECT_REGION_CRITERIA,
+                      transform=None) -> DoseComparison:
     """Compare dose maps (SimpleITK, Gy): predicted resampled (linear) onto the measured grid.
 
     Parameters
@@ -147,8 +159,10 @@ def compare_dose_maps(predicted, measured, labels, names: Mapping[int, str], *,
         raise InputError(f"label map {lab.shape} is not on the measured dose grid {m.shape}", source="labels")
     sp = tuple(float(s) for s in measured.GetSpacing())
     diff, rel = dose_difference(p, m)
-    results = tuple(gamma_index(m, p, sp, c) for c in criteria)
+    results = tuple(gamma_index(m, p, sp, c) for c in criteria if c.normalisation != "region")
     rows = tuple(row for res in results for row in gamma_pass_rates(res, lab, names))
+    rows += tuple(row for c in criteria if c.normalisation == "region"
+                  for row in gamma_by_region(m, p, sp, lab, names, c))
     curves = {}
     for value, name in names.items():
         mask = lab == value
@@ -177,9 +191,9 @@ def write_comparison(result: DoseComparison, folder: str | Path, measured) -> di
         img.CopyInformation(measured)
         with atomic_output_path(folder / name) as tmp:
             sitk.WriteImage(img, str(tmp), useCompression=True)
-        out[name] = name
 
     save(result.difference_Gy, "dose_difference_Gy.nii.gz")
+    out["dose_difference_Gy.nii.gz"] = "predicted − measured dose (Gy) on the measured grid"
     for i, g in enumerate(result.gamma, start=1):
         save(g.gamma, f"gamma_{i}.nii.gz")
         out[f"gamma_{i}.nii.gz"] = f"gamma index, {g.criteria.label} (NaN: not evaluated)"
@@ -190,3 +204,38 @@ def write_comparison(result: DoseComparison, folder: str | Path, measured) -> di
         plot_dvh_overlay(result.dvh, folder / "dvh_overlay.png")
         out["dvh_overlay.png"] = "DVH predicted (dashed) vs measured (solid)"
     return out
+
+
+def compare_with_measured(study: PetStudy, segmentation: Segmentation, predictions: Sequence[RegionPrediction],
+                          measured_dose, *, transform=None, params: PredictionParameters | None = None,
+                          population: PopulationTable | None = None, therapy_activity_GBq: float = 1.0,
+                          criteria: Sequence[GammaCriteria] = SPECT_CRITERIA + SPECT_REGION_CRITERIA,
+                          kinds: Sequence[str] = ("organ", "lesion")):
+    """Predicted dose map on the measured dose grid, and its comparison with the measured map.
+
+    Parameters
+    ----------
+    measured_dose : SimpleITK.Image
+        Measured dose (Gy) in the reference (SPECT/CT) frame, e.g. ``dose_Gy.nii.gz`` of ``ludosimetry run``.
+    transform : SimpleITK.Transform, optional
+        PET points → reference points (its inverse brings the PET onto the measured grid).
+    therapy_activity_GBq : float
+        The 177Lu activity of the measured cycle (GBq).
+
+    Returns
+    -------
+    (SimpleITK.Image, DoseComparison)
+        The predicted dose map (Gy) on the measured grid and the comparison.
+    """
+    import SimpleITK as sitk
+
+    grid_tx = transform.GetInverse() if transform is not None else None
+    leaves = [r for r in predictions if not any(f.startswith("group_of_") for f in r.flags)]
+    tia = predicted_tia_map(study, segmentation, leaves, measured_dose, transform=transform, grid_transform=grid_tx,
+                            params=params, population=population,
+                            therapy_activity_Bq=therapy_activity_GBq * BQ_PER_GBQ)
+    predicted = predicted_dose_map(tia)
+    labels = sitk.Resample(segmentation.image, measured_dose, sitk.Transform(3, sitk.sitkIdentity),
+                           sitk.sitkNearestNeighbor, 0, sitk.sitkUInt32)
+    names = {r.label: r.name for r in segmentation.table if r.kind in kinds}
+    return predicted, compare_dose_maps(predicted, measured_dose, labels, names, criteria=criteria)

@@ -58,8 +58,12 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
     tx.SetCenter(c.tolist())
     tx.SetTranslation((-R.T @ np.array(p.pet.pose.translation_mm)).tolist())
     sitk.WriteTransform(tx, str(tmp_path / "pet_to_ref.tfm"))
+    from prediction_helpers import true_dose_map
+
+    sitk.WriteImage(true_dose_map(p), str(tmp_path / "dose_Gy.nii.gz"))
     out = tmp_path / "out"
     assert main(["predict", str(folder), "--out", str(out), "--pet-recovery", "gtm", "--pet-fwhm-mm", "5.5",
+                 "--measured-dose", str(tmp_path / "dose_Gy.nii.gz"),
                  "--population-table", str(pop), "--transform", str(tmp_path / "pet_to_ref.tfm"),
                  "--density", str(folder / "labels" / "density.nii.gz"), "--lesion-dose-model", "led"]) == 0
     rows = {r["region"]: r for r in read_csv(out / "doses.csv")}
@@ -74,4 +78,9 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
         assert key in prm
     assert prm["pet_to_therapy_interval_h"] > 7 * 24 and prm["therapy_activity_GBq_used"] == pytest.approx(7.4)
     assert "Prediction from the pre-therapy PET" in (out / "report.html").read_text()
+    gamma = {(r["region"], r["criteria"]): float(r["pass_rate"]) for r in read_csv(out / "gamma_pass_rates.csv")
+             if r["pass_rate"]}
+    assert gamma[("liver", "20%/10mm region, threshold 10% (region)")] > 0.95
+    for name in ("predicted_dose_Gy.nii.gz", "dose_difference_Gy.nii.gz", "dvh_overlay.png"):
+        assert (out / name).is_file()
     assert main(["predict", str(folder), "--out", str(out)]) == 2  # no overwrite without --force
