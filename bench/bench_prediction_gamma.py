@@ -67,8 +67,10 @@ def main() -> None:
                   f"= {t / base:6.1f} shifts")
         names = {i: f"r{i}" for i in range(1, 9)}
         for c in SPECT_REGION_CRITERIA:
-            t, rows = best(lambda c=c, ref=ref, ev=ev, labels=labels: gamma_by_region(ref, ev, sp, labels, names, c),
-                           args.repeat)
+            def run(c=c, ref=ref, ev=ev, labels=labels, names=names):
+                return gamma_by_region(ref, ev, sp, labels, names, c)
+
+            t, rows = best(run, args.repeat)
             rates = [r["pass_rate"] for r in rows if r["pass_rate"] is not None]
             print(f"  gamma {c.label + ' (8 regions)':38s} {t:7.3f} s  mean pass {np.mean(rates):.3f}  "
                   f"= {t / base:6.1f} shifts")
