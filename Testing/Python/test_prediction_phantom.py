@@ -237,3 +237,11 @@ def test_voxel_comparison_with_the_true_dose_map(patients, predictions):
                  "lesion_bone_1"):
         assert rows[name]["pass_rate"] >= 0.95, rows[name]
     assert predicted.GetSize() == measured.GetSize()
+
+
+def test_noisy_pet_stays_within_the_documented_limit():
+    """Poisson noise of 0.01 detected counts per decay (the phantom's PET noise model), another seed."""
+    p = generate_patient("small", seed=1, pet_mismatch=0.0, pet_noise=True)
+    ratios = _ratios(p, _run(p))
+    for name in CHECKED:
+        assert abs(ratios[name] - 1) < LIMIT, (name, ratios[name])
