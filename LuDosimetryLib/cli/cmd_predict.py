@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
+    if args.population_table is not None:
+        table = args.population_table.resolve()
+        if table.is_relative_to(args.patient.resolve()):
+            raise InputError("the population table lies inside the patient folder: a washout taken from this "
+                             "patient's own measured cycle would make the comparison with that cycle circular; "
+                             "use a table from other patients", source=str(args.population_table))
     try:
         from ..ingest import load_patient
     except ImportError as exc:

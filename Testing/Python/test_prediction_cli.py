@@ -84,3 +84,12 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
     for name in ("predicted_dose_Gy.nii.gz", "dose_difference_Gy.nii.gz", "dvh_overlay.png"):
         assert (out / name).is_file()
     assert main(["predict", str(folder), "--out", str(out)]) == 2  # no overwrite without --force
+
+
+def test_a_population_table_from_the_patient_folder_is_refused(tmp_path, capsys):
+    patient = tmp_path / "patient"
+    patient.mkdir()
+    table = patient / "my_halflives.csv"
+    table.write_text("key,effective_half_life_h,uptake_half_life_h\nkidney,40,1\n")
+    assert main(["predict", str(patient), "--out", str(tmp_path / "o"), "--population-table", str(table)]) == 2
+    assert "circular" in capsys.readouterr().err
