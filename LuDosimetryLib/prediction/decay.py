@@ -136,6 +136,8 @@ class BiologicalTac:
     frame_source : tuple of str
     volume_mL : float
     flags : tuple of str
+    start_h, duration_h : numpy.ndarray or None
+        Frame starts (h p.i.) and durations (h), for models that average over frames.
     """
 
     region: str
@@ -145,6 +147,8 @@ class BiologicalTac:
     frame_source: tuple[str, ...]
     volume_mL: float
     flags: tuple[str, ...] = ()
+    start_h: np.ndarray | None = None
+    duration_h: np.ndarray | None = None
 
 
 def frame_reference_times_h(start_h, duration_h, nuclide: str, frame_values: str) -> np.ndarray:
@@ -193,4 +197,5 @@ def to_biological(tac: PetTac, injected_activity_Bq: float) -> BiologicalTac:
                                            series_start_h=tac.series_start_h)
                        for v, t in zip(tac.conc_Bq_per_mL, t_ref)])
     bio = at_acq * np.exp(nuc.decay_constant_per_h * t_ref) / injected_activity_Bq
-    return BiologicalTac(tac.region, tac.kind, t_ref, bio, tac.frame_source, tac.volume_mL, tac.flags)
+    return BiologicalTac(tac.region, tac.kind, t_ref, bio, tac.frame_source, tac.volume_mL, tac.flags,
+                         tac.start_h, tac.duration_h)

@@ -21,7 +21,7 @@ from ..results import DOSES_COLUMNS, FITS_COLUMNS, RunRecord, atomic_directory, 
 from ..timing import DecayState
 from .decay import BiologicalTac
 from .parameters import PredictionParameters
-from .pet_kinetics import patlak
+from .pet_kinetics import fit_two_tissue_irreversible, patlak
 from .population import PopulationTable, load_population_table
 from .predict import RegionPrediction, aggregate_groups, predict_regions, prediction_dose_rows, prediction_fit_rows
 from .regions import RegionSet, biological_tacs, region_pet_tacs, region_sets
@@ -174,9 +174,17 @@ def predict_study(study: PetStudy, segmentation: Segmentation, *, transform=None
             except InputError as exc:
                 warn(f"Patlak not computed: {exc.reason}", source=b.region)
                 continue
-            rows.append({"region": b.region, "input_region": input_region, "ki_per_min": res.ki_per_h / 60.0,
-                         "intercept": res.intercept, "t_star_min": res.t_star_h * 60.0, "n_points": res.n_points,
-                         "r_squared": res.r_squared})
+            row = {"region": b.region, "input_region": input_region, "ki_per_min": res.ki_per_h / 60.0,
+                   "intercept": res.intercept, "t_star_min": res.t_star_h * 60.0, "n_points": res.n_points,
+                   "r_squared": res.r_squared}
+            if dyn.sum() >= 5 and b.start_h is not None:
+                fit = fit_two_tissue_irreversible(b.start_h[dyn], b.duration_h[dyn], b.fraction_per_mL[dyn],
+                                                  idif.fraction_per_mL)
+                row.update({"tc2_K1_per_min": fit.K1_per_h / 60.0, "tc2_k2_per_min": fit.k2_per_h / 60.0,
+                            "tc2_k3_per_min": fit.k3_per_h / 60.0, "tc2_blood_fraction": fit.blood_fraction,
+                            "tc2_ki_per_min": fit.ki_per_h / 60.0, "tc2_rel_rmse": fit.rel_rmse,
+                            "tc2_converged": fit.converged})
+            rows.append(row)
     lesion_rows: tuple[dict, ...] = ()
     if lesions is not None and study.static is not None:
         lesion_rows = tuple(match_pet_lesions(study, segmentation, transform=transform, settings=lesions, warn=warn))

@@ -275,5 +275,8 @@ def biological_tacs(tacs: dict[str, list[PetTac]], injected_activity_Bq: float) 
         order = np.argsort(t, kind="stable")
         f = np.concatenate([b.fraction_per_mL for b in bios])[order]
         src = tuple(np.array(sum((b.frame_source for b in bios), ()))[order].tolist())
-        out.append(BiologicalTac(bios[0].region, bios[0].kind, t[order], f, src, bios[0].volume_mL, bios[0].flags))
+        starts = np.concatenate([b.start_h for b in bios])[order]
+        durs = np.concatenate([b.duration_h for b in bios])[order]
+        out.append(BiologicalTac(bios[0].region, bios[0].kind, t[order], f, src, bios[0].volume_mL, bios[0].flags,
+                                 starts, durs))
     return out
