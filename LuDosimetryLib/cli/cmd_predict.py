@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
                               "folder; use LuDosimetryLib.prediction.pipeline.predict_study on a PetStudy") from exc
     rec_arg = args.pet_recovery if args.pet_recovery in ("sphere", "gtm") else _number(args.pet_recovery)
     record = RunRecord("ludosimetry predict", inputs={"patient": str(args.patient)})
+    user_transform = _read_transform(args.transform) if args.transform is not None else None
     patient = load_patient(args.patient, record=record)
     if not patient.pet_studies:
         raise InputError("no PET study found", source=str(args.patient))
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the density image: {exc}", source=str(args.density)) from None
         masses = region_masses_g(patient.segmentation, density)
         record.inputs["density"] = str(args.density)
-    transform = _pet_to_reference(args, patient, study, record)
+    transform = _pet_to_reference(args, user_transform, patient, study, record)
     lesions = LesionSettings(liver_factor=args.liver_factor) if args.lesions else None
     result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
                            input_region=args.input_region, lesions=lesions, record=record)
@@ -126,19 +127,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pet_to_reference(args, patient, study, record):
-    """PET → reference transform: the user's file, else a rigid CT-to-CT registration, else identity (warned)."""
+def _read_transform(path):
     import SimpleITK as sitk
 
     from ..errors import InputError
 
-    if args.transform is not None:
-        try:
-            tx = sitk.ReadTransform(str(args.transform))
-        except RuntimeError as exc:
-            raise InputError(f"cannot read the transform: {exc}", source=str(args.transform)) from None
+    try:
+        return sitk.ReadTransform(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise InputError(f"cannot read the transform (an ITK transform file mapping PET/CT points to SPECT/CT "
+                         f"reference points is expected): {first}", source=str(path)) from None
+
+
+def _pet_to_reference(args, user_transform, patient, study, record):
+    """PET → reference transform: the user's file, else a rigid CT-to-CT registration, else identity (warned)."""
+    if user_transform is not None:
         record.inputs["transform"] = str(args.transform)
-        return tx
+        return user_transform
     try:
         from ..alignment import register_ct_to_ct
     except ImportError:

@@ -35,10 +35,11 @@ def test_an_unreadable_patient_is_one_line_naming_what_is_missing(tmp_path, caps
 
 
 def test_predict_on_the_synthetic_patient_folder(tmp_path):
-    """Through ingest (NIfTI route): doses.csv in the results schema, run.json with every parameter, report."""
+    """Through ingest (NIfTI route) and the rigid PET/CT → SPECT/CT registration of the alignment module
+    (the PET has its own pose): doses within 5 % of the truth, doses.csv in the results schema, run.json
+    with every parameter, report, voxel comparison files."""
     import json
 
-    import numpy as np
     import SimpleITK as sitk
 
     from LuDosimetryLib.phantom import generate_patient, write_patient_folder
@@ -51,20 +52,13 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
     pop.write_text("key,effective_half_life_h,uptake_half_life_h,status,source\n" + "".join(
         f"{k.name},{1 / (1 / k.washout_half_life_h + 1 / 159.528)},{k.uptake_half_life_h},test,phantom\n"
         for k in LU_KINETICS) + "default_organ,40,1,test,t\ndefault_lesion,80,2,test,t\n")
-    R = p.pet.pose.matrix()
-    c = np.array(p.pet.pose.center_mm)
-    tx = sitk.AffineTransform(3)  # PET (scanner) → reference (body): the inverse of the PET pose
-    tx.SetMatrix(R.T.ravel().tolist())
-    tx.SetCenter(c.tolist())
-    tx.SetTranslation((-R.T @ np.array(p.pet.pose.translation_mm)).tolist())
-    sitk.WriteTransform(tx, str(tmp_path / "pet_to_ref.tfm"))
     from prediction_helpers import true_dose_map
 
     sitk.WriteImage(true_dose_map(p), str(tmp_path / "dose_Gy.nii.gz"))
     out = tmp_path / "out"
     assert main(["predict", str(folder), "--out", str(out), "--pet-recovery", "gtm", "--pet-fwhm-mm", "5.5",
                  "--measured-dose", str(tmp_path / "dose_Gy.nii.gz"),
-                 "--population-table", str(pop), "--transform", str(tmp_path / "pet_to_ref.tfm"),
+                 "--population-table", str(pop),
                  "--density", str(folder / "labels" / "density.nii.gz"), "--lesion-dose-model", "led"]) == 0
     rows = {r["region"]: r for r in read_csv(out / "doses.csv")}
     assert list(next(iter(rows.values())))[: len(DOSES_COLUMNS)] == list(DOSES_COLUMNS)
@@ -77,6 +71,7 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
                 "pet_recovery", "spect_recovery", "population_table"):
         assert key in prm
     assert prm["pet_to_therapy_interval_h"] > 7 * 24 and prm["therapy_activity_GBq_used"] == pytest.approx(7.4)
+    assert run["stages"]["prediction"]["pet_registration"]["bone_dice"] > 0.8
     assert "Prediction from the pre-therapy PET" in (out / "report.html").read_text()
     gamma = {(r["region"], r["criteria"]): float(r["pass_rate"]) for r in read_csv(out / "gamma_pass_rates.csv")
              if r["pass_rate"]}
@@ -93,3 +88,11 @@ def test_a_population_table_from_the_patient_folder_is_refused(tmp_path, capsys)
     table.write_text("key,effective_half_life_h,uptake_half_life_h\nkidney,40,1\n")
     assert main(["predict", str(patient), "--out", str(tmp_path / "o"), "--population-table", str(table)]) == 2
     assert "circular" in capsys.readouterr().err
+
+
+def test_an_unreadable_transform_file_is_refused_before_reading_the_patient(tmp_path, capsys):
+    bad = tmp_path / "pet_to_ref.tfm"
+    bad.write_text("not a transform")
+    assert main(["predict", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--transform", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the transform" in err and str(bad) in err
