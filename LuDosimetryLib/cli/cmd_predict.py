@@ -33,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mass density image (g/mL) on the segmentation grid, for region masses")
     parser.add_argument("--lesions", action="store_true",
                         help="detect lesions on the static PET and match them with the segmentation's lesions")
+    parser.add_argument("--lesion-threshold", choices=("liver", "suv"), default="liver",
+                        help="lesion detection threshold: liver-based (PROMISE) or SUV (needs --body-mass-kg)")
     parser.add_argument("--liver-factor", type=float, default=1.0,
                         help="lesion threshold = this × liver mean uptake (default 1, PROMISE)")
+    parser.add_argument("--suv", type=float, default=3.0, help="SUV threshold (default 3)")
+    parser.add_argument("--body-mass-kg", type=float, default=None, help="patient body mass in kg (for SUV)")
     parser.add_argument("--measured-dose", type=Path, default=None,
                         help="measured dose map (Gy, e.g. dose_Gy.nii.gz of `ludosimetry run`) in the SPECT/CT frame: "
                              "voxel comparison (difference, DVH, gamma 10%%/5 mm and 20%%/10 mm)")
@@ -99,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the density image: {exc}", source=str(args.density)) from None
         masses = region_masses_g(patient.segmentation, density)
         record.inputs["density"] = str(args.density)
+    else:
+        masses = _masses_from_reference_ct(patient, record)
     transform = _pet_to_reference(args, user_transform, patient, study, record)
-    lesions = LesionSettings(liver_factor=args.liver_factor) if args.lesions else None
+    lesions = LesionSettings(method=args.lesion_threshold, liver_factor=args.liver_factor, suv=args.suv,
+                             body_mass_kg=args.body_mass_kg) if args.lesions else None
     result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
                            input_region=args.input_region, lesions=lesions, record=record)
     comparison = None
@@ -125,6 +132,26 @@ def run(args: argparse.Namespace) -> int:
                      comparison=comparison)
     print(f"predicted doses of {len(result.predictions)} regions written to {out}")
     return 0
+
+
+def _masses_from_reference_ct(patient, record):
+    """Region masses from the reference CT (HU → density, LuDosimetryLib.density) when it shares the label grid."""
+    import numpy as np
+
+    from ..prediction.pipeline import region_masses_g
+
+    tps = patient.cycles[0].timepoints if patient.cycles else ()
+    ct = tps[0].ct if tps else None
+    seg = patient.segmentation.image
+    if ct is None or ct.GetSize() != seg.GetSize() or not np.allclose(ct.GetSpacing(), seg.GetSpacing()) \
+            or not np.allclose(ct.GetOrigin(), seg.GetOrigin(), atol=1e-3):
+        record.warn("no density image and no reference CT on the segmentation grid: region masses = volume × "
+                    "1.04 g/mL (flag mass_from_volume)", stage="prediction", source="masses")
+        return None
+    from ..density import ct_to_density
+
+    record.stages.setdefault("prediction", {})["masses"] = "reference CT → density (LuDosimetryLib.density)"
+    return region_masses_g(patient.segmentation, ct_to_density(ct))
 
 
 def _read_transform(path):

@@ -76,6 +76,7 @@ class PatientPrediction:
     warnings: tuple[dict, ...] = field(default=())
     lesion_rows: tuple[dict, ...] = ()
     tumour_burden: dict | None = None
+    settings: dict = field(default_factory=dict)
 
 
 def region_masses_g(segmentation: Segmentation, density=None) -> dict[str, float]:
@@ -197,7 +198,15 @@ def predict_study(study: PetStudy, segmentation: Segmentation, *, transform=None
         burden = {**burden, "dose_unit": "Gy/GBq"}
     if progress:
         progress(1.0, "prediction done")
-    return PatientPrediction(preds, fov, tuple(bios), p, pop, tuple(rows), tuple(warnings), lesion_rows, burden)
+    from dataclasses import asdict
+
+    settings = {"decay_state": str(DecayState(decay_state).value) if not isinstance(decay_state, str) else decay_state,
+                "input_region": input_region, "patlak_t_star_h": patlak_t_star_h,
+                "transform": "identity" if transform is None else type(transform).__name__,
+                "lesions": None if lesions is None else asdict(lesions),
+                "masses": "given" if masses_g else "volume × soft-tissue density (flag mass_from_volume)"}
+    return PatientPrediction(preds, fov, tuple(bios), p, pop, tuple(rows), tuple(warnings), lesion_rows, burden,
+                             settings)
 
 
 def match_pet_lesions(study: PetStudy, segmentation: Segmentation, *, transform=None,
@@ -295,7 +304,7 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
     fov_rows = [{"region": f.region, "volume_mL": f.volume_mL, "dynamic_fov_fraction": f.dynamic_fraction,
                  "static_fov_fraction": f.static_fraction, "uses": f.uses} for f in result.fov.values()]
     record.parameters["prediction"] = {**result.params.to_dict(), "therapy_activity_GBq_used": a,
-                                       "population_table": result.population.to_dict()}
+                                       "population_table": result.population.to_dict(), **result.settings}
     rep = report or Report("PET-based 177Lu dose prediction")
     sec = rep.section("prediction", "Prediction from the pre-therapy PET")
     sec.paragraph("Method: late 68Ga uptake fraction (decay-corrected with λ(68Ga), recovery-corrected) anchored to a "
