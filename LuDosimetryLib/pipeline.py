@@ -61,6 +61,12 @@ class PipelineSettings:
         Overrides the calibration store.
     calibration : str or None
         Calibration store path (default: ``calibration.json`` in the patient folder if present).
+    recovery_correction : bool
+        Divide region activities by the recovery coefficient of their volume, from the camera's
+        recovery curve in the calibration store (when it has one; a warning otherwise).
+    predict : bool
+        When the patient has a pre-therapy PET, also predict the 177Lu doses from it into
+        ``prediction/`` (:mod:`LuDosimetryLib.prediction`), for concordance.
     alpha_beta_Gy, repair_half_time_h : dict
         Per region (or group) radiobiology parameters; kidneys default to the reference values
         (status unverified), salivary and lacrimal glands have none unless given.
@@ -77,6 +83,8 @@ class PipelineSettings:
     spect_fwhm_mm: float = 11.0
     sensitivity_cps_per_MBq: float | None = None
     calibration: str | None = None
+    recovery_correction: bool = True
+    predict: bool = True
     alpha_beta_Gy: Mapping[str, float] | None = None
     repair_half_time_h: Mapping[str, float] | None = None
 
@@ -152,8 +160,37 @@ def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -
     return out
 
 
+def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) -> None:
+    """Predicted doses of this patient from its PET into ``folder`` (own run.json); failures are warnings."""
+    from .prediction.parameters import PredictionParameters
+    from .prediction.pipeline import predict_patient, write_prediction
+    from .timing import hours_between
+    from .units import BQ_PER_GBQ
+
+    study = patient.pet_studies[0]
+    pred_record = RunRecord("ludosimetry run (prediction)", inputs=dict(record.inputs))
+    try:
+        params = PredictionParameters(
+            pet_ligand=study.administration.ligand, therapy_ligand=admin.ligand,
+            pet_to_therapy_interval_h=hours_between(study.administration.injection_datetime, admin.injection_datetime),
+            therapy_activity_GBq=admin.injected_activity_Bq / BQ_PER_GBQ)
+        result = predict_patient(patient, params=params, record=pred_record)
+        write_prediction(result, folder, record=pred_record, overwrite=True)
+        record.stages["prediction"] = {"folder": "prediction/", "regions": len(result.predictions)}
+        from .results import read_csv
+
+        sec = report.section("prediction", "Prediction from the pre-therapy PET")
+        sec.paragraph("Doses predicted from the 68Ga PET (method and parameters in prediction/report.html and "
+                      "prediction/run.json); cohort concordance compares them with the measured doses above.")
+        sec.table(read_csv(folder / "doses.csv"), ["region", "kind", "mean_dose_Gy", "dose_per_activity_Gy_per_GBq",
+                                                   "flags"])
+    except InputError as exc:
+        record.warn(f"no prediction: {exc}", stage="prediction")
+
+
 def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Mapping[str, Any] | None = None,
-                progress: Progress | None = None) -> dict:
+                progress: Progress | None = None,
+                report_hook: Callable[[Report, Path], None] | None = None) -> dict:
     """Run the post-therapy chain on one patient folder and write its results into ``output_dir``.
 
     ``output_dir`` is filled, not created whole: callers that need all-or-nothing folders wrap
@@ -169,6 +206,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     parameters : mapping, optional
         :class:`PipelineSettings` fields.
     progress : callable(fraction, message), optional
+    report_hook : callable(report, output_dir), optional
+        Called with the report and the results folder after every stage, before the report is
+        written (the demo adds its comparison with the ground truth this way).
 
     Returns
     -------
@@ -238,8 +278,20 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
 
     report_progress(0.4, "time-activity curves")
     density_ct = ct_to_density(reference.ct)
+    recovery = None
+    if settings.recovery_correction:
+        from .calibration.recovery import recovery_curve_from_store
+
+        camera = reference.camera
+        recovery = recovery_curve_from_store(store, camera.key()) if store is not None and camera is not None \
+            else None
+        if recovery is None:
+            record.warn("no recovery curve for this camera in the calibration store: region activities are not "
+                        "corrected for partial-volume loss", stage="tac", source=str(cal_path))
+        else:
+            record.stages["tac"] = {"recovery_curve": recovery.to_dict()}
     tacs = extract_tacs(aligned, seg, admin, density=density_ct, spect_fwhm_mm=settings.spect_fwhm_mm,
-                        cycle=cycle.index, on_empty="flag")
+                        cycle=cycle.index, on_empty="flag", recovery=recovery)
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
 
     report_progress(0.5, "fits")
@@ -299,6 +351,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
             if row["region"] in beds:
                 row.update({k: repr(v) for k, v in beds[row["region"]].items()})
         write_csv(out / "doses.csv", rows, DOSES_COLUMNS)
+    if settings.predict and patient.pet_studies:
+        report_progress(0.95, "prediction from the pre-therapy PET")
+        _predict(patient, out / "prediction", admin, report, record)
+    if report_hook is not None:
+        report_hook(report, out)
     if record.warnings:
         report.section("warnings", "Warnings").table(record.warnings, ["stage", "source", "message"])
     report.write(out / "report.html")

@@ -35,7 +35,14 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read parameters: {exc}", source=str(args.parameters)) from None
     summary = run_cohort(patients, args.out, parameters=params, workers=args.workers, scheduler=args.scheduler,
                          pipeline=args.pipeline or DEFAULT_PIPELINE, progress=progress_printer("cohort "))
-    report = write_cohort_summary(summary, args.out)
+    from ..cohort.statistics import write_cohort_statistics
+
+    def _statistics(report, out):
+        done = write_cohort_statistics(args.cohort, out, summary.by_status("done") + summary.by_status("skipped"),
+                                       report=report)
+        report.section("cohort").paragraph("Cohort statistics: " + "; ".join(f"{k}: {v}" for k, v in done.items()))
+
+    report = write_cohort_summary(summary, args.out, extra_sections=_statistics)
     print(f"{len(summary.by_status('done'))} done, {len(summary.by_status('skipped'))} skipped, "
           f"{len(summary.by_status('failed'))} failed; report: {report}")
     for o in summary.outcomes:

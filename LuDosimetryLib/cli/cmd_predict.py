@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import DependencyError, InputError
     from ..prediction.parameters import PredictionParameters
-    from ..prediction.pipeline import LesionSettings, predict_study, region_masses_g, write_prediction
+    from ..prediction.pipeline import LesionSettings, predict_patient, write_prediction
     from ..results import RunRecord
     from ..timing import hours_between
     from ..units import BQ_PER_GBQ
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         population_table=None if args.population_table is None else str(args.population_table),
         uptake_reference=args.uptake_reference, fit_uptake_rate=args.fit_uptake_rate,
         lesion_dose_model=args.lesion_dose_model, therapy_activity_GBq=activity)
-    masses = None
+    density = None
     if args.density is not None:
         import SimpleITK as sitk
 
@@ -101,15 +101,14 @@ def run(args: argparse.Namespace) -> int:
             density = sitk.ReadImage(str(args.density), sitk.sitkFloat32)
         except RuntimeError as exc:
             raise InputError(f"cannot read the density image: {exc}", source=str(args.density)) from None
-        masses = region_masses_g(patient.segmentation, density)
         record.inputs["density"] = str(args.density)
-    else:
-        masses = _masses_from_reference_ct(patient, record)
-    transform = _pet_to_reference(args, user_transform, patient, study, record)
+    if user_transform is not None:
+        record.inputs["transform"] = str(args.transform)
     lesions = LesionSettings(method=args.lesion_threshold, liver_factor=args.liver_factor, suv=args.suv,
                              body_mass_kg=args.body_mass_kg) if args.lesions else None
-    result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
-                           input_region=args.input_region, lesions=lesions, record=record)
+    result = predict_patient(patient, params=params, transform=user_transform, density=density,
+                             input_region=args.input_region, lesions=lesions, record=record)
+    transform = result.transform
     comparison = None
     if args.measured_dose is not None:
         import SimpleITK as sitk
@@ -134,26 +133,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _masses_from_reference_ct(patient, record):
-    """Region masses from the reference CT (HU → density, LuDosimetryLib.density) when it shares the label grid."""
-    import numpy as np
-
-    from ..prediction.pipeline import region_masses_g
-
-    tps = patient.cycles[0].timepoints if patient.cycles else ()
-    ct = tps[0].ct if tps else None
-    seg = patient.segmentation.image
-    if ct is None or ct.GetSize() != seg.GetSize() or not np.allclose(ct.GetSpacing(), seg.GetSpacing()) \
-            or not np.allclose(ct.GetOrigin(), seg.GetOrigin(), atol=1e-3):
-        record.warn("no density image and no reference CT on the segmentation grid: region masses = volume × "
-                    "1.04 g/mL (flag mass_from_volume)", stage="prediction", source="masses")
-        return None
-    from ..density import ct_to_density
-
-    record.stages.setdefault("prediction", {})["masses"] = "reference CT → density (LuDosimetryLib.density)"
-    return region_masses_g(patient.segmentation, ct_to_density(ct))
-
-
 def _read_transform(path):
     import SimpleITK as sitk
 
@@ -165,26 +144,6 @@ def _read_transform(path):
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise InputError(f"cannot read the transform (an ITK transform file mapping PET/CT points to SPECT/CT "
                          f"reference points is expected): {first}", source=str(path)) from None
-
-
-def _pet_to_reference(args, user_transform, patient, study, record):
-    """PET → reference transform: the user's file, else a rigid CT-to-CT registration, else identity (warned)."""
-    if user_transform is not None:
-        record.inputs["transform"] = str(args.transform)
-        return user_transform
-    try:
-        from ..alignment import register_ct_to_ct
-    except ImportError:
-        register_ct_to_ct = None
-    ref_ct = patient.cycles[0].timepoints[0].ct if patient.cycles and patient.cycles[0].timepoints else None
-    if register_ct_to_ct is not None and ref_ct is not None and study.ct is not None:
-        # rigid (invertible): the alignment module returns reference → PET CT; regions need PET → reference
-        result = register_ct_to_ct(ref_ct, study.ct, deformable=False)
-        record.stages.setdefault("prediction", {})["pet_registration"] = dict(result.quality)
-        return result.transform.GetInverse()
-    record.warn("no PET/CT → SPECT/CT registration (no --transform, alignment module or CTs): identity transform "
-                "assumed", stage="prediction", source="transform")
-    return None
 
 
 def _number(text: str) -> float:

@@ -387,7 +387,13 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
     report(0.98, "truth")
     label_img = fine_grid.image(ref_labels)
     density_img = fine_grid.image(rho_lut[ref_labels].astype(np.float32))
-    calib = CalibrationEntry(camera.key(), float(sensitivity_cps_per_MBq), 0.0, float(dead_time_s), None,
+    # The synthetic camera's recovery curve is exactly the Gaussian-sphere model at the simulated FWHM:
+    # what a sphere-phantom calibration of this camera gives (calibration.recovery, tested there).
+    from ..calibration.recovery import RecoveryCurve
+
+    recovery = RecoveryCurve("gaussian_sphere", {"fwhm_mm": float(spect_fwhm_mm), "plateau": 1.0},
+                             min_volume_mL=0.5).to_dict()
+    calib = CalibrationEntry(camera.key(), float(sensitivity_cps_per_MBq), 0.0, float(dead_time_s), recovery,
                              (inj1 - timedelta(days=30)).date().isoformat(), "synthetic phantom (exact)")
     patient_id = f"LUPHANTOM-{size.upper()}-{seed:04d}"
     truth = {

@@ -10,8 +10,9 @@ section) and ``run.json`` (every parameter, the population table, warnings).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +78,8 @@ class PatientPrediction:
     lesion_rows: tuple[dict, ...] = ()
     tumour_burden: dict | None = None
     settings: dict = field(default_factory=dict)
+    #: The PET/CT → SPECT/CT reference transform used (SimpleITK, or None for identity).
+    transform: Any = field(default=None, compare=False)
 
 
 def region_masses_g(segmentation: Segmentation, density=None) -> dict[str, float]:
@@ -361,3 +364,57 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
         record.outputs.update(outputs)
         record.write(tmp)
     return out
+
+
+def _masses_from_reference_ct(patient, record):
+    """Region masses from the reference CT (HU → density, LuDosimetryLib.density) when it shares the label grid."""
+    tps = patient.cycles[0].timepoints if patient.cycles else ()
+    ct = tps[0].ct if tps else None
+    seg = patient.segmentation.image
+    if ct is None or ct.GetSize() != seg.GetSize() or not np.allclose(ct.GetSpacing(), seg.GetSpacing()) \
+            or not np.allclose(ct.GetOrigin(), seg.GetOrigin(), atol=1e-3):
+        record.warn("no density image and no reference CT on the segmentation grid: region masses = volume × "
+                    "1.04 g/mL (flag mass_from_volume)", stage="prediction", source="masses")
+        return None
+    from ..density import ct_to_density
+
+    record.stages.setdefault("prediction", {})["masses"] = "reference CT → density (LuDosimetryLib.density)"
+    return region_masses_g(patient.segmentation, ct_to_density(ct))
+
+
+def _pet_to_reference(patient, study, record):
+    """PET → reference transform by rigid CT-to-CT registration, else identity (warned)."""
+    from ..alignment import register_ct_to_ct
+
+    ref_ct = patient.cycles[0].timepoints[0].ct if patient.cycles and patient.cycles[0].timepoints else None
+    if ref_ct is not None and study.ct is not None:
+        # rigid (invertible): the alignment module returns reference → PET CT; regions need PET → reference
+        result = register_ct_to_ct(ref_ct, study.ct, deformable=False)
+        record.stages.setdefault("prediction", {})["pet_registration"] = dict(result.quality)
+        return result.transform.GetInverse()
+    record.warn("no PET/CT → SPECT/CT registration (no transform given, or a CT is missing): identity transform "
+                "assumed", stage="prediction", source="transform")
+    return None
+
+
+def predict_patient(patient, *, params: PredictionParameters, record: RunRecord, transform=None, density=None,
+                    input_region: str | None = None, lesions: LesionSettings | None = None) -> PatientPrediction:
+    """Predict the 177Lu doses of an ingested patient from its first PET study.
+
+    Region masses come from ``density`` (g/mL on the segmentation grid) or the reference CT; the
+    PET/CT → SPECT/CT reference transform is ``transform`` or a rigid CT-to-CT registration
+    (:func:`LuDosimetryLib.alignment.register_ct_to_ct`). The result carries the transform used.
+    """
+    if not patient.pet_studies:
+        raise InputError("no PET study found", source=f"patient {patient.patient_id}")
+    if patient.segmentation is None:
+        raise InputError("no segmentation found; the prediction needs the regions",
+                         source=f"patient {patient.patient_id}")
+    study = patient.pet_studies[0]
+    masses = region_masses_g(patient.segmentation, density) if density is not None else \
+        _masses_from_reference_ct(patient, record)
+    if transform is None:
+        transform = _pet_to_reference(patient, study, record)
+    result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
+                           input_region=input_region, lesions=lesions, record=record)
+    return replace(result, transform=transform)

@@ -105,12 +105,25 @@ def test_cli_writes_then_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert json.loads((out / "truth.json").read_text())["seed"] == 9
 
 
-def test_demo_command_reuses_the_cached_patient(tmp_path):
+@pytest.mark.slow
+def test_demo_command_runs_every_stage_and_reuses_the_cached_patient(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--size", "small", "--no-dicom"]) == 0
+    args = ["demo", "--out", str(out), "--size", "small", "--no-dicom", "--cohort-patients", "3", "--workers", "2"]
+    assert main(args) == 0
     stamp = (out / "sample_patient" / "truth.json").stat().st_mtime_ns
-    assert main(["demo", "--out", str(out), "--size", "small", "--no-dicom"]) == 0
-    assert (out / "sample_patient" / "truth.json").stat().st_mtime_ns == stamp
     run = json.loads((out / "results" / "run.json").read_text())
-    assert run["command"] == "ludosimetry demo"
-    assert "kidney_left" in (out / "results" / "report.html").read_text()
+    assert run["command"] == "ludosimetry run"
+    for f in ("tac.csv", "fits.csv", "doses.csv", "tia_Bq_h.nii.gz", "dose_Gy.nii.gz", "dvh.png",
+              "truth_comparison.csv", "prediction/doses.csv"):
+        assert (out / "results" / f).is_file(), f
+    page = (out / "results" / "report.html").read_text()
+    assert "kidney_left" in page and "ground truth" in page
+    cohort = json.loads((out / "cohort" / "cohort.json").read_text())
+    assert cohort["done"] == ["P001", "P002", "P003"] and not cohort["failed"]
+    for f in ("statistics/concordance.csv", "statistics/response.json", "report.html"):
+        assert (out / "cohort" / f).is_file(), f
+    # a second demo reuses the cached patient and cohort (unchanged patients are skipped)
+    assert main([*args[:-4], "--cohort-patients", "3", "--workers", "1"]) == 0
+    assert (out / "sample_patient" / "truth.json").stat().st_mtime_ns == stamp
+    again = json.loads((out / "cohort" / "cohort.json").read_text())
+    assert again["skipped"] == ["P001", "P002", "P003"]
