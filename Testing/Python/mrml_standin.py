@@ -83,6 +83,18 @@ class vtkMRMLNode:
     def GetScene(self):
         return self._scene
 
+    def SetNodeReferenceID(self, role: str, node_id: str | None):
+        self._refs = getattr(self, "_refs", {})
+        self._refs[role] = node_id
+        return self
+
+    def GetNodeReferenceID(self, role: str) -> str | None:
+        return getattr(self, "_refs", {}).get(role)
+
+    def GetNodeReference(self, role: str):
+        node_id = self.GetNodeReferenceID(role)
+        return self._scene.GetNodeByID(node_id) if node_id and self._scene is not None else None
+
     def Modified(self) -> None:
         pass
 

@@ -15,7 +15,8 @@ import pytest
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKER = REPO.parent / "shared" / "slicer" / "check_slicer_api.py"
+CHECKER = next(p / "shared" / "slicer" / "check_slicer_api.py" for p in REPO.parents
+               if (p / "shared" / "slicer" / "check_slicer_api.py").exists())
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
 
 
@@ -145,4 +146,6 @@ def test_dose_volume_carries_slicerrt_attributes_and_units(slicer):
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     study = sh.GetItemParent(sh.GetItemByDataNode(node))
     assert sh.GetItemAttribute(study, "DicomRtImport.DoseUnitName") == "Gy"
-    assert nodes.get_node_attributes(node) == {"TimeHoursPostInjection": "24.0", "Nuclide": "Lu-177"}
+    assert nodes.get_node_attributes(node) == {"TimeHoursPostInjection": "24.0", "Nuclide": "Lu-177",
+                                               "Quantity": "absorbed_dose", "Units": "Gy"}
+    assert node.GetVoxelValueQuantity().GetCodeMeaning() == "Absorbed dose"
