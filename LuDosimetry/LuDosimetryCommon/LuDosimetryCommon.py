@@ -1,6 +1,9 @@
 """LuDosimetryCommon: a hidden module that ships the edge code shared by the LuDosimetry modules
 (``LuDosimetrySlicerLib``) and makes the library ``LuDosimetryLib`` importable in Slicer."""
 
+import logging
+
+import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
@@ -17,3 +20,15 @@ class LuDosimetryCommon(ScriptedLoadableModule):
         self.parent.helpText = _("Shared code of the LuDosimetry modules (no user interface).")
         self.parent.acknowledgementText = ""
         self.parent.hidden = True
+        # The synthetic patient in Sample Data (generated locally on first use: no download, no install).
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Add the LuDosimetry synthetic patient to the Sample Data module."""
+    try:
+        from LuDosimetrySlicerLib.samples import register_sample_data
+
+        register_sample_data()
+    except Exception:  # a missing optional part must not break Slicer's start-up
+        logging.exception("LuDosimetry: could not register the synthetic patient in Sample Data")
