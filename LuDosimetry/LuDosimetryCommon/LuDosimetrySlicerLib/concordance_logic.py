@@ -77,7 +77,8 @@ def _charts(out: ConcordanceOutputs, key: str, pairs, stats_row: dict | None, pa
     rows = _pair_rows(pairs)
     table = rows_to_table(rows, name=f"{title} pairs", columns=PAIR_COLUMNS)
     hierarchy.place(table, parent)
-    scatter = plot_chart(table, [{"x": "measured_Gy", "y": "predicted_Gy", "name": f"{title} pairs", "style": "points"}],
+    points = {"x": "measured_Gy", "y": "predicted_Gy", "name": f"{title} pairs", "style": "points"}
+    scatter = plot_chart(table, [points],
                          name=f"{title} scatter", title=f"{title}: predicted vs measured",
                          x_title="measured dose (Gy)", y_title="predicted dose (Gy)")
     series = [{"x": "mean_Gy", "y": "difference_Gy", "name": f"{title} differences", "style": "points"}]

@@ -16,7 +16,7 @@ def progress_dialog(title: str):
     dialog = slicer.util.createProgressDialog(windowTitle=title, labelText=title, value=0, maximum=100)
 
     def progress(fraction: float, message: str) -> None:
-        dialog.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
+        dialog.setValue(round(100 * max(0.0, min(1.0, fraction))))
         dialog.setLabelText(message)
         logging.info("%s: %3.0f %% %s", title, 100 * fraction, message)
         slicer.app.processEvents()

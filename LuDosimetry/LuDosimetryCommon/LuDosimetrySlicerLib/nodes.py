@@ -76,6 +76,7 @@ def sitk_to_volume(image, *, name: str, node: slicer.vtkMRMLScalarVolumeNode | N
 VOXEL_UNITS = {
     "Bq/mL": ("Bq/ml", "UCUM", "becquerel per millilitre"),
     "Bq h/mL": ("Bq.h/ml", "UCUM", "becquerel hour per millilitre"),
+    "Bq h": ("Bq.h", "UCUM", "becquerel hour"),
     "Gy": ("Gy", "UCUM", "gray"),
     "Gy/h": ("Gy/h", "UCUM", "gray per hour"),
     "HU": ("[hnsf'U]", "UCUM", "Hounsfield unit"),
@@ -84,6 +85,7 @@ VOXEL_UNITS = {
 #: Voxel value quantities (private coding scheme ``99LUDOSIM``: DICOM has no code for these).
 VOXEL_QUANTITIES = {
     "activity_concentration": ("ActivityConcentration", "99LUDOSIM", "Activity concentration"),
+    "time_integrated_activity": ("TIA", "99LUDOSIM", "Time-integrated activity"),
     "time_integrated_activity_concentration": ("TIAConcentration", "99LUDOSIM",
                                                "Time-integrated activity concentration"),
     "absorbed_dose": ("AbsorbedDose", "99LUDOSIM", "Absorbed dose"),

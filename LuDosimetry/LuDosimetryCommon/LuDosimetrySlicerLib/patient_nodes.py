@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 
-import slicer
-
 from . import hierarchy
 from .nodes import get_node_attributes, set_node_attributes, set_voxel_value, sitk_to_volume, volume_to_sitk
 
@@ -39,7 +37,8 @@ class PatientNodes:
 
 def administration_attributes(admin) -> dict:
     """Node attributes of an :class:`LuDosimetryLib.model.Administration`."""
-    return {"Nuclide": admin.nuclide, "Ligand": admin.ligand, "InjectedActivityBq": repr(float(admin.injected_activity_Bq)),
+    return {"Nuclide": admin.nuclide, "Ligand": admin.ligand,
+            "InjectedActivityBq": repr(float(admin.injected_activity_Bq)),
             "InjectionDateTime": admin.injection_datetime.isoformat()}
 
 
@@ -94,7 +93,8 @@ def push_timepoint(tp, *, patient_id: str, cycle: int, administration, label: st
     """SPECT (Bq/mL), its time map and CT (HU) volume nodes of a timepoint, under its study item."""
     label = label or f"cycle{cycle} {tp.label}"
     study = hierarchy.timepoint_item(patient_id, label)
-    common = {"PatientID": patient_id, "Cycle": cycle, "Timepoint": tp.label, "TimeHoursPostInjection": repr(float(tp.time_h)),
+    common = {"PatientID": patient_id, "Cycle": cycle, "Timepoint": tp.label,
+              "TimeHoursPostInjection": repr(float(tp.time_h)),
               **administration_attributes(administration)}
     if tp.camera is not None:
         common["CameraKey"] = tp.camera.key()

@@ -45,7 +45,8 @@ def plan_settings(*, mode: str = "kidney_dose_per_cycle", prescribed_kidney_dose
     def opt(v: float) -> float | None:
         return float(v) if v and v > 0 else None
 
-    given = {"prescribed_kidney_dose_Gy": opt(prescribed_kidney_dose_Gy), "kidney_dose_limit_Gy": opt(kidney_dose_limit_Gy),
+    given = {"prescribed_kidney_dose_Gy": opt(prescribed_kidney_dose_Gy),
+             "kidney_dose_limit_Gy": opt(kidney_dose_limit_Gy),
              "kidney_bed_limit_Gy": opt(kidney_bed_limit_Gy), "epsilon": opt(epsilon)}
     sources = {k: SETTINGS_SOURCE for k, v in given.items() if v is not None}
     sources.update(max_activity_Bq=SETTINGS_SOURCE, activity_step_Bq=SETTINGS_SOURCE, min_activity_Bq=SETTINGS_SOURCE)
