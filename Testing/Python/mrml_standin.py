@@ -546,7 +546,12 @@ def arrayFromTableColumn(tableNode, columnName: str) -> np.ndarray:
         np.array([col.GetValue(i) for i in range(col.GetNumberOfValues())])
 
 
-UTIL_FUNCTIONS = {f.__name__: f for f in (arrayFromVolume, updateVolumeFromArray, vtkMatrixFromArray,
+def getNodesByClass(className: str, scene=None) -> list:
+    scene = scene or sys.modules["slicer"].mrmlScene
+    return [n for n in scene._nodes.values() if n.IsA(className)]
+
+
+UTIL_FUNCTIONS = {f.__name__: f for f in (getNodesByClass, arrayFromVolume, updateVolumeFromArray, vtkMatrixFromArray,
                                            arrayFromVTKMatrix, arrayFromTransformMatrix,
                                            updateTransformMatrixFromArray, arrayFromTableColumn)}
 

@@ -100,7 +100,8 @@ def test_ui_is_valid_designer_xml_bound_to_the_parameter_node(name):
         if w.get("class") not in ("QLabel", "qMRMLWidget", "ctkCollapsibleButton"):
             assert any(p.get("name") == "toolTip" for p in w.findall("property")), w.get("name")
         if w.get("class") == "qMRMLNodeComboBox":
-            node_types = [s.text for p in w.findall("property") if p.get("name") == "nodeTypes" for s in p.iter("string")]
+            node_types = [s.text for p in w.findall("property") if p.get("name") == "nodeTypes"
+                          for s in p.iter("string")]
             assert node_types and all(t.startswith("vtkMRML") for t in node_types)
     # node fields are Optional (the wrapper reads them with typing.get_type_hints)
     for fname, f in fields.items():
@@ -122,8 +123,8 @@ def test_module_files_import_no_science_and_compute_nothing(name):
         assert roots <= ALLOWED_IMPORTS, f"{name} imports {roots - ALLOWED_IMPORTS}"
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("LuDosimetryLib"):
             raise AssertionError(f"{name} calls the library directly; go through LuDosimetrySlicerLib")
-    arithmetic = [ast.unparse(n) for n in ast.walk(tree)
-                  if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult | ast.Div | ast.Pow | ast.Sub | ast.FloorDiv)]
+    computing = ast.Mult | ast.Div | ast.Pow | ast.Sub | ast.FloorDiv
+    arithmetic = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, computing)]
     assert not arithmetic, f"{name} computes: {arithmetic}"
     classes = {c.name for c in tree.body if isinstance(c, ast.ClassDef)}
     assert {name, f"{name}ParameterNode", f"{name}Widget", f"{name}Logic", f"{name}Test"} <= classes

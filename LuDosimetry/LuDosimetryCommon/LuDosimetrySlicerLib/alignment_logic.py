@@ -95,7 +95,6 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
     progress : callable(fraction, message), optional
     """
     from LuDosimetryLib.alignment import AlignmentResult, align_timepoint, align_timepoint_images
-
     from LuDosimetryLib.errors import InputError
 
     report = progress or (lambda f, m: None)

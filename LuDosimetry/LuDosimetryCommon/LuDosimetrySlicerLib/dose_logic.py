@@ -81,15 +81,15 @@ def run_dose(aligned_spect, labels, *, method: str = "kernel", window_max_Gy: fl
         Upper end of the colour window (Gy); 0: the 99.5th percentile of the map.
     """
     import SimpleITK as sitk
+
     from LuDosimetryLib.alignment import AlignmentResult, activity_per_voxel, resample_to_reference
     from LuDosimetryLib.density import average_onto_grid, ct_to_density
-    from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns, region_dose_statistics
-    from LuDosimetryLib.kinetics.voxel import voxel_tia
-
     from LuDosimetryLib.dose.convolution import convolve_dose
     from LuDosimetryLib.dose.led import led_dose
+    from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns, region_dose_statistics
     from LuDosimetryLib.errors import InputError
     from LuDosimetryLib.kernels import dose_kernel
+    from LuDosimetryLib.kinetics.voxel import voxel_tia
     from LuDosimetryLib.results import DOSES_COLUMNS
 
     if method not in DOSE_METHODS:

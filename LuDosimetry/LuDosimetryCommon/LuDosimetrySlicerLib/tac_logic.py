@@ -89,11 +89,10 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
         SPECT resolution (mm) for the below-resolution flag.
     """
     from LuDosimetryLib.density import ct_to_density
-    from LuDosimetryLib.kinetics.fitting import fit_rows, fit_tac
-    from LuDosimetryLib.tac import TAC_EXTRA_COLUMNS, extract_tacs, tac_rows
-
     from LuDosimetryLib.errors import InputError
+    from LuDosimetryLib.kinetics.fitting import fit_rows, fit_tac
     from LuDosimetryLib.results import FITS_COLUMNS, TAC_COLUMNS
+    from LuDosimetryLib.tac import TAC_EXTRA_COLUMNS, extract_tacs, tac_rows
 
     if model not in FIT_MODELS:
         raise InputError(f"must be one of {', '.join(FIT_MODELS)}, got {model!r}", source="model")
