@@ -124,7 +124,7 @@ def run_dose(aligned_spect, labels, *, method: str = "kernel", window_max_Gy: fl
                                            interpolator=sitk.sitkNearestNeighbor)
     ct = reference_ct_node(aligned_spect)
     density = average_onto_grid(ct_to_density(volume_to_sitk(ct)), grid) if ct is not None else None
-    stats = region_dose_statistics(dose_img, labels_on_grid, seg.table, density_g_per_mL=density, on_empty="flag",
+    stats = region_dose_statistics(dose_img, labels_on_grid, seg.table, density_g_per_mL=density, on_empty="skip",
                                    method=method, progress=sub(0.6, 0.9))
     rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
