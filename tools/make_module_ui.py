@@ -62,7 +62,7 @@ def build(module: str, spec: dict) -> str:
     used = {"qMRMLWidget"}
     body = []
     connections = []
-    for s_i, section in enumerate(spec["sections"]):
+    for section in spec["sections"]:
         used.add("ctkCollapsibleButton")
         rows = []
         for r, row in enumerate(section["rows"]):

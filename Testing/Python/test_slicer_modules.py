@@ -24,8 +24,12 @@ MODULES = ("LuDosimetryAlignment", "LuDosimetryTAC", "LuDosimetryDose", "LuDosim
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
 SAMPLES = EDGE / "Resources" / "SampleData"
 # Qt Designer classes the .ui files may use (Qt, CTK and Slicer MRML widgets).
-KNOWN_WIDGETS = {"QLabel", "QPushButton", "QLineEdit", "QSpinBox", "QCheckBox", "QComboBox", "qMRMLWidget",
-                 "ctkCollapsibleButton", "qMRMLNodeComboBox", "ctkPathLineEdit", "ctkDoubleSpinBox"}
+KNOWN_WIDGETS = {"QLabel", "QPushButton", "QLineEdit", "QSpinBox", "QDoubleSpinBox", "QCheckBox", "QComboBox",
+                 "qMRMLWidget", "ctkCollapsibleButton", "qMRMLNodeComboBox", "ctkPathLineEdit"}
+# Widgets the parameterNodeWrapper's GUI connectors bind to each field type (Slicer 5.10
+# Base/Python/slicer/parameterNodeWrapper/guiConnectors.py: exact widget classes).
+CONNECTABLE = {"float": {"QDoubleSpinBox"}, "int": {"QSpinBox"}, "bool": {"QCheckBox"},
+               "str": {"QLineEdit", "QComboBox"}, "pathlib.Path": {"ctkPathLineEdit"}, "node": {"qMRMLNodeComboBox"}}
 ALLOWED_IMPORTS = {"slicer", "qt", "ctk", "vtk", "logging", "typing", "pathlib", "LuDosimetrySlicerLib",
                    "LuDosimetryLib"}
 
@@ -96,6 +100,12 @@ def test_ui_is_valid_designer_xml_bound_to_the_parameter_node(name):
                 assert p.get("stdset") == "0"
                 bound[p.findtext("string")] = w.get("class")
     assert bound and set(bound) <= set(fields), f"unknown parameters {set(bound) - set(fields)}"
+    for pname, wclass in bound.items():
+        text = ast.unparse(fields[pname].annotation)
+        base = "node" if "vtkMRML" in text else text.removeprefix("Annotated[").split(",")[0].rstrip("]")
+        assert wclass in CONNECTABLE[base], f"{pname}: {text} cannot be bound to a {wclass}"
+        if wclass == "QComboBox":
+            assert "Choice(" in text, f"{pname}: a QComboBox needs a Choice annotation"
     for w in root.iter("widget"):  # every input has a tooltip; every node selector a node type
         if w.get("class") not in ("QLabel", "qMRMLWidget", "ctkCollapsibleButton"):
             assert any(p.get("name") == "toolTip" for p in w.findall("property")), w.get("name")
