@@ -18,7 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="move the kidneys 5-10 mm relative to the spine at each timepoint")
     parser.add_argument("--no-pet", action="store_true", help="leave out the pre-therapy 68Ga PET")
     parser.add_argument("--no-dicom", action="store_true", help="write NIfTI, labels and truth only (no DICOM)")
-    parser.add_argument("--out", required=True, help="patient folder to create")
+    parser.add_argument("--cohort", type=int, default=0, metavar="N",
+                        help="write a synthetic cohort of N patients (inter-patient variability, clinical.csv with "
+                             "a dose-driven response model, cohort_truth.json) instead of one patient")
+    parser.add_argument("--out", required=True, help="patient (or cohort) folder to create")
     parser.add_argument("--force", action="store_true", help="replace an existing folder")
 
 
@@ -32,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
     show = progress_printer("phantom ")
+    if args.cohort:
+        from ..phantom.cohort import CohortSettings, write_synthetic_cohort
+
+        settings = CohortSettings(n_patients=args.cohort, size=args.size, seed=args.seed,
+                                  kidney_motion=True, dicom=not args.no_dicom)
+        print(write_synthetic_cohort(out, settings, force=args.force, progress=show))
+        return 0
     patient = generate_patient(args.size, seed=args.seed, cycles=args.cycles, kidney_motion=args.kidney_motion,
                                with_pet=not args.no_pet, progress=lambda f, m: show(0.8 * f, m))
     write_patient_folder(patient, out, force=args.force, dicom=False if args.no_dicom else None,

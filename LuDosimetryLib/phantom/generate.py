@@ -227,6 +227,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
                      spect_fwhm_mm: float = 11.0, pet_fwhm_mm: float = 5.5,
                      sensitivity_cps_per_MBq: float = DEFAULT_SENSITIVITY_CPS_PER_MBQ,
                      dead_time_s: float = DEFAULT_DEAD_TIME_S, bed_overlap_slices: int | None = None,
+                     kinetics_base: tuple[kinetics.RegionKinetics, ...] | None = None,
                      progress: Progress | None = None) -> SyntheticPatient:
     """Generate a deterministic synthetic 177Lu-PSMA-617 patient.
 
@@ -257,6 +258,10 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
         Camera calibration and paralysable dead time.
     bed_overlap_slices : int, optional
         Overlap of neighbouring SPECT beds (slices); default of the size preset.
+    kinetics_base : tuple of RegionKinetics, optional
+        The patient's cycle-1 177Lu kinetics (one entry per region of :data:`kinetics.LU_KINETICS`,
+        same order); default: the reference kinetics. The PET is linked to it as usual.
+        :mod:`.cohort` varies it between patients.
     progress : callable, optional
         ``progress(fraction, message)``.
 
@@ -279,6 +284,9 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
         raise InputError(f"must be in [0, {preset.bed_slices // 2}) slices, got {bed_overlap_slices}",
                          source="bed_overlap_slices")
     report = progress or (lambda f, m: None)
+    base = kinetics.LU_KINETICS if kinetics_base is None else tuple(kinetics_base)
+    if [k.name for k in base] != [k.name for k in kinetics.LU_KINETICS]:
+        raise InputError("must list the regions of kinetics.LU_KINETICS in the same order", source="kinetics_base")
     lu = get_nuclide("Lu-177")
     table = anatomy.label_table()
     hu_lut = anatomy.hu_lookup()
@@ -308,7 +316,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
         admin = Administration("Lu-177", "PSMA-617", inj, float(injected_activity_Bq),
                                provenance={"injection_datetime": "synthetic phantom",
                                            "injected_activity_Bq": "synthetic phantom"})
-        kin = kinetics.cycle_kinetics(c)
+        kin = kinetics.cycle_kinetics(c, base=base)
         curves = kinetics.region_curves(kin, kinetics.LU_EXCRETION, lu, injected_activity_Bq)
         excreted = kinetics.excreted_curve(kinetics.LU_EXCRETION, lu, injected_activity_Bq)
         whole = kinetics.whole_body_curve(kinetics.LU_EXCRETION, lu, injected_activity_Bq)
@@ -374,7 +382,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
     if with_pet:
         report(step / total_steps, "68Ga-PSMA-11 PET")
         pet_obj, pet_truth = _simulate_pet(preset, seed, inj1, pet_activity_Bq, pet_mismatch, kidney_motion,
-                                           pet_fwhm_mm, pet_noise, table, hu_lut)
+                                           pet_fwhm_mm, pet_noise, table, hu_lut, base)
 
     report(0.98, "truth")
     label_img = fine_grid.image(ref_labels)
@@ -454,14 +462,14 @@ def _cycle_truth(c, admin, kin, curves, excreted, whole, mass_g, table, tp_truth
     }
 
 
-def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm_mm, noise, table, hu_lut):
+def _simulate_pet(preset, seed, inj1, activity_Bq, mismatch, kidney_motion, fwhm_mm, noise, table, hu_lut, base):
     ga = get_nuclide("Ga-68")
     r = _rng(seed, 4)
     pet_inj = _whole_seconds(inj1 - timedelta(days=int(r.integers(8, 15)), hours=float(r.uniform(-1.5, 1.5))))
     admin = Administration("Ga-68", "PSMA-11", pet_inj, float(activity_Bq),
                            provenance={"injection_datetime": "synthetic phantom"})
     m = kinetics.expand_mismatch(mismatch)
-    kin = kinetics.pet_kinetics(m)
+    kin = kinetics.pet_kinetics(m, base=base)
     curves = kinetics.region_curves(kin, kinetics.LU_EXCRETION, ga, activity_Bq)
     pose = _random_pose(r)
     shift = _kidney_shift(r, kidney_motion)

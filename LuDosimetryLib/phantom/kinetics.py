@@ -147,13 +147,17 @@ DEFAULT_PET_MISMATCH: dict[str, float] = {
 }
 
 
-def cycle_kinetics(cycle: int = 1) -> tuple[RegionKinetics, ...]:
-    """Region kinetics of a therapy cycle (lesion uptake × 0.8 from cycle 2 on)."""
+def cycle_kinetics(cycle: int = 1, *, base: tuple[RegionKinetics, ...] = LU_KINETICS) -> tuple[RegionKinetics, ...]:
+    """Region kinetics of a therapy cycle (lesion uptake × 0.8 from cycle 2 on).
+
+    ``base`` is the patient's cycle-1 kinetics (default: the reference patient's, :data:`LU_KINETICS`;
+    a synthetic cohort varies it per patient).
+    """
     if cycle <= 1:
-        return LU_KINETICS
+        return base
     kinds = {s.region.name: s.region.kind for s in REGIONS}
     return tuple(replace(k, uptake_fraction=k.uptake_fraction * LESION_UPTAKE_LATER_CYCLES)
-                 if kinds[k.name] == "lesion" else k for k in LU_KINETICS)
+                 if kinds[k.name] == "lesion" else k for k in base)
 
 
 def expand_mismatch(mismatch: Mapping[str, float] | float | None) -> dict[str, float]:
@@ -188,10 +192,11 @@ def expand_mismatch(mismatch: Mapping[str, float] | float | None) -> dict[str, f
     return out
 
 
-def pet_kinetics(mismatch: Mapping[str, float] | float | None = None) -> tuple[RegionKinetics, ...]:
+def pet_kinetics(mismatch: Mapping[str, float] | float | None = None, *,
+                 base: tuple[RegionKinetics, ...] = LU_KINETICS) -> tuple[RegionKinetics, ...]:
     """68Ga-PSMA-11 region kinetics: same biological rates as 177Lu, U_Ga = U_Lu (1 + m_r)."""
     m = expand_mismatch(mismatch)
-    return tuple(replace(k, uptake_fraction=k.uptake_fraction * (1.0 + m[k.name])) for k in LU_KINETICS)
+    return tuple(replace(k, uptake_fraction=k.uptake_fraction * (1.0 + m[k.name])) for k in base)
 
 
 def _merge(terms: list[tuple[float, float]]) -> SumOfExponentials:

@@ -79,13 +79,20 @@ def analyse_response(patients: Sequence[PatientRecord], *, group_rule: str | flo
     change = np.array([p.psa_best_change_percent for p in patients])
     out: dict = {"n_patients": len(patients), "n_responders_psa50": int(psa50.sum()),
                  "spearman_dose_vs_psa_change": asdict(spearman(dose, change))}
+    out["warnings"] = []
     if 0 < psa50.sum() < psa50.size:
-        out["logistic_psa50"] = asdict(logistic_regression(dose, psa50))
+        try:
+            fit = logistic_regression(dose, psa50)
+            out["logistic_psa50"] = asdict(fit)
+            if not fit.converged:
+                out["warnings"].append("logistic regression did not converge (near-perfect separation?)")
+        except InputError as exc:  # e.g. perfect separation in a small cohort: no finite MLE
+            out["warnings"].append(f"no logistic regression: {exc}")
         roc = roc_curve_auc(dose, psa50)
         out["roc_psa50"] = asdict(roc)
         out["youden_psa50"] = asdict(youden_threshold(dose, psa50, n_bootstrap=n_bootstrap, seed=seed))
     else:
-        out["warnings"] = ["all patients have the same PSA50 outcome: no logistic regression or ROC"]
+        out["warnings"].append("all patients have the same PSA50 outcome: no logistic regression or ROC")
     les = lesion_rows(patients)
     for key in ("suv_change_percent", "volume_change_percent"):
         rows = [r for r in les if r[key] is not None]
