@@ -233,3 +233,42 @@ def test_planning_logic_reports_a_missing_prescription(slicer):
 
     with pytest.raises(InputError, match="prescribed_kidney_dose_Gy"):
         planning_logic.run_planning(samples.example_ledger_path(), planning_logic.plan_settings())
+
+
+@pytest.mark.parametrize("has_category_api", [False, True], ids=["5.10", "5.12"])
+def test_sample_patient_is_registered_without_download_on_both_versions(slicer, monkeypatch, has_category_api):
+    import types
+
+    calls = []
+
+    class SampleDataLogic:  # the two static methods of SampleData.SampleDataLogic that registration uses
+        @staticmethod
+        def registerCustomSampleDataSource(**kwargs):
+            calls.append(("source", kwargs))
+
+    if has_category_api:
+        SampleDataLogic.registerCustomSampleDataCategory = staticmethod(lambda c, t: calls.append(("category", c)))
+    monkeypatch.setitem(sys.modules, "SampleData", types.SimpleNamespace(SampleDataLogic=SampleDataLogic))
+    from LuDosimetrySlicerLib import samples
+
+    samples.register_sample_data()
+    kinds = [k for k, _ in calls]
+    assert kinds == (["category", "source"] if has_category_api else ["source"])
+    source = calls[-1][1]
+    assert source["category"] == "LuDosimetry" and source["sampleName"] == "LuDosimetrySyntheticPatient"
+    assert source["uris"] == [] and callable(source["customDownloader"])  # generated locally: nothing to download
+    assert Path(source["thumbnailFileName"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_package_is_installed_at_start_up():
+    """Module files and the Common module import nothing optional at load time and never call pip."""
+    for path in sorted((REPO / "LuDosimetry").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top_imports = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        top_imports |= {(n.module or "").split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+        assert not top_imports & {"pandas", "dask", "distributed", "matplotlib"}, path
+        calls = [ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        pip = [c for c in calls if "pip_install" in c or "pip_ensure" in c]
+        assert path.name == "gui.py" or not pip, f"{path}: {pip}"
+    gui = (EDGE / "LuDosimetrySlicerLib" / "gui.py").read_text()
+    assert "confirmOkCancelDisplay" in gui.split("slicer.util.pip_install(requirement)")[0]  # asks first
