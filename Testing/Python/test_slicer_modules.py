@@ -162,6 +162,8 @@ def test_concordance_logic_stores_statistics_pairs_and_charts(slicer):
     assert stats.GetNumberOfRows() == len(groups) + len(patients_with_3_lesions)
     assert stats.GetColumnUnitLabel("ba_bias_Gy") == "Gy" and stats.GetColumnUnitLabel("ba_bias_percent") == "%"
     assert set(out.scatter) == groups | {"patient P002"}
+    assert out.pairs["patient P002"].GetNumberOfRows() == sum(r["patient"] == "P002" for r in raw)
+    assert out.bland_altman["patient P002"].GetNumberOfPlotSeriesNodes() == 1
     # the kidney Bland–Altman chart: its points are the kidney pairs, its bias line the mean difference
     kid = [r for r in raw if r["region"].startswith("kidney")]
     pairs = out.pairs["kidney"]

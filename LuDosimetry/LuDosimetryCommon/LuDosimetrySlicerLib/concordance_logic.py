@@ -6,9 +6,11 @@ or, for one patient, under that patient:
 
 - ``statistics``: one row per region group and scope (columns of
   ``LuDosimetryLib.concordance.analysis.CONCORDANCE_COLUMNS``, units from the names);
-- per scope and group a pairs table (patient, region, group, predicted_Gy, measured_Gy, mean_Gy,
+- per region group a pairs table (patient, region, group, predicted_Gy, measured_Gy, mean_Gy,
   difference_Gy), a scatter chart (measured vs predicted) and a Bland–Altman chart (difference
-  vs mean, with the bias and limits of agreement of that group as lines).
+  vs mean, with the cohort bias and limits of agreement of that group as lines);
+- for a chosen patient the same for all its pairs (points only; its lesion statistics, when it
+  has ≥ 3 lesions, are the statistics rows with scope ``patient <id>``).
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ def run_concordance(table_node, *, patient: str = "", n_bootstrap: int = 2000, s
         report(0.5 + 0.4 * n / max(1, len(groups)), f"charts: {g}")
         _charts(out, g, [p for p in pairs if p.group == g], cohort_rows.get(g), cohort, f"Cohort {g}")
     if patient:
+        # all of the patient's pairs, without lines: the per-patient statistics (scope "patient <id>")
+        # cover its lesions only, so they would misdescribe a chart that also holds organs
         mine = [p for p in pairs if p.patient == patient]
-        patient_rows = {r["scope"]: r for r in rows if r["scope"] == f"patient {patient}"}
-        _charts(out, f"patient {patient}", mine, patient_rows.get(f"patient {patient}"),
-                hierarchy.stage_folder(patient, "concordance"), f"{patient}")
+        _charts(out, f"patient {patient}", mine, None, hierarchy.stage_folder(patient, "concordance"), f"{patient}")
     report(1.0, "done")
     return out
