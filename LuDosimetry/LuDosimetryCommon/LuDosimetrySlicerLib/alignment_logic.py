@@ -124,7 +124,7 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
             result = align_timepoint(reference.ct, tp.ct, reference_labels=seg, refine_regions=regions, progress=sub)
         sub(0.9, "resampling SPECT")
         aligned = align_timepoint_images(tp, result, reference.spect)
-        study = hierarchy.timepoint_item(patient_id, f"cycle{ref_attrs.get('Cycle')} {label}")
+        study = hierarchy.timepoint_item(patient_id, hierarchy.timepoint_study_name(ref_attrs.get("Cycle"), label))
         transform = registration_to_transform_node(affine_from_sitk_transform(result.transform),
                                                    name=f"{patient_id} {label} to reference")
         attrs = get_node_attributes(spect)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import slicer
 
-__all__ = ["subject_item", "timepoint_item", "stage_folder", "place"]
+__all__ = ["subject_item", "timepoint_item", "timepoint_study_name", "stage_folder", "place"]
 
 
 def _sh():
@@ -22,6 +22,12 @@ def subject_item(patient_id: str) -> int:
     sh = _sh()
     item = sh.GetItemChildWithName(sh.GetSceneItemID(), patient_id)
     return item or sh.CreateSubjectItem(sh.GetSceneItemID(), patient_id)
+
+
+def timepoint_study_name(cycle, timepoint: str) -> str:
+    """The study name of a timepoint: ``cycle1 tp2`` (a bare number gets the prefix ``tp``)."""
+    tp = str(timepoint)
+    return f"cycle{cycle} {'tp' + tp if tp[:1].isdigit() else tp}"
 
 
 def timepoint_item(patient_id: str, label: str) -> int:

@@ -91,7 +91,7 @@ def _camera_from_key(key: str):
 
 def push_timepoint(tp, *, patient_id: str, cycle: int, administration, label: str | None = None) -> tuple:
     """SPECT (Bq/mL), its time map and CT (HU) volume nodes of a timepoint, under its study item."""
-    label = label or f"cycle{cycle} {tp.label}"
+    label = label or hierarchy.timepoint_study_name(cycle, tp.label)
     study = hierarchy.timepoint_item(patient_id, label)
     common = {"PatientID": patient_id, "Cycle": cycle, "Timepoint": tp.label,
               "TimeHoursPostInjection": repr(float(tp.time_h)),
