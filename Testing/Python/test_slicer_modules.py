@@ -8,6 +8,7 @@ import ast
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,8 +19,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKER = next(p / "shared" / "slicer" / "check_slicer_api.py" for p in REPO.parents
-               if (p / "shared" / "slicer" / "check_slicer_api.py").exists())
+# The Slicer API checker lives in ../shared/slicer (the Makefile's SHARED); the environment variable
+# SHARED overrides where that folder is.
+_SHARED = [Path(os.environ["SHARED"])] if os.environ.get("SHARED") else [p / "shared" for p in REPO.parents]
+_CANDIDATES = [s / "slicer" / "check_slicer_api.py" for s in _SHARED]
+CHECKER = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 MODULES = ("LuDosimetryAlignment", "LuDosimetryTAC", "LuDosimetryDose", "LuDosimetryConcordance", "LuDosimetryPlanning")
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
 SAMPLES = EDGE / "Resources" / "SampleData"
