@@ -19,39 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..concordance.analysis import CONCORDANCE_COLUMNS, concordance_by_group, concordance_rows
-    from ..concordance.plots import plot_bland_altman, plot_scatter
+    from ..concordance.outputs import write_concordance_results
     from ..concordance.table import read_concordance_table
     from ..report import Report
-    from ..results import RunRecord, atomic_directory, write_csv, write_json
+    from ..results import RunRecord, atomic_directory
 
     pairs = read_concordance_table(args.table)
-    results = concordance_by_group(pairs, n_bootstrap=args.bootstrap, seed=args.seed)
-    rows = concordance_rows(results)
     record = RunRecord("ludosimetry concordance", inputs={"table": str(args.table)},
                        parameters={"concordance": {"bootstrap": args.bootstrap, "seed": args.seed}})
     report = Report("Concordance of predicted and measured absorbed doses")
-    sec = report.section("concordance", "Concordance")
-    sec.paragraph(f"{len(pairs)} dose pairs from {len({p.patient for p in pairs})} patients. Differences are "
-                  "predicted − measured; lesions nested in patients are analysed with a mixed model and a cluster "
-                  "bootstrap (columns nested_*).")
-    sec.table(rows, ["group", "scope", "n", "n_patients", "ccc", "icc_A1", "ba_bias_Gy", "ba_loa_low_Gy",
-                     "ba_loa_high_Gy", "nested_bias_Gy", "nested_loa_low_Gy", "nested_loa_high_Gy", "deming_slope",
-                     "passing_bablok_slope"])
     with atomic_directory(args.out, overwrite=args.force) as tmp:
-        write_json(tmp / "concordance.json", [{"group": g.group, "scope": g.scope, "n": g.n,
-                                                "n_patients": g.n_patients, **g.results} for g in results])
-        write_csv(tmp / "concordance.csv", rows, CONCORDANCE_COLUMNS)
-        for g in results:
-            if g.scope != "cohort":
-                continue
-            members = [p for p in pairs if p.group == g.group]
-            ba = g.results["bland_altman"]["difference"]
-            plot_scatter(members, tmp / f"scatter_{g.group}.png", title=f"{g.group}: predicted vs measured")
-            plot_bland_altman(members, tmp / f"bland_altman_{g.group}.png", bias=ba["bias"], loa=tuple(ba["loa"]),
-                              title=f"{g.group}: Bland–Altman")
-            sec.figure(f"scatter_{g.group}.png", f"{g.group}: predicted vs measured")
-            sec.figure(f"bland_altman_{g.group}.png", f"{g.group}: Bland–Altman")
+        write_concordance_results(pairs, tmp, report=report, n_bootstrap=args.bootstrap, seed=args.seed)
         report.write(tmp / "report.html")
         record.outputs = {"concordance.json": "all statistics", "concordance.csv": "one row per group"}
         record.write(tmp)

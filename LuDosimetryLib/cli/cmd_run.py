@@ -1,0 +1,55 @@
+"""``ludosimetry run PATIENT_DIR --out DIR``: the post-therapy chain for one patient."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "the post-therapy chain for one patient: ingest, alignment, TACs, fits, TIA map, dose, report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("patient", type=Path, help="patient folder (DICOM and/or NIfTI with sidecars, labels/)")
+    parser.add_argument("--out", type=Path, required=True, help="results folder to create")
+    parser.add_argument("--force", action="store_true", help="replace an existing results folder")
+    parser.add_argument("--parameters", type=Path, default=None,
+                        help="JSON file of pipeline settings (LuDosimetryLib.pipeline.PipelineSettings fields)")
+    parser.add_argument("--cycle", type=int, default=None, help="therapy cycle to compute (default 1)")
+    parser.add_argument("--no-align", action="store_true", help="do not register the timepoints (not recommended)")
+    parser.add_argument("--dose-method", choices=("convolution", "led"), default=None,
+                        help="kernel convolution (default) or local energy deposition")
+    parser.add_argument("--no-photons", action="store_true", help="leave the photon part out of the dose")
+    parser.add_argument("--sensitivity", type=float, default=None, metavar="CPS_PER_MBQ",
+                        help="camera sensitivity (cps/MBq), overriding the calibration store")
+    parser.add_argument("--calibration", type=Path, default=None, help="calibration store (JSON)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..pipeline import run_patient
+    from ..results import atomic_directory
+    from . import progress_printer
+
+    params: dict = {}
+    if args.parameters:
+        try:
+            params = json.loads(args.parameters.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read parameters: {exc}", source=str(args.parameters)) from None
+    for key, value in (("cycle", args.cycle), ("dose_method", args.dose_method),
+                       ("sensitivity_cps_per_MBq", args.sensitivity),
+                       ("calibration", str(args.calibration) if args.calibration else None)):
+        if value is not None:
+            params[key] = value
+    if args.no_align:
+        params["align"] = False
+    if args.no_photons:
+        params["photons"] = False
+    if not args.patient.is_dir():
+        raise InputError("is not a folder", source=str(args.patient))
+    with atomic_directory(args.out, overwrite=args.force) as tmp:
+        summary = run_patient(args.patient, tmp, parameters=params, progress=progress_printer("run "))
+    print(f"patient {summary['patient']}, cycle {summary['cycle']}: {summary['regions']} regions; results in "
+          f"{args.out} (report.html)")
+    return 0

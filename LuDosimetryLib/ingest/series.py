@@ -1,0 +1,369 @@
+"""Load one series' pixels into calibrated, timed images (CT in HU; SPECT and PET in Bq/mL at
+acquisition time), recording the source of every value used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ..calibration.store import CalibrationStore
+from ..errors import ConsistencyError, DicomError, InputError
+from ..model import Administration, Camera
+from ..timing import hours_between, mid_acquisition_time_h
+from .decay import acquisition_time_factor, pet_frame_factor, read_decay_info
+from .dicomtags import Sourced, first_item, get_datetime, get_float, get_str, read_header, tag_label
+from .discovery import SeriesInfo, acquisition_start
+from .geometry import image_from_array, nm_grid, stack_grid
+from .quant import (
+    check_sensitivity,
+    counts_to_Bq_per_mL,
+    dead_time_factor,
+    nm_acquisition_duration_s,
+    pixel_units,
+    voxel_volume_mL,
+)
+
+__all__ = ["LoadedEmission", "camera_from_header", "read_pixels", "load_ct", "load_spect_bed", "quantify_bed",
+           "load_pet_frames"]
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedEmission:
+    """A SPECT bed or PET frame loaded to Bq/mL at its own mid-acquisition time.
+
+    Attributes
+    ----------
+    image : SimpleITK.Image
+    acquisition_start : datetime
+    duration_s : float
+    time_h : float
+        Mid-acquisition time (h p.i.).
+    units : str
+        What the file stored (``counts`` or ``Bq/mL``).
+    decay_state : str
+        What the file's values were decay-corrected to (``NONE``, ``START``, ``ADMIN``).
+    corrections : tuple of str
+        Corrected Image values.
+    camera : Camera or None
+    calibration : str
+        ``"9.1 cps/MBq (...)"`` or ``"not needed (Bq/mL)"``.
+    provenance : dict
+        Source of every value.
+    """
+
+    image: object
+    acquisition_start: datetime
+    duration_s: float
+    time_h: float
+    units: str
+    decay_state: str
+    corrections: tuple[str, ...] = ()
+    camera: Camera | None = None
+    calibration: str = ""
+    provenance: dict = field(default_factory=dict)
+
+
+def read_pixels(ds, *, source: str) -> np.ndarray:
+    """The stored pixel values as an array; a truncated or undecodable Pixel Data is a DicomError."""
+    if "PixelData" not in ds:
+        raise DicomError("is missing (file truncated before the image?)", source=source, tag=tag_label("PixelData"))
+    try:
+        bits = int(ds.get("BitsAllocated", 16))
+        expected = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1) * \
+            int(ds.get("SamplesPerPixel", 1)) * bits // 8
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DicomError(f"cannot size the image ({exc})", source=source, tag=tag_label("PixelData")) from None
+    raw = ds.PixelData
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if (ts is None or not ts.is_compressed) and raw is not None and len(raw) < expected:
+        raise DicomError(f"holds {len(raw)} bytes; expected {expected} (Rows × Columns × frames × bits): the file is "
+                         "truncated", source=source, tag=tag_label("PixelData"))
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as exc:
+        raise DicomError(f"cannot be decoded ({type(exc).__name__}: {exc})", source=source,
+                         tag=tag_label("PixelData")) from None
+
+
+def camera_from_header(ds, *, source: str, override: Sourced | None = None) -> tuple[Camera, str]:
+    """The :class:`Camera` of an NM series (calibration key parts) and where they came from.
+
+    Manufacturer (0008,0070), Manufacturer Model Name (0008,1090), Collimator/Grid Name
+    (0018,1180) (in the Detector Information Sequence, or top level), energy windows from the
+    Energy Window Range Sequences, reconstruction from Reconstruction Method (0054,1103) if
+    present, else Series Description. A sidecar ``camera`` object replaces any field it gives.
+    """
+    det = first_item(ds, "DetectorInformationSequence")
+    coll = (get_str(det, "CollimatorGridName", source=source) if det is not None else None) or \
+        get_str(ds, "CollimatorGridName", source=source)
+    windows = []
+    for item in ds.get("EnergyWindowInformationSequence", []) or []:
+        for rng in item.get("EnergyWindowRangeSequence", []) or []:
+            lo = get_float(rng, "EnergyWindowLowerLimit", source=source)
+            hi = get_float(rng, "EnergyWindowUpperLimit", source=source)
+            if lo is not None and hi is not None:
+                windows.append((lo.value, hi.value))
+    recon = get_str(ds, "ReconstructionMethod", source=source) or get_str(ds, "SeriesDescription", source=source)
+    man = get_str(ds, "Manufacturer", source=source)
+    model = get_str(ds, "ManufacturerModelName", source=source)
+    fields = {"manufacturer": man.value if man else "", "model": model.value if model else "",
+              "collimator": coll.value if coll else "", "energy_windows_keV": tuple(windows),
+              "reconstruction": recon.value if recon else ""}
+    src = f"DICOM Manufacturer, ManufacturerModelName, CollimatorGridName, EnergyWindowRangeSequence, " \
+          f"{'ReconstructionMethod' if recon and 'Reconstruction' in recon.source else 'SeriesDescription'} in {source}"
+    dead = None
+    if override is not None:
+        ov = dict(override.value)
+        if "energy_windows_keV" in ov:
+            ov["energy_windows_keV"] = tuple(tuple(float(x) for x in w) for w in ov["energy_windows_keV"])
+        dead = ov.pop("dead_time_s", None)
+        unknown = set(ov) - set(fields)
+        if unknown:
+            raise InputError(f"camera has unknown field(s) {sorted(unknown)}; expected {sorted(fields)}",
+                             source=override.source)
+        fields.update(ov)
+        src = f"{override.source} over {src}"
+    return Camera(**fields, dead_time_s=dead), src
+
+
+def _frame_duration_s(ds, *, source: str) -> Sourced | None:
+    fd = get_float(ds, "ActualFrameDuration", source=source)
+    if fd is None or fd.value <= 0:
+        return None
+    return Sourced(fd.value / 1000.0, fd.source)
+
+
+def load_ct(series: SeriesInfo):
+    """The CT of a series in HU (float32, LPS)."""
+    headers = [(str(f), read_header(f, pixels=True)) for f in series.files]
+    grid, order = stack_grid(headers, series=series.name)
+    slices = []
+    for i in order:
+        name, ds = headers[i]
+        px = read_pixels(ds, source=name).astype(np.float32)
+        rs = get_float(ds, "RescaleSlope", source=name)
+        ri = get_float(ds, "RescaleIntercept", source=name)
+        slices.append(px * np.float32(rs.value if rs else 1.0) + np.float32(ri.value if ri else 0.0))
+    return image_from_array(np.stack(slices), grid)
+
+
+def _stack_values(headers, order, *, units_default_counts: bool):
+    out, units = [], None
+    for i in order:
+        name, ds = headers[i]
+        u = pixel_units(ds, source=name, default_counts=units_default_counts)
+        if units is not None and u.quantity != units.quantity:
+            raise ConsistencyError(f"units change within the series: {u.quantity} in {name} ({u.source}) but "
+                                   f"{units.quantity} ({units.source})", source=name)
+        units = units or u
+        out.append(read_pixels(ds, source=name).astype(np.float64) * u.slope + u.intercept)
+    return np.stack(out), units
+
+
+def load_spect_bed(series: SeriesInfo, administration: Administration, *, user: dict,
+                   calibration_store: CalibrationStore | None, warn=None) -> LoadedEmission:
+    """One SPECT bed (NM multi-frame or a PT stack) in Bq/mL at its own mid-acquisition time.
+
+    Parameters
+    ----------
+    series : SeriesInfo
+    administration : Administration
+        The cycle's administration (time zero and nuclide).
+    user : dict of str → Sourced
+        Command-line values over sidecar values (see :mod:`.overrides`).
+    calibration_store : CalibrationStore or None
+    warn : callable, optional
+
+    Raises
+    ------
+    DicomError, InputError, ConsistencyError
+        Missing timing tags; unknown units; no calibration for the camera key; a bed before the
+        injection.
+    """
+    prov: dict[str, str] = {}
+    if series.modality == "NM":
+        if len(series.files) != 1:
+            raise ConsistencyError(f"NM reconstruction split over {len(series.files)} files; expected one multi-frame "
+                                   "file per series", source=series.name)
+        src = str(series.files[0])
+        ds = read_header(series.files[0], pixels=True)
+        grid, rev, gprov = nm_grid(ds, source=src, warn=warn)
+        px = read_pixels(ds, source=src).astype(np.float64)
+        if px.ndim == 2:
+            px = px[None]
+        if px.shape != (grid.size[2], grid.size[1], grid.size[0]):
+            raise DicomError(f"decodes to shape {px.shape}; expected (frames, rows, columns) = "
+                             f"{(grid.size[2], grid.size[1], grid.size[0])}", source=src, tag=tag_label("PixelData"))
+        if rev:
+            px = px[::-1]
+        u = pixel_units(ds, source=src, default_counts=True)
+        values = px * u.slope + u.intercept
+        prov.update(gprov)
+    else:
+        headers = [(str(f), read_header(f, pixels=True)) for f in series.files]
+        grid, order = stack_grid(headers, series=series.name)
+        values, u = _stack_values(headers, order, units_default_counts=False)
+        src = headers[order[0]][0]
+        ds = headers[order[0]][1]
+    start = user.get("acquisition_start") or acquisition_start(ds, source=src)
+    if start is None:
+        raise DicomError("and AcquisitionDateTime (0008,002A) are missing; need the acquisition start to compute "
+                         "time_h (or give acquisition_start in a sidecar)", source=src,
+                         tag=tag_label("AcquisitionTime"))
+    dur = user.get("duration_s")
+    if dur is None:
+        dur = nm_acquisition_duration_s(ds, source=src) if series.modality == "NM" else \
+            _frame_duration_s(ds, source=src)
+    if dur is None:
+        raise DicomError("is missing; need the acquisition duration (s)", source=src,
+                         tag=tag_label("ActualFrameDuration"))
+    info = read_decay_info(ds, source=src, modality=series.modality, override=user.get("decay_correction"))
+    camera = cam_src = None
+    if series.modality == "NM" or u.quantity == "counts" or user.get("units") is not None:
+        camera, cam_src = camera_from_header(ds, source=src, override=user.get("camera"))
+    return quantify_bed(values, grid, units=Sourced(u.quantity, u.source), start=start, duration=dur, decay=info,
+                        camera=camera, camera_source=cam_src, administration=administration, user=user,
+                        calibration_store=calibration_store, source=src, warn=warn, provenance=prov,
+                        check_corrections=series.modality == "NM")
+
+
+def quantify_bed(values: np.ndarray, grid, *, units: Sourced, start: Sourced, duration: Sourced, decay,
+                 camera: Camera | None, camera_source: str | None, administration: Administration, user: dict,
+                 calibration_store: CalibrationStore | None, source: str, warn=None, provenance: dict | None = None,
+                 check_corrections: bool = True) -> LoadedEmission:
+    """Stored values of a SPECT bed ([k, j, i], counts or Bq/mL) to Bq/mL at mid-acquisition.
+
+    Shared by the DICOM and the NIfTI routes: calibration (cps/MBq) and dead time for counts,
+    then the decay state brought to the bed's own mid-acquisition time.
+    """
+    prov = dict(provenance or {})
+    src = source
+    units_over = user.get("units")
+    quantity = units.value
+    prov["units"] = units.source
+    if units_over is not None:
+        q = {"counts": "counts", "bq/ml": "Bq/mL", "bqml": "Bq/mL", "cnts": "counts"}.get(str(units_over.value).lower())
+        if q is None:
+            raise InputError(f"units {units_over.value!r}; expected counts or Bq/mL", source=units_over.source)
+        quantity, prov["units"] = q, units_over.source
+    prov["acquisition_start"] = start.source
+    prov["duration_s"] = duration.source
+    inj = administration.injection_datetime
+    if hours_between(inj, start.value) < 0:
+        raise ConsistencyError(f"acquisition starts {start.value.isoformat()} ({start.source}), before the injection "
+                               f"{inj.isoformat()} ({administration.provenance.get('injection_datetime', '')}); "
+                               "expected every timepoint after its cycle's injection", source=src)
+    time_h = mid_acquisition_time_h(start.value, duration.value, inj)
+    info = decay
+    prov["decay_state"] = info.source
+    missing = [c for c in ("ATTN", "SCAT") if c not in info.corrections]
+    if check_corrections and missing and warn:
+        warn(f"{src}: CorrectedImage (0028,0051) lacks {' and '.join(missing)} "
+             f"({'/'.join(sorted(info.corrections)) or 'empty'}); the SPECT is not attenuation/scatter corrected "
+             "and its activity will be biased")
+    calib = "not needed (Bq/mL)"
+    if quantity == "counts":
+        if camera is None:
+            raise InputError("counts need the camera (manufacturer, model, collimator, windows, reconstruction) to "
+                             "find a calibration", source=src)
+        prov["camera"] = camera_source or ""
+        sens = user.get("sensitivity_cps_per_MBq")
+        entry = None
+        if sens is None:
+            if calibration_store is None:
+                raise InputError(f"counts need a calibration and no calibration store was given (camera "
+                                 f"{camera.key()}); give --sensitivity or a calibration.json", source=src)
+            try:
+                entry = calibration_store.lookup(camera.key(), on_date=start.value.date().isoformat())
+            except InputError as exc:
+                raise InputError(f"counts with no calibration: {exc}", source=src) from None
+            sens = Sourced(entry.sensitivity_cps_per_MBq, f"calibration store entry {entry.camera_key} "
+                                                          f"({entry.date or 'undated'}, {entry.source or 'no source'})")
+        prov["sensitivity_cps_per_MBq"] = sens.source
+        check_sensitivity(sens.value, source=sens.source, warn=warn)
+        tau = user.get("dead_time_s")
+        if tau is None and entry is not None and entry.dead_time_s is not None:
+            tau = Sourced(entry.dead_time_s, f"calibration store entry {entry.camera_key}")
+        if tau is None and camera.dead_time_s is not None:
+            tau = Sourced(camera.dead_time_s, camera_source or "camera")
+        if "DTIM" in info.corrections:
+            f_dt, prov["dead_time"] = 1.0, f"already corrected (DTIM in CorrectedImage (0028,0051) in {src})"
+        elif tau is None or tau.value == 0:
+            f_dt, prov["dead_time"] = 1.0, "no dead time known: not corrected"
+        else:
+            rate = user.get("count_rate_cps") or Sourced(float(values.sum()) / duration.value,
+                                                         "Σ reconstructed counts / acquisition duration")
+            try:
+                f_dt = dead_time_factor(rate.value, tau.value)
+            except InputError as exc:
+                raise InputError(f"dead-time correction ({rate.source}, τ from {tau.source}): {exc}",
+                                 source=src) from None
+            prov["dead_time"] = (f"paralysable τ = {tau.value:g} s ({tau.source}), m = {rate.value:.6g} cps "
+                                 f"({rate.source}): factor {f_dt:.6f}")
+        conc = counts_to_Bq_per_mL(values, duration_s=duration.value, sensitivity_cps_per_MBq=sens.value,
+                                   voxel_volume_mL=voxel_volume_mL(grid.spacing_mm), dead_time_correction=f_dt)
+        calib = f"{sens.value:.6g} cps/MBq ({sens.source}); dead time factor {f_dt:.6f}"
+    elif quantity != "Bq/mL":
+        raise InputError(f"units {quantity!r}; expected counts or Bq/mL", source=src)
+    else:
+        conc = values
+    start_h = hours_between(inj, start.value)
+    df = acquisition_time_factor(info, administration.nuclide, mid_h=time_h, series_start_h=start_h)
+    prov["decay_factor"] = f"{df:.8f} ({info.state.value} → mid-acquisition)"
+    arr = (np.asarray(conc, dtype=np.float64) * df).astype(np.float32)
+    image = image_from_array(arr, grid)
+    return LoadedEmission(image, start.value, float(duration.value), time_h, quantity, info.state.value,
+                          tuple(sorted(info.corrections)), camera, calib, prov)
+
+
+def load_pet_frames(series: SeriesInfo, administration: Administration, *, user: dict, warn=None
+                    ) -> list[LoadedEmission]:
+    """PET frames (static: one) in Bq/mL at each frame's mid-acquisition time, in time order.
+
+    Slices are grouped into frames by (Acquisition Date/Time, Frame Reference Time); each frame's
+    start is its Acquisition Date/Time and its duration Actual Frame Duration (0018,1242).
+    """
+    headers = [(str(f), read_header(f, pixels=True)) for f in series.files]
+    frames: dict[tuple, list] = {}
+    for name, ds in headers:
+        st = acquisition_start(ds, source=name)
+        if st is None:
+            raise DicomError("is missing; need each frame's start", source=name, tag=tag_label("AcquisitionTime"))
+        frt = get_float(ds, "FrameReferenceTime", source=name)
+        frames.setdefault((st.value, frt.value if frt else None), []).append((name, ds))
+    inj = administration.injection_datetime
+    out = []
+    for (start, frt_ms), hs in sorted(frames.items(), key=lambda kv: kv[0][0]):
+        name0, ds0 = hs[0]
+        grid, order = stack_grid(hs, series=f"{series.name} frame at {start.isoformat()}")
+        values, u = _stack_values(hs, order, units_default_counts=False)
+        if u.quantity != "Bq/mL":
+            raise DicomError(f"is {u.quantity}; PET must be in Bq/mL (BQML)", source=name0, tag=tag_label("Units"))
+        dur = user.get("duration_s") or _frame_duration_s(ds0, source=name0)
+        if dur is None:
+            raise DicomError("is missing; need the frame duration", source=name0, tag=tag_label("ActualFrameDuration"))
+        mid_h = mid_acquisition_time_h(start, dur.value, inj)
+        if hours_between(inj, start) < 0:
+            raise ConsistencyError(f"frame starts {start.isoformat()}, before the injection {inj.isoformat()}",
+                                   source=name0)
+        info = read_decay_info(ds0, source=name0, modality="PT", override=user.get("decay_correction"))
+        ser = get_datetime(ds0, source=name0, dt_keyword=None, date_keywords=("SeriesDate", "AcquisitionDate"),
+                           time_keyword="SeriesTime")
+        series_start_h = hours_between(inj, ser.value) if ser else hours_between(inj, start)
+        # Frame Reference Time is an offset from the series reference time (Series Date/Time),
+        # whatever the decay-correction reference is
+        reference_h = None if frt_ms is None else series_start_h + frt_ms / 3.6e6
+        df = pet_frame_factor(info, administration.nuclide, start_h=hours_between(inj, start), duration_s=dur.value,
+                              series_start_h=series_start_h, reference_h=reference_h)
+        arr = (values * df).astype(np.float32)
+        prov = {"units": u.source, "decay_state": info.source, "duration_s": dur.source,
+                "acquisition_start": f"DICOM AcquisitionDate/Time in {name0}",
+                "decay_factor": f"{df:.8f} ({info.state.value}, frame mean → mid-frame)"}
+        out.append(LoadedEmission(image_from_array(arr, grid), start, float(dur.value), mid_h, "Bq/mL",
+                                  info.state.value, tuple(sorted(info.corrections)), None, "not needed (Bq/mL)",
+                                  prov))
+    return out
+
+

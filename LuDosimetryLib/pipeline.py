@@ -1,0 +1,313 @@
+"""The post-therapy chain for one patient: ingest → align → TACs → fits → TIA map → dose → report.
+
+One function, :func:`run_patient`, drives the stage functions in data-flow order and writes the
+results folder (docs/conventions.md). The command line (``ludosimetry run``), the demo, the
+cohort runner and the Slicer batch script all call it, so a result does not depend on the door
+it came in by. No science lives here: each step is one library call.
+
+Grids
+    The SPECT of every timepoint is aligned onto the reference timepoint's SPECT grid (cycle 1,
+    first timepoint), where the voxel TIA map and the dose map are computed. Regional dose
+    statistics are taken on the segmentation's grid (the reference CT): the soft-tissue dose map
+    is resampled linearly onto it and scaled there by the CT density, so small organs keep their
+    shape. The dose map written to ``dose_Gy.nii.gz`` is on the SPECT grid, scaled by the CT
+    density averaged (mass-conserving) onto that grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .report import Report
+from .results import RunRecord, atomic_output_path, write_csv
+
+__all__ = ["PipelineSettings", "run_patient", "settings_from_parameters"]
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Settings of the post-therapy chain (all have defaults; written to run.json).
+
+    Attributes
+    ----------
+    cycle : int
+        Therapy cycle to compute (1-based).
+    align : bool
+        Register every timepoint's CT to the reference CT (rigid + organ-local kidneys).
+    refine_regions : tuple of str
+        Regions refined by organ-local rigid registration.
+    bspline : bool
+        Add a B-spline registration stage.
+    kinetic_models : tuple of str
+        Models offered to the region fits (``auto``: chosen by AICc among those identifiable).
+    voxel_method : str
+        Voxel TIA method of :func:`LuDosimetryLib.kinetics.voxel.voxel_tia`.
+    dose_method : {"convolution", "led"}
+        Kernel convolution (FFT) or local energy deposition.
+    photons : bool
+        Include the photon part of the kernel.
+    spect_fwhm_mm : float
+        Reconstructed SPECT resolution, for the below-resolution flags (mm).
+    sensitivity_cps_per_MBq : float or None
+        Overrides the calibration store.
+    calibration : str or None
+        Calibration store path (default: ``calibration.json`` in the patient folder if present).
+    alpha_beta_Gy, repair_half_time_h : dict
+        Per region (or group) radiobiology parameters; kidneys default to the reference values
+        (status unverified), salivary and lacrimal glands have none unless given.
+    """
+
+    cycle: int = 1
+    align: bool = True
+    refine_regions: tuple[str, ...] = ("kidney_left", "kidney_right")
+    bspline: bool = False
+    kinetic_models: tuple[str, ...] = ("auto",)
+    voxel_method: str = "hybrid"
+    dose_method: str = "convolution"
+    photons: bool = True
+    spect_fwhm_mm: float = 11.0
+    sensitivity_cps_per_MBq: float | None = None
+    calibration: str | None = None
+    alpha_beta_Gy: Mapping[str, float] | None = None
+    repair_half_time_h: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.dose_method not in ("convolution", "led"):
+            raise InputError(f"must be 'convolution' or 'led', got {self.dose_method!r}", source="dose_method")
+        if int(self.cycle) != self.cycle or self.cycle < 1:
+            raise InputError(f"must be an integer ≥ 1, got {self.cycle!r}", source="cycle")
+        if not (self.spect_fwhm_mm > 0):
+            raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
+
+
+def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSettings:
+    """Settings from a parameters mapping (JSON); unknown keys are refused by name."""
+    params = dict(parameters or {})
+    known = {f.name for f in fields(PipelineSettings)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InputError(f"unknown parameter(s) {unknown}; known: {sorted(known)}", source="parameters")
+    for key in ("refine_regions", "kinetic_models"):
+        if key in params:
+            params[key] = tuple(params[key])
+    return PipelineSettings(**params)
+
+
+def _fit_regions(tac_rows, settings: PipelineSettings, record: RunRecord):
+    from .kinetics.fitting import fit_tac
+
+    by_region: dict[str, list] = {}
+    for row in tac_rows:
+        by_region.setdefault(row.region, []).append(row)
+    fits = []
+    for region, rows in by_region.items():
+        rows = sorted(rows, key=lambda r: r.time_h)
+        times = [r.time_h for r in rows]
+        acts = [r.activity_corrected_Bq for r in rows]
+        if any("empty" in r.flags for r in rows) or not all(math.isfinite(a) for a in acts):
+            record.warn("region has no usable activity at every timepoint; not fitted", stage="kinetics", source=region)
+            continue
+        try:
+            fits.append(fit_tac(times, acts, models=settings.kinetic_models, region=region, kind=rows[0].kind,
+                                cycle=settings.cycle))
+        except InputError as exc:
+            record.warn(f"not fitted: {exc}", stage="kinetics", source=region)
+    return fits
+
+
+def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
+    """BED and EQD2 per region with radiobiology parameters (kidneys by default)."""
+    from .radiobiology import bed_from_model, tissue_parameters
+
+    mean_dose = {s.region: s.mean_dose_Gy for s in dose_stats}
+    out: dict[str, dict] = {}
+    ab = dict(settings.alpha_beta_Gy or {})
+    tr = dict(settings.repair_half_time_h or {})
+    for fit in fits:
+        region = fit.region
+        tissue = "kidney" if region.startswith(("kidney", "renal")) else region
+        if region not in ab and tissue != "kidney":
+            continue
+        try:
+            params = tissue_parameters(tissue, alpha_beta_Gy=ab.get(region), repair_half_time_h=tr.get(region))
+        except InputError as exc:
+            record.warn(str(exc), stage="radiobiology", source=region)
+            continue
+        d = mean_dose.get(region)
+        if d is None or not (fit.tia_Bq_h > 0):
+            continue
+        res = bed_from_model(fit.model, d / fit.tia_Bq_h, params)
+        out[region] = {"bed_Gy": res.bed_Gy, "eqd2_Gy": res.eqd2_Gy}
+        for w in getattr(res, "warnings", ()):
+            record.warn(w, stage="radiobiology", source=region)
+    return out
+
+
+def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Mapping[str, Any] | None = None,
+                progress: Progress | None = None) -> dict:
+    """Run the post-therapy chain on one patient folder and write its results into ``output_dir``.
+
+    ``output_dir`` is filled, not created whole: callers that need all-or-nothing folders wrap
+    this in :func:`LuDosimetryLib.results.atomic_directory` (the command line and the cohort
+    runner do).
+
+    Parameters
+    ----------
+    input_dir : path
+        Patient folder (DICOM and/or NIfTI with sidecars, ``labels/``; see docs/ingest.md).
+    output_dir : path
+        Results folder to fill.
+    parameters : mapping, optional
+        :class:`PipelineSettings` fields.
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    dict
+        A small summary: patient, cycle, regions, mean dose of the kidneys, files written.
+    """
+    import SimpleITK as sitk
+
+    from .alignment import align_timepoints
+    from .calibration.store import CalibrationStore
+    from .density import average_onto_grid, ct_to_density
+    from .dose.convolution import convolve_dose
+    from .dose.density_scaling import scale_dose_to_density
+    from .dose.export import write_dose_results
+    from .dose.led import led_dose
+    from .dose.regional import region_dose_statistics
+    from .ingest.patient import load_patient
+    from .kernels import dose_kernel
+    from .kinetics.fitting import fit_rows
+    from .kinetics.plots import plot_fits
+    from .kinetics.voxel import voxel_tia
+    from .results import FITS_COLUMNS, TAC_COLUMNS
+    from .tac import extract_tacs, tac_rows
+
+    report_progress = progress or (lambda f, m: None)
+    settings = settings_from_parameters(parameters)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = RunRecord("ludosimetry run", inputs={"patient_dir": str(Path(input_dir).resolve())},
+                       parameters={"pipeline": asdict(settings)})
+    report_progress(0.0, "ingest")
+    cal_path = Path(settings.calibration) if settings.calibration else Path(input_dir) / "calibration.json"
+    store = CalibrationStore.load(cal_path) if cal_path.exists() else None
+    overrides = {"sensitivity_cps_per_MBq": settings.sensitivity_cps_per_MBq} if settings.sensitivity_cps_per_MBq \
+        else None
+    patient = load_patient(input_dir, calibration_store=store, overrides=overrides, record=record,
+                           progress=lambda f, m: report_progress(0.15 * f, f"ingest: {m}"))
+    if settings.cycle > len(patient.cycles):
+        raise InputError(f"cycle {settings.cycle} asked for, the patient has {len(patient.cycles)}", source="cycle")
+    cycle = patient.cycles[settings.cycle - 1]
+    seg = patient.segmentation
+    if seg is None:
+        raise InputError("no segmentation found (labels/labels.nii.gz + labels.csv, DICOM SEG or RTSTRUCT); "
+                         "the chain needs regions", source=str(input_dir))
+    if len(cycle.timepoints) < 2:
+        raise InputError(f"cycle {cycle.index} has {len(cycle.timepoints)} timepoint(s); the chain needs ≥ 2 "
+                         "(use the single-time-point methods of LuDosimetryLib.kinetics.stp)", source="timepoints")
+    admin = cycle.administration
+    reference = patient.cycles[0].timepoints[0]
+    record.stages["ingest"] = {"patient_id": patient.patient_id, "cycle": cycle.index,
+                               "timepoints_h": [tp.time_h for tp in cycle.timepoints],
+                               "injected_activity_Bq": admin.injected_activity_Bq}
+
+    report_progress(0.15, "alignment")
+    if settings.align:
+        aligned, alignments = align_timepoints(
+            cycle.timepoints, reference_ct=reference.ct, grid=reference.spect, reference_labels=seg,
+            refine_regions=settings.refine_regions, bspline=settings.bspline,
+            progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"))
+        record.stages["alignment"] = {tp.label: dict(a.quality) for tp, a in zip(cycle.timepoints, alignments)}
+    else:
+        from .alignment import AlignmentResult, align_timepoint_images
+
+        aligned = tuple(align_timepoint_images(tp, AlignmentResult.identity(), reference.spect, ct_grid=reference.ct)
+                        for tp in cycle.timepoints)
+        record.warn("timepoints not aligned (align=False)", stage="alignment")
+
+    report_progress(0.4, "time-activity curves")
+    density_ct = ct_to_density(reference.ct)
+    tacs = extract_tacs(aligned, seg, admin, density=density_ct, spect_fwhm_mm=settings.spect_fwhm_mm,
+                        cycle=cycle.index, on_empty="flag")
+    write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
+
+    report_progress(0.5, "fits")
+    fits = _fit_regions(tacs, settings, record)
+    write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
+    plot_fits(fits, out / "plots")
+
+    report_progress(0.6, "voxel TIA")
+    spacing = reference.spect.GetSpacing()
+    v_mL = float(np.prod(spacing)) / 1000.0
+    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in aligned]
+    times = [tp.time_h for tp in aligned]
+    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
+             np.full(maps[0].shape, tp.time_h, np.float32) for tp in aligned]
+    tia = voxel_tia(maps, times, time_maps_h=tmaps, method=settings.voxel_method,
+                    progress=lambda f, m: report_progress(0.6 + 0.1 * f, f"voxel TIA: {m}"))
+    tia_img = sitk.GetImageFromArray(tia)
+    tia_img.CopyInformation(reference.spect)
+    with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
+        sitk.WriteImage(tia_img, str(tmp), useCompression=True)
+
+    report_progress(0.7, f"dose ({settings.dose_method})")
+    if settings.dose_method == "convolution":
+        kernel = dose_kernel(tuple(float(s) for s in spacing), photons=settings.photons)
+        dose_soft = convolve_dose(tia, kernel)
+    else:
+        dose_soft = led_dose(tia, tuple(float(s) for s in spacing), photons=settings.photons)
+    soft_img = sitk.GetImageFromArray(dose_soft.astype(np.float32))
+    soft_img.CopyInformation(reference.spect)
+    rho_spect = average_onto_grid(density_ct, reference.spect)
+    dose_map = scale_dose_to_density(soft_img, rho_spect)
+    # regional statistics on the label grid (module docstring)
+    soft_on_labels = sitk.Resample(soft_img, seg.image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
+    stats = region_dose_statistics(dose_on_labels, seg.image, seg.table, density_g_per_mL=density_ct,
+                                   on_empty="skip", method=settings.dose_method)
+    beds = _bed_rows(fits, stats, settings, record)
+    report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
+    summary_sec = report.section("summary", "Summary")
+    summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
+                          f"{admin.injection_datetime.isoformat()}; {len(cycle.timepoints)} SPECT/CT timepoints at "
+                          + ", ".join(f"{t:.1f}" for t in times) + " h p.i.")
+    tac_sec = report.section("tac", "Time-activity curves and fits")
+    tac_sec.table(fit_rows(fits), ["region", "model", "tia_MBq_h", "tia_rel_uncertainty", "effective_half_life_h",
+                                   "tail_fraction", "flags"])
+    for f in fits:
+        if f.kind == "organ" or f.kind == "lesion":
+            tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
+    extra_notes = [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
+    written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
+                                 injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes)
+    if beds:  # add BED/EQD2 to doses.csv rows of the regions that have them
+        from .results import DOSES_COLUMNS, read_csv
+
+        rows = read_csv(out / "doses.csv")
+        for row in rows:
+            if row["region"] in beds:
+                row.update({k: repr(v) for k, v in beds[row["region"]].items()})
+        write_csv(out / "doses.csv", rows, DOSES_COLUMNS)
+    if record.warnings:
+        report.section("warnings", "Warnings").table(record.warnings, ["stage", "source", "message"])
+    report.write(out / "report.html")
+    record.outputs = {"tac.csv": "TAC per region and timepoint", "fits.csv": "fit per region",
+                      "doses.csv": "dose statistics per region", "tia_Bq_h.nii.gz": "voxel TIA (Bq·h per voxel)",
+                      **{name: "dose output" for name in written}, "report.html": "report", "plots/": "fit plots"}
+    record.write(out)
+    report_progress(1.0, "done")
+    kid = {s.region: s.mean_dose_Gy for s in stats if s.region in ("kidney_left", "kidney_right")}
+    return {"patient": patient.patient_id, "cycle": cycle.index, "regions": len(stats), "fits": len(fits),
+            "kidney_mean_dose_Gy": kid, "warnings": len(record.warnings)}
+
