@@ -47,7 +47,7 @@ class LuDosimetryDoseParameterNode:
 
     alignedSpect: Optional[slicer.vtkMRMLScalarVolumeNode]
     labels: Optional[slicer.vtkMRMLLabelMapVolumeNode]
-    method: Annotated[str, Choice(["kernel", "led"])] = "kernel"
+    method: Annotated[str, Choice(["convolution", "led"])] = "convolution"
     windowMaxGy: Annotated[float, WithinRange(0.0, 1000.0)] = 0.0
     doseVolume: Optional[slicer.vtkMRMLScalarVolumeNode]
     statisticsTable: Optional[slicer.vtkMRMLTableNode]
@@ -152,7 +152,7 @@ class LuDosimetryDoseLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return LuDosimetryDoseParameterNode(super().getParameterNode())
 
-    def process(self, alignedSpect, labels, method="kernel", windowMaxGy=0.0, progress=None):
+    def process(self, alignedSpect, labels, method="convolution", windowMaxGy=0.0, progress=None):
         """Dose and TIA volumes, statistics table and DVH chart (returns ``DoseOutputs``)."""
         from LuDosimetrySlicerLib.dose_logic import run_dose
 

@@ -94,36 +94,29 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
         Refine ``kidney_left`` and ``kidney_right`` locally (needs ``labels``).
     progress : callable(fraction, message), optional
     """
-    from LuDosimetryLib.alignment import AlignmentResult, align_timepoint, align_timepoint_images
+    from LuDosimetryLib.alignment import align_timepoints
     from LuDosimetryLib.errors import InputError
 
     report = progress or (lambda f, m: None)
     pairs = timepoint_volumes(reference_spect)
     ref_attrs = get_node_attributes(reference_spect)
-    ref_ct_node = dict((s.GetID(), c) for s, c in pairs).get(reference_spect.GetID())
-    if ref_ct_node is None:
-        raise InputError(f"the reference timepoint {ref_attrs.get('Timepoint')} has no CT volume "
-                         "(LuDosimetry.Modality = CT, same Timepoint)", source=reference_spect.GetName())
-    reference = timepoint_from_nodes(reference_spect, ref_ct_node)
+    for spect, ct in pairs:
+        if ct is None:
+            raise InputError(f"timepoint {get_node_attributes(spect).get('Timepoint')} has no CT volume "
+                             "(LuDosimetry.Modality = CT, same Timepoint): alignment needs every timepoint's CT",
+                             source=spect.GetName())
+    timepoints = [timepoint_from_nodes(spect, ct) for spect, ct in pairs]
+    reference = timepoints[[s.GetID() for s, _ in pairs].index(reference_spect.GetID())]
     seg = segmentation_from_node(labels) if labels is not None else None
     regions = KIDNEYS if (refine_kidneys and seg is not None) else ()
+    # the same call as LuDosimetryLib.pipeline.run_patient: the reference gets the identity
+    aligned_tps, results = align_timepoints(timepoints, reference_ct=reference.ct, grid=reference.spect,
+                                            reference_labels=seg, refine_regions=regions,
+                                            progress=lambda f, m: report(0.95 * f, m))
     patient_id = ref_attrs["PatientID"]
     out = AlignmentOutputs(reference=ref_attrs.get("Timepoint", ""))
-    for n, (spect, ct) in enumerate(pairs):
+    for (spect, ct), aligned, result in zip(pairs, aligned_tps, results):
         label = get_node_attributes(spect).get("Timepoint", spect.GetName())
-
-        def sub(f: float, m: str, n=n, label=label) -> None:
-            report((n + f) / len(pairs), f"{label}: {m}")
-
-        tp = timepoint_from_nodes(spect, ct)
-        if spect is reference_spect:
-            result = AlignmentResult.identity()
-        else:
-            if ct is None:
-                raise InputError(f"timepoint {label} has no CT volume to register", source=spect.GetName())
-            result = align_timepoint(reference.ct, tp.ct, reference_labels=seg, refine_regions=regions, progress=sub)
-        sub(0.9, "resampling SPECT")
-        aligned = align_timepoint_images(tp, result, reference.spect)
         study = hierarchy.timepoint_item(patient_id, hierarchy.timepoint_study_name(ref_attrs.get("Cycle"), label))
         transform = registration_to_transform_node(affine_from_sitk_transform(result.transform),
                                                    name=f"{patient_id} {label} to reference")
@@ -134,8 +127,7 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
                                         "Direction": "to parent: timepoint frame -> reference frame (RAS)"})
         hierarchy.place(transform, study)
         for node in (spect, ct):
-            if node is not None:
-                node.SetAndObserveTransformNodeID(transform.GetID())
+            node.SetAndObserveTransformNodeID(transform.GetID())
         quality = {f"Quality.{k}": repr(float(v)) for k, v in result.quality.items()}
         vol = sitk_to_volume(aligned.spect, name=f"{patient_id} {label} SPECT aligned")
         set_node_attributes(vol, {**common, "Modality": "SPECT", "Aligned": 1, "ReferenceTimepoint": out.reference,

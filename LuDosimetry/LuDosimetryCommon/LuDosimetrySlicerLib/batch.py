@@ -33,7 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="results folder (one sub-folder per patient)")
     p.add_argument("--cycle", type=int, default=1, help="therapy cycle to process (default 1)")
     p.add_argument("--calibration-store", type=Path, help="calibration.json (used by ingest and recorded by TAC)")
-    p.add_argument("--method", choices=("kernel", "led"), default="kernel", help="dose method (default kernel)")
+    p.add_argument("--method", choices=("convolution", "led"), default="convolution",
+                   help="dose method (default convolution)")
     p.add_argument("--no-refine-kidneys", action="store_true", help="no organ-local kidney refinement")
     p.add_argument("--force", action="store_true", help="replace existing patient results folders")
     return p.parse_args(argv)

@@ -4,13 +4,18 @@ statistics and DVH (LuDosimetryLib.kinetics.voxel, .kernels, .dose compute).
 Outputs (``DoseOutputs``), under the patient's study ``cycle<N> dose``:
 
 - ``tia_volume``: TIA per voxel (Bq·h) on the reference SPECT grid;
-- ``dose_volume``: absorbed dose (Gy, float32), marked for SlicerRT (:func:`.nodes.mark_dose_volume`),
-  voxel value quantity/units set, inferno colour table with a fixed window from 0 Gy;
+- ``dose_volume``: absorbed dose (Gy, float32) on the reference SPECT grid, the soft-tissue kernel
+  dose scaled to the CT density averaged onto that grid; marked for SlicerRT
+  (:func:`.nodes.mark_dose_volume`), voxel value quantity/units set, inferno colour table with a
+  fixed window from 0 Gy;
 - ``statistics``: one row per region (``DOSES_COLUMNS``: mean, median, D2, D98 … in Gy, volume
-  mL, mass g), units set;
+  mL, mass g), units set, taken on the label grid (the soft-tissue dose resampled linearly onto
+  it and scaled by the CT density there);
 - ``dvh_table`` and ``dvh_chart``: cumulative DVH per region (``dose_Gy``, ``<region>_volume_percent``).
 
 Every node carries ``PatientID``, ``Cycle``, ``Nuclide``, ``InjectedActivityBq``, ``Method``.
+The steps and their order are those of :func:`LuDosimetryLib.pipeline.run_patient`, so the module,
+the command line and the batch script give the same numbers.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from .tac_logic import reference_ct_node
 
 __all__ = ["DoseOutputs", "run_dose", "DOSE_METHODS", "DOSE_COLOR_NODE_ID"]
 
-DOSE_METHODS = ("kernel", "led")
+DOSE_METHODS = ("convolution", "led")
 #: Built-in Slicer colour table of dose maps.
 DOSE_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileInferno.txt"
 #: Upper end of the default colour window: this percentile of the dose map (display only).
@@ -65,8 +70,8 @@ def _image_like(array, reference):
     return img
 
 
-def run_dose(aligned_spect, labels, *, method: str = "kernel", window_max_Gy: float = 0.0,
-             progress=None) -> DoseOutputs:
+def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: bool = True,
+             window_max_Gy: float = 0.0, progress=None) -> DoseOutputs:
     """Absorbed dose of the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
     Parameters
@@ -75,22 +80,25 @@ def run_dose(aligned_spect, labels, *, method: str = "kernel", window_max_Gy: fl
         Any aligned SPECT of the patient's cycle (Alignment stage).
     labels : vtkMRMLLabelMapVolumeNode
         Label map with ``LuDosimetry.LabelTable`` (on the reference CT grid).
-    method : {"kernel", "led"}
-        Dose voxel kernel convolution, or local energy deposition.
+    method : {"convolution", "led"}
+        Dose voxel kernel convolution (FFT), or local energy deposition.
+    photons : bool
+        Include the photon part of the kernel (or of the locally deposited energy).
     window_max_Gy : float
         Upper end of the colour window (Gy); 0: the 99.5th percentile of the map.
     """
     import SimpleITK as sitk
 
-    from LuDosimetryLib.alignment import AlignmentResult, activity_per_voxel, resample_to_reference
     from LuDosimetryLib.density import average_onto_grid, ct_to_density
     from LuDosimetryLib.dose.convolution import convolve_dose
+    from LuDosimetryLib.dose.density_scaling import scale_dose_to_density
     from LuDosimetryLib.dose.led import led_dose
     from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns, region_dose_statistics
     from LuDosimetryLib.errors import InputError
     from LuDosimetryLib.kernels import dose_kernel
     from LuDosimetryLib.kinetics.voxel import voxel_tia
     from LuDosimetryLib.results import DOSES_COLUMNS
+    from LuDosimetryLib.units import ML_PER_MM3
 
     if method not in DOSE_METHODS:
         raise InputError(f"must be one of {', '.join(DOSE_METHODS)}, got {method!r}", source="method")
@@ -99,34 +107,42 @@ def run_dose(aligned_spect, labels, *, method: str = "kernel", window_max_Gy: fl
     attrs = get_node_attributes(aligned_spect)
     patient_id, cycle = attrs.get("PatientID", "patient"), int(attrs.get("Cycle") or 1)
     admin = administration_from_node(spects[0])
+    ct = reference_ct_node(aligned_spect)
+    if ct is None:
+        raise InputError("the reference timepoint's CT is not in the scene (LuDosimetry.Modality = CT, Timepoint = "
+                         f"{attrs.get('ReferenceTimepoint')}): the dose is scaled by the CT density",
+                         source=aligned_spect.GetName())
     report(0.02, "reading volumes")
     timepoints = [timepoint_from_nodes(n) for n in spects]
     grid = timepoints[0].spect
-    activity = [sitk.GetArrayFromImage(activity_per_voxel(tp.spect)) for tp in timepoints]
-    time_maps = [tp.time_map_h for tp in timepoints]
-    kwargs = {"time_maps_h": [sitk.GetArrayFromImage(t) for t in time_maps]} if all(t is not None for t in time_maps) \
-        else {"times_h": [tp.time_h for tp in timepoints]}
+    seg = segmentation_from_node(labels)
+    density_ct = ct_to_density(volume_to_sitk(ct))
 
     def sub(lo: float, hi: float):
         return lambda f, m: report(lo + (hi - lo) * f, m)
 
-    tia = voxel_tia(activity, nuclide=admin.nuclide, progress=sub(0.05, 0.4), **kwargs)
-    spacing = grid.GetSpacing()
+    # the same calls, in the same order, as LuDosimetryLib.pipeline.run_patient (module docstring)
+    spacing = tuple(float(v) for v in grid.GetSpacing())
+    v_mL = float(np.prod(spacing)) * ML_PER_MM3
+    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in timepoints]
+    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
+             np.full(maps[0].shape, tp.time_h, np.float32) for tp in timepoints]
+    tia = voxel_tia(maps, [tp.time_h for tp in timepoints], time_maps_h=tmaps, nuclide=admin.nuclide,
+                    progress=sub(0.05, 0.4))
     report(0.4, f"absorbed dose ({method})")
-    if method == "kernel":
-        dose = convolve_dose(tia, dose_kernel(spacing, nuclide=admin.nuclide))
+    if method == "convolution":
+        dose_soft = convolve_dose(tia, dose_kernel(spacing, nuclide=admin.nuclide, photons=photons))
     else:
-        dose = led_dose(tia, spacing, nuclide=admin.nuclide)
-    dose_img = _image_like(dose, grid)
+        dose_soft = led_dose(tia, spacing, nuclide=admin.nuclide, photons=photons)
+    soft_img = _image_like(dose_soft, grid)
+    dose_img = scale_dose_to_density(soft_img, average_onto_grid(density_ct, grid))
     report(0.6, "regional statistics")
-    seg = segmentation_from_node(labels)
-    labels_on_grid = resample_to_reference(seg.image, grid, AlignmentResult.identity(),
-                                           interpolator=sitk.sitkNearestNeighbor)
-    ct = reference_ct_node(aligned_spect)
-    density = average_onto_grid(ct_to_density(volume_to_sitk(ct)), grid) if ct is not None else None
-    stats = region_dose_statistics(dose_img, labels_on_grid, seg.table, density_g_per_mL=density, on_empty="skip",
-                                   method=method, progress=sub(0.6, 0.9))
+    soft_on_labels = sitk.Resample(soft_img, seg.image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
+    stats = region_dose_statistics(dose_on_labels, seg.image, seg.table, density_g_per_mL=density_ct,
+                                   on_empty="skip", method=method, progress=sub(0.6, 0.9))
     rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq)
+    dose = sitk.GetArrayViewFromImage(dose_img)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq),
               "InjectionDateTime": admin.injection_datetime.isoformat(),

@@ -15,6 +15,7 @@ Outputs (``TacOutputs``), under the patient (folder ``LuDosimetry TAC``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import slicer
@@ -41,6 +42,7 @@ class TacOutputs:
     fits: list = field(default_factory=list)
     calibration: object = None
     calibration_text: str = ""
+    warnings: list = field(default_factory=list)
 
 
 def reference_ct_node(aligned_spect):
@@ -71,7 +73,7 @@ def calibration_for(spect_node, store_path):
     return entry, text
 
 
-def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto", spect_fwhm_mm: float = 12.0,
+def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto", spect_fwhm_mm: float = 11.0,
             progress=None) -> TacOutputs:
     """TACs, fits and TIA of every region for the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
@@ -113,8 +115,10 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     def sub(f: float, m: str) -> None:
         report(0.1 + 0.5 * f, m)
 
+    # the same calls and rules as LuDosimetryLib.pipeline.run_patient (a region is fitted when it has
+    # usable activity at every timepoint)
     rows = extract_tacs(timepoints, seg, admin, density=density, spect_fwhm_mm=spect_fwhm_mm, cycle=cycle,
-                        progress=sub)
+                        on_empty="flag", progress=sub)
     folder = hierarchy.stage_folder(patient_id, "TAC")
     common = {"Stage": "TAC", "PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq), "Calibration": text or "none given"}
@@ -124,17 +128,22 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     regions: dict[str, list] = {}
     for r in rows:
         regions.setdefault(r.region, []).append(r)
-    fits = []
+    fits, warnings = [], []
     chart_series = []
     for n, (region, rr) in enumerate(regions.items()):
         report(0.6 + 0.35 * n / max(1, len(regions)), f"fitting {region}")
-        usable = [r for r in rr if "empty" not in r.flags]
-        if len(usable) < 2:
+        rr = sorted(rr, key=lambda r: r.time_h)
+        times = [r.time_h for r in rr]
+        activities = [r.activity_corrected_Bq for r in rr]
+        if any("empty" in r.flags for r in rr) or not all(math.isfinite(a) for a in activities):
+            warnings.append(f"{region}: no usable activity at every timepoint; not fitted")
             continue
-        times = [r.time_h for r in usable]
-        activities = [r.activity_corrected_Bq for r in usable]
-        fit = fit_tac(times, activities, nuclide=admin.nuclide, models=(model,), region=region, kind=usable[0].kind,
-                      cycle=cycle)
+        try:
+            fit = fit_tac(times, activities, nuclide=admin.nuclide, models=(model,), region=region, kind=rr[0].kind,
+                          cycle=cycle)
+        except InputError as exc:
+            warnings.append(f"{region}: not fitted: {exc}")
+            continue
         fits.append(fit)
         points = columns_table({"time_h": times, "activity_Bq": activities}, name=f"{patient_id} TAC {region}")
         t_end = 1.5 * max(times)
@@ -150,10 +159,10 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
                           "table": curve}]
     fit_table = rows_to_table(fit_rows(fits), name=f"{patient_id} fits",
                               columns=(*FITS_COLUMNS, "ci_method") if fits else None)
-    set_node_attributes(fit_table, {**common, "Model": model})
+    set_node_attributes(fit_table, {**common, "Model": model, "Warnings": "; ".join(warnings)})
     hierarchy.place(fit_table, folder)
     chart = plot_chart(tac_table, chart_series, name=f"{patient_id} TACs", title=f"{patient_id}: time-activity curves",
                        x_title="time post injection (h)", y_title="activity (Bq)")
     hierarchy.place(chart, folder)
     report(1.0, "done")
-    return TacOutputs(tac_table, fit_table, chart, fits, calibration, text or "")
+    return TacOutputs(tac_table, fit_table, chart, fits, calibration, text or "", warnings)
