@@ -3,9 +3,10 @@
 
 Every per-timepoint volume carries the attributes (prefix ``LuDosimetry.``) ``PatientID``,
 ``Cycle``, ``Timepoint``, ``TimeHoursPostInjection`` (h p.i., mid-acquisition), ``Units``,
-``Quantity``, ``Nuclide``, ``Ligand``, ``InjectedActivityBq`` (Bq), ``InjectionDateTime`` (ISO) and
-``CameraKey``; a SPECT volume references its per-voxel time map (``LuDosimetry.TimeMap``). The
-label map carries the label table as CSV text (``LuDosimetry.LabelTable``). Only conversion here.
+``Quantity``, ``Nuclide``, ``Ligand``, ``InjectedActivityBq`` (Bq), ``InjectionDateTime`` (ISO),
+``CameraKey`` and ``Calibration`` (the sensitivity ingest applied, with its source); a SPECT
+volume references its per-voxel time map (``LuDosimetry.TimeMap``). The label map carries the
+label table as CSV text (``LuDosimetry.LabelTable``). Only conversion here.
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ def push_timepoint(tp, *, patient_id: str, cycle: int, administration, label: st
               **administration_attributes(administration)}
     if tp.camera is not None:
         common["CameraKey"] = tp.camera.key()
+    applied = sorted({str(b.provenance.get("sensitivity_cps_per_MBq")) for b in tp.beds
+                      if b.provenance.get("sensitivity_cps_per_MBq")})
+    if applied:  # the calibration ingest applied to the counts (source text of the sensitivity)
+        common["Calibration"] = " | ".join(applied)
     spect = sitk_to_volume(tp.spect, name=f"{patient_id} {label} SPECT")
     set_node_attributes(spect, {**common, "Modality": "SPECT"})
     set_voxel_value(spect, quantity="activity_concentration", units="Bq/mL")

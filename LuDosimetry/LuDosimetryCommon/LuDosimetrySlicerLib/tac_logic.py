@@ -9,8 +9,10 @@ Outputs (``TacOutputs``), under the patient (folder ``LuDosimetry TAC``):
   interval, tail fraction, effective half-life), units set;
 - ``chart``: measured activity (points, per region) and the fitted curves (lines) vs time p.i.,
   one table per region (``TAC <region>``: time_h, activity_Bq) and per curve (``Fit <region>``);
-- the calibration entry used (camera key, date, source, sensitivity), when a store was given, as
-  the tables' attribute ``LuDosimetry.Calibration`` and in ``TacOutputs.calibration``.
+- the calibration used: the sensitivity ingest applied to the counts (attribute
+  ``LuDosimetry.Calibration`` of the SPECT) and, when a store is given, its entry for the SPECT's
+  camera on the injection date (``TacOutputs.calibration``), with a warning when they differ; as
+  the tables' attribute ``LuDosimetry.Calibration``.
 """
 
 from __future__ import annotations
@@ -102,9 +104,15 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     spects = aligned_spect_nodes(aligned_spect)
     attrs = get_node_attributes(aligned_spect)
     patient_id, cycle = attrs.get("PatientID", "patient"), int(attrs.get("Cycle") or 1)
-    calibration = text = None
+    applied = get_node_attributes(spects[0]).get("Calibration", "")
+    calibration, text = None, (f"applied at ingest: {applied}" if applied else "")
+    warnings = []
     if calibration_store:
-        calibration, text = calibration_for(spects[0], calibration_store)
+        calibration, store_text = calibration_for(spects[0], calibration_store)
+        text = "; ".join(t for t in (text, f"store entry for this camera: {store_text}") if t)
+        if applied and calibration.camera_key not in applied:
+            warnings.append(f"the SPECT was quantified with another calibration ({applied}) than the store's entry "
+                            f"for its camera ({calibration.camera_key})")
     report(0.05, "reading volumes")
     timepoints = [timepoint_from_nodes(n) for n in spects]
     seg = segmentation_from_node(labels)
@@ -128,7 +136,7 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     regions: dict[str, list] = {}
     for r in rows:
         regions.setdefault(r.region, []).append(r)
-    fits, warnings = [], []
+    fits = []
     chart_series = []
     for n, (region, rr) in enumerate(regions.items()):
         report(0.6 + 0.35 * n / max(1, len(regions)), f"fitting {region}")
