@@ -142,8 +142,10 @@ class LuDosimetryTACWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 outputs = self.logic.process(p.alignedSpect, p.labels, calibrationStore=store, model=p.model,
                                              spectFwhmMm=p.spectFwhmMm, progress=progress)
             p.tacTable, p.fitTable = outputs.tac_table, outputs.fit_table
-            self.ui.resultLabel.text = (_("{n} regions fitted.").format(n=len(outputs.fits)) + "\n"
-                                        + _("Calibration used: {c}").format(c=outputs.calibration_text or _("none")))
+            lines = [_("{n} regions fitted.").format(n=len(outputs.fits)),
+                     _("Calibration: {c}").format(c=outputs.calibration_text or _("none recorded"))]
+            lines += [_("Warning: {w}").format(w=w) for w in outputs.warnings]
+            self.ui.resultLabel.text = "\n".join(lines)
             slicer.modules.plots.logic().ShowChartInLayout(outputs.chart)
 
 
