@@ -551,8 +551,22 @@ def getNodesByClass(className: str, scene=None) -> list:
     return [n for n in scene._nodes.values() if n.IsA(className)]
 
 
-UTIL_FUNCTIONS = {f.__name__: f for f in (getNodesByClass, arrayFromVolume, updateVolumeFromArray, vtkMatrixFromArray,
-                                           arrayFromVTKMatrix, arrayFromTransformMatrix,
+def saveScene(filename: str, properties: dict | None = None) -> bool:
+    """Test double of ``slicer.util.saveScene``: a zip holding ``scene.json`` (every node's class, name,
+    attributes); not an MRML bundle. Returns True as Slicer does on success."""
+    import json
+    import zipfile
+
+    scene = sys.modules["slicer"].mrmlScene
+    doc = [{"id": n.GetID(), "class": n.GetClassName(), "name": n.GetName(),
+            "attributes": {a: n.GetAttribute(a) for a in n.GetAttributeNames()}} for n in scene._nodes.values()]
+    with zipfile.ZipFile(filename, "w") as z:
+        z.writestr("scene.json", json.dumps(doc))
+    return True
+
+
+UTIL_FUNCTIONS = {f.__name__: f for f in (getNodesByClass, saveScene, arrayFromVolume, updateVolumeFromArray,
+                                           vtkMatrixFromArray, arrayFromVTKMatrix, arrayFromTransformMatrix,
                                            updateTransformMatrixFromArray, arrayFromTableColumn)}
 
 

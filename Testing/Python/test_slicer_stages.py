@@ -216,46 +216,57 @@ def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(
     assert sh.IsItemLevel(study, "Study") and sh.GetItemName(sh.GetItemParent(study)) == nodes.patient_id
 
 
-def test_sample_patient_through_the_modules_gives_the_numbers_of_ludosimetry_run(slicer, tmp_path):
-    """The module chain (Alignment, TAC, Dose logic) on the sample patient (two timepoints, to keep CI
-    short) gives the TIA and doses of ``LuDosimetryLib.pipeline.run_patient``: one result whatever
-    the door."""
+def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer, tmp_path, capsys):
+    """The Slicer batch script (the modules' Alignment, TAC and Dose logic) on the sample patient (two
+    timepoints, to keep CI short) writes its results folder with the TIA and doses of
+    ``LuDosimetryLib.pipeline.run_patient``: one result whatever the door."""
     import csv
+    import json
+    import zipfile
 
     from LuDosimetryLib.phantom import generate_patient, write_patient_folder
     from LuDosimetryLib.pipeline import run_patient
     from LuDosimetryLib.results import DOSES_COLUMNS, FITS_COLUMNS, TAC_COLUMNS
-    from LuDosimetrySlicerLib import alignment_logic, dose_logic, samples, tac_logic
-    from LuDosimetrySlicerLib.nodes import table_to_rows
+    from LuDosimetrySlicerLib import batch
 
     patient = generate_patient("small", seed=0, timepoints_h=(5.0, 24.0), with_pet=False)
     folder = write_patient_folder(patient, tmp_path / "sample", dicom=False)
-    patient.calibration_store().save(folder / "calibration.json")
-    run_patient(folder, tmp_path / "run", parameters={"refine_regions": []})  # no kidney refinement: CI time
-    nodes = samples.load_patient_folder(folder, calibration_store=patient.calibration_store())
-    aligned = alignment_logic.run_alignment(nodes.spect[0], labels=nodes.labels, refine_kidneys=False)
-    assert len(aligned.aligned) == 2 and aligned.quality[list(aligned.aligned)[1]]["bone_dice"] > 0.8
-    first = next(iter(aligned.aligned.values()))
-    tac = tac_logic.run_tac(first, nodes.labels)
-    table = tac.tac_table
-    assert [table.GetColumnName(c) for c in range(len(TAC_COLUMNS))] == list(TAC_COLUMNS)
-    fit_cols = [tac.fit_table.GetColumnName(c) for c in range(tac.fit_table.GetNumberOfColumns())]
-    assert fit_cols[:len(FITS_COLUMNS)] == list(FITS_COLUMNS)
-    dose = dose_logic.run_dose(first, nodes.labels)
-    stats = dose.statistics
-    assert [stats.GetColumnName(c) for c in range(stats.GetNumberOfColumns())] == list(DOSES_COLUMNS)
-    assert dose.dose_volume.GetAttribute("LuDosimetry.PatientID") == nodes.patient_id
-    with (tmp_path / "run" / "doses.csv").open() as fh:
-        run_doses = {r["region"]: float(r["mean_dose_Gy"]) for r in csv.DictReader(fh)}
-    with (tmp_path / "run" / "fits.csv").open() as fh:
-        run_tia = {r["region"]: float(r["tia_Bq_h"]) for r in csv.DictReader(fh)}
-    module_doses = {r["region"]: r["mean_dose_Gy"] for r in table_to_rows(stats)}
-    module_tia = {r["region"]: r["tia_Bq_h"] for r in table_to_rows(tac.fit_table)}
-    assert set(module_doses) == set(run_doses) and set(module_tia) == set(run_tia)
-    for region in ("kidney_left", "kidney_right", "liver", "spleen", "parotid_left", "red_marrow"):
-        assert module_doses[region] == pytest.approx(run_doses[region], rel=1e-6), region
-        assert module_tia[region] == pytest.approx(run_tia[region], rel=1e-6), region
-    assert module_doses["kidney_left"] > 0
+    store = patient.calibration_store().save(tmp_path / "calibration.json")
+    run_patient(folder, tmp_path / "run", parameters={"refine_regions": [], "calibration": str(store)})
+    status = batch.main(["--", "--patients", str(folder), "--out", str(tmp_path / "batch"),
+                         "--calibration-store", str(store), "--no-refine-kidneys"])
+    assert status == 0, capsys.readouterr().out
+    (dest,) = (tmp_path / "batch").iterdir()
+    assert {p.name for p in dest.iterdir()} == {f"{dest.name}.mrb", "tac.csv", "fits.csv", "doses.csv",
+                                                "report.html", "run.json"}
+
+    def read(path):
+        with path.open() as fh:
+            return list(csv.DictReader(fh))
+
+    assert list(read(dest / "tac.csv")[0])[:len(TAC_COLUMNS)] == list(TAC_COLUMNS)
+    assert list(read(dest / "fits.csv")[0])[:len(FITS_COLUMNS)] == list(FITS_COLUMNS)
+    assert list(read(dest / "doses.csv")[0]) == list(DOSES_COLUMNS)
+    batch_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(dest / "doses.csv")}
+    run_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(tmp_path / "run" / "doses.csv")}
+    batch_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(dest / "fits.csv")}
+    run_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(tmp_path / "run" / "fits.csv")}
+    assert set(batch_dose) == set(run_dose) and set(batch_tia) == set(run_tia)
+    for region in run_dose:
+        assert batch_dose[region] == pytest.approx(run_dose[region], rel=1e-6), region
+    for region in run_tia:
+        assert batch_tia[region] == pytest.approx(run_tia[region], rel=1e-6), region
+    assert batch_dose["kidney_left"] > 0
+    record = json.loads((dest / "run.json").read_text())
+    assert record["stages"]["tac"]["calibration"].startswith("applied at ingest")
+    # the saved scene holds the stages' nodes with their attributes
+    with zipfile.ZipFile(dest / f"{dest.name}.mrb") as z:
+        saved = json.loads(z.read("scene.json"))
+    dose_nodes = [n for n in saved if n["attributes"].get("DicomRtImport.DoseVolume") == "1"]
+    assert len(dose_nodes) == 1 and dose_nodes[0]["attributes"]["LuDosimetry.Units"] == "Gy"
+    assert sum(n["attributes"].get("LuDosimetry.Aligned") == "1" and n["class"] == "vtkMRMLScalarVolumeNode"
+               and n["attributes"].get("LuDosimetry.Modality") == "SPECT" for n in saved) == 2
+    assert sum(n["class"] == "vtkMRMLLinearTransformNode" for n in saved) == 2
 
 
 def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_path, capsys):
