@@ -35,11 +35,11 @@ class LuDosimetryTAC(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Time-activity curves and time-integrated activity (TIA) per region. Choose an aligned SPECT "
             "(made by LuDosimetry Alignment: all aligned timepoints of that patient and cycle are used) and "
-            "the label map. Optionally choose the calibration store (calibration.json): the entry matching "
-            "the SPECT camera is shown and recorded with the results. The module tabulates activity, "
-            "concentration and percent injected activity per region and timepoint, fits each curve (model "
-            "chosen by AICc, or the one you set), and integrates it to infinity with physical decay after the"
-            " last point.")
+            "the label map. The calibration the SPECT was quantified with at loading is shown and recorded "
+            "with the results; optionally choose the calibration store (calibration.json) to see its entry "
+            "for the SPECT camera too (a difference is flagged). The module tabulates activity, concentration"
+            " and percent injected activity per region and timepoint, fits each curve (model chosen by AICc, "
+            "or the one you set), and integrates it to infinity with physical decay after the last point.")
         self.parent.acknowledgementText = _("Curve fitting: LuDosimetryLib.kinetics (docs/kinetics.md).")
 
 
@@ -52,7 +52,7 @@ class LuDosimetryTACParameterNode:
     calibrationStore: pathlib.Path
     model: Annotated[str, Choice(["auto", "mono", "uptake_washout", "uptake_washout_fixed", "tri",
                                   "trapezoid"])] = "auto"
-    spectFwhmMm: Annotated[float, WithinRange(1.0, 40.0)] = 12.0
+    spectFwhmMm: Annotated[float, WithinRange(1.0, 40.0)] = 11.0
     tacTable: Optional[slicer.vtkMRMLTableNode]
     fitTable: Optional[slicer.vtkMRMLTableNode]
 
@@ -158,7 +158,7 @@ class LuDosimetryTACLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return LuDosimetryTACParameterNode(super().getParameterNode())
 
-    def process(self, alignedSpect, labels, calibrationStore=None, model="auto", spectFwhmMm=12.0, progress=None):
+    def process(self, alignedSpect, labels, calibrationStore=None, model="auto", spectFwhmMm=11.0, progress=None):
         """TAC and fit tables and the TAC chart (returns ``TacOutputs``)."""
         from LuDosimetrySlicerLib.tac_logic import run_tac
 
