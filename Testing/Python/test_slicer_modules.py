@@ -71,6 +71,12 @@ def test_every_module_is_built_by_cmake_with_tests():
         cm = (REPO / "LuDosimetry" / name / "CMakeLists.txt").read_text()
         assert f"set(MODULE_NAME {name})" in cm and "WITH_GENERIC_TESTS" in cm and "slicer_add_python_unittest" in cm
         assert (REPO / "LuDosimetry" / name / "Resources" / "Icons" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # the hidden Common module installs every edge file and sample resource
+    common = (EDGE / "CMakeLists.txt").read_text()
+    for path in sorted((EDGE / "LuDosimetrySlicerLib").glob("*.py")):
+        assert f"LuDosimetrySlicerLib/{path.name}" in common, path.name
+    for path in sorted((EDGE / "Resources").rglob("*.*")):
+        assert str(path.relative_to(EDGE)) in common, path
 
 
 def _parameter_fields(tree: ast.Module) -> dict[str, ast.AnnAssign]:
