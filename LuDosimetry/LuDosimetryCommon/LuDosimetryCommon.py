@@ -2,10 +2,26 @@
 (``LuDosimetrySlicerLib``) and makes the library ``LuDosimetryLib`` importable in Slicer."""
 
 import logging
+import os
+import sys
 
 import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
+
+
+def _library_from_source_tree() -> None:
+    """In a source checkout (module paths added in Application Settings), make ``LuDosimetryLib``
+    importable from the repository root; an installed extension has it beside the modules."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(root, "LuDosimetryLib", "__init__.py")) and root not in sys.path:
+        try:
+            import LuDosimetryLib  # noqa: F401  (installed beside the modules)
+        except ImportError:
+            sys.path.append(root)
+
+
+_library_from_source_tree()
 
 
 class LuDosimetryCommon(ScriptedLoadableModule):
