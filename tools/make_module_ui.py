@@ -35,6 +35,8 @@ def prop(name: str, value, *, stdset: bool = True) -> str:
         body = "<stringlist>" + "".join(f"<string>{escape(v)}</string>" for v in value) + "</stringlist>"
     elif isinstance(value, dict) and "enum" in value:
         body = f"<enum>{value['enum']}</enum>"
+    elif isinstance(value, dict) and "set" in value:
+        body = f"<set>{value['set']}</set>"
     else:
         body = f"<string>{escape(str(value))}</string>"
     return f'<property name="{name}"{attr}>{body}</property>'

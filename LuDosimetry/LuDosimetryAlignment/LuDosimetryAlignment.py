@@ -8,12 +8,13 @@ the reference grid with time p.i. and units. Registration and resampling are in
 """
 
 import logging
-from typing import Optional
+import pathlib
+from typing import Annotated, Optional
 
 import slicer
 import vtk
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -46,6 +47,9 @@ class LuDosimetryAlignment(ScriptedLoadableModule):
 class LuDosimetryAlignmentParameterNode:
     """Inputs and settings (saved with the scene)."""
 
+    patientFolder: pathlib.Path
+    loadCalibrationStore: pathlib.Path
+    cycle: Annotated[int, WithinRange(1, 9)] = 1
     referenceSpect: Optional[slicer.vtkMRMLScalarVolumeNode]
     labels: Optional[slicer.vtkMRMLLabelMapVolumeNode]
     refineKidneys: bool = True
@@ -71,6 +75,7 @@ class LuDosimetryAlignmentWidget(ScriptedLoadableModuleWidget, VTKObservationMix
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -128,6 +133,23 @@ class LuDosimetryAlignmentWidget(ScriptedLoadableModuleWidget, VTKObservationMix
         self.ui.applyButton.toolTip = (_("Register every timepoint to the reference") if not missing
                                        else _("Select ") + _(" and ").join(missing))
 
+    def onLoadButton(self) -> None:
+        from LuDosimetrySlicerLib.gui import progress_dialog
+
+        with slicer.util.tryWithErrorDisplay(_("Loading the patient failed."), waitCursor=True):
+            p = self._parameterNode
+            if str(p.patientFolder) in ("", ".") or not p.patientFolder.is_dir():
+                raise ValueError(_("Choose a patient folder first."))
+            store = p.loadCalibrationStore if str(p.loadCalibrationStore) not in ("", ".") else None
+            with progress_dialog(_("Loading patient")) as progress:
+                nodes = self.logic.loadPatient(p.patientFolder, cycle=p.cycle, calibrationStore=store,
+                                               progress=progress)
+            p.referenceSpect, p.labels = nodes.spect[0], nodes.labels
+            self.ui.resultLabel.text = _("Loaded {pid}, cycle {c}: {n} timepoints.").format(
+                pid=nodes.patient_id, c=nodes.cycle, n=len(nodes.spect))
+            slicer.util.setSliceViewerLayers(background=nodes.ct[0], foreground=nodes.spect[0], foregroundOpacity=0.5,
+                                             label=nodes.labels, fit=True)
+
     def onApplyButton(self) -> None:
         from LuDosimetrySlicerLib.gui import progress_dialog
 
@@ -154,6 +176,13 @@ class LuDosimetryAlignmentLogic(ScriptedLoadableModuleLogic):
 
     def getParameterNode(self):
         return LuDosimetryAlignmentParameterNode(super().getParameterNode())
+
+    def loadPatient(self, patientFolder, cycle=1, calibrationStore=None, progress=None):
+        """Ingest a patient folder and load one cycle's SPECT, CT and label map (returns ``PatientNodes``)."""
+        from LuDosimetrySlicerLib.samples import load_patient_folder
+
+        logging.info("LuDosimetryAlignment: loading %s", patientFolder)
+        return load_patient_folder(patientFolder, cycle=cycle, calibration_store=calibrationStore, progress=progress)
 
     def process(self, referenceSpect, labels=None, refineKidneys=True, progress=None):
         """Transforms and aligned SPECT volumes per timepoint (returns ``AlignmentOutputs``)."""

@@ -42,7 +42,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     """Run one patient through the stages and write its results folder; returns the folder."""
-    from LuDosimetryLib.calibration.store import CalibrationStore
     from LuDosimetryLib.report import Report
     from LuDosimetryLib.results import DOSES_COLUMNS, FITS_COLUMNS, TAC_COLUMNS, RunRecord, atomic_directory, write_csv
 
@@ -56,8 +55,7 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
         logging.info("%s: %3.0f %% %s", folder.name, 100 * f, m)
 
     slicer.mrmlScene.Clear(0)
-    store = CalibrationStore.load(args.calibration_store) if args.calibration_store else None
-    nodes = load_patient_folder(folder, cycle=args.cycle, calibration_store=store, progress=progress)
+    nodes = load_patient_folder(folder, cycle=args.cycle, calibration_store=args.calibration_store, progress=progress)
     aligned = run_alignment(nodes.spect[0], labels=nodes.labels, refine_kidneys=not args.no_refine_kidneys,
                             progress=progress)
     first = next(iter(aligned.aligned.values()))

@@ -64,11 +64,20 @@ def generate_sample_patient_folder(size: str = "small", *, seed: int = 0, folder
 
 
 def load_patient_folder(folder: str | Path, *, cycle: int = 1, calibration_store=None, progress=None):
-    """Ingest a patient folder with the library and put one cycle into the scene (``PatientNodes``)."""
+    """Ingest a patient folder with the library and put one cycle into the scene (``PatientNodes``).
+
+    ``calibration_store`` is a ``CalibrationStore`` or the path of a ``calibration.json``; without
+    it, ``calibration.json`` in the patient folder is used when present (as ``ludosimetry run`` does).
+    """
+    from LuDosimetryLib.calibration.store import CalibrationStore
     from LuDosimetryLib.ingest import load_patient
 
     from .patient_nodes import push_patient
 
+    if calibration_store is None and (Path(folder) / "calibration.json").is_file():
+        calibration_store = Path(folder) / "calibration.json"
+    if isinstance(calibration_store, str | Path):
+        calibration_store = CalibrationStore.load(calibration_store)
     patient = load_patient(folder, calibration_store=calibration_store, progress=progress)
     return push_patient(patient, cycle=cycle, progress=progress)
 
