@@ -199,7 +199,6 @@ def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(
     from LuDosimetrySlicerLib.patient_nodes import segmentation_from_node
 
     folder, patient = samples.generate_sample_patient_folder("small", seed=0, folder=tmp_path / "sample")
-    patient.calibration_store().save(folder / "calibration.json")
     nodes = samples.load_patient_folder(folder)  # the folder's calibration.json, as 'ludosimetry run' does
     truth = patient.cycles[0]
     assert len(nodes.spect) == len(truth.timepoints) == len(nodes.ct)

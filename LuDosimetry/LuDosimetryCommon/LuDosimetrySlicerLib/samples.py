@@ -83,14 +83,12 @@ def load_patient_folder(folder: str | Path, *, cycle: int = 1, calibration_store
 
 
 def load_sample_patient(size: str = "small", *, seed: int = 0, progress=None):
-    """Generate (once), ingest and load the synthetic patient; returns its ``PatientNodes``."""
-    folder, patient = generate_sample_patient_folder(size, seed=seed, progress=progress)
-    store = patient.calibration_store() if patient is not None else None
-    if store is None:
-        from LuDosimetryLib.phantom import generate_patient
+    """Generate (once), ingest and load the synthetic patient; returns its ``PatientNodes``.
 
-        store = generate_patient(size, seed=seed).calibration_store()
-    return load_patient_folder(folder, calibration_store=store, progress=progress)
+    The generated folder holds its camera's ``calibration.json``, which ingest uses.
+    """
+    folder, _ = generate_sample_patient_folder(size, seed=seed, progress=progress)
+    return load_patient_folder(folder, progress=progress)
 
 
 def _download_synthetic_patient(source=None):
