@@ -9,7 +9,7 @@ naming the field that differs. The store is a JSON file (``calibration.json``)::
      "entries": [{"camera_key": "...", "sensitivity_cps_per_MBq": 9.1, ...}, ...]}
 
 Entries are never edited: a new calibration is added beside the old ones, and a lookup takes the
-latest entry on or before the date asked for.
+latest entry on or before the date asked for (of several on one date, the one added last).
 """
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ class CalibrationEntry:
                 raise InputError(f"not an ISO date: {self.date!r}", source="date") from None
 
 
+def _latest(entries: list[CalibrationEntry]) -> CalibrationEntry:
+    """The entry with the latest date; of entries on the same date, the one added last."""
+    return max(enumerate(entries), key=lambda ie: (ie[1].date, ie[0]))[1]
+
+
 def _key_difference(asked: str, have: str) -> list[str]:
     a, h = asked.split("|"), have.split("|")
     return [f"{name} {x!r} ≠ {y!r}" for name, x, y in zip(KEY_FIELDS, a, h) if x != y]
@@ -122,7 +127,7 @@ class CalibrationStore:
         warnings = []
         prev = [e for e in self.entries if e.camera_key == entry.camera_key]
         if prev:
-            last = max(prev, key=lambda e: e.date)
+            last = _latest(prev)
             drift = entry.sensitivity_cps_per_MBq / last.sensitivity_cps_per_MBq - 1.0
             if abs(drift) > DRIFT_WARNING_FRACTION:
                 warnings.append(f"sensitivity {entry.sensitivity_cps_per_MBq:.4g} cps/MBq differs by {drift:+.1%} "
@@ -147,7 +152,7 @@ class CalibrationStore:
                                  f"(earliest {min(e.date for e in same)})", source="calibration store")
             same = dated
         if same:
-            return max(same, key=lambda e: e.date)
+            return _latest(same)
         if not self.entries:
             raise InputError(f"no calibration for {camera_key}: the store is empty (run 'ludosimetry calibrate' "
                              "or give --sensitivity)", source="calibration store")

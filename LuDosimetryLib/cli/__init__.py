@@ -20,7 +20,7 @@ from ..errors import LuDosimetryError
 __all__ = ["main", "COMMANDS", "get_parser"]
 
 #: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
-COMMANDS: tuple[str, ...] = ("demo", "phantom", "inspect", "run", "kernel", "concordance", "response", "plan", "cohort")
+COMMANDS: tuple[str, ...] = ("demo", "phantom", "inspect", "calibrate", "run", "kernel", "predict", "concordance", "response", "plan", "cohort")
 
 
 def get_parser() -> argparse.ArgumentParser:

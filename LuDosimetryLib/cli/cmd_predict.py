@@ -1,0 +1,196 @@
+"""``ludosimetry predict PATIENT_DIR --out DIR``: 177Lu doses predicted from the pre-therapy 68Ga PET."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "predict 177Lu absorbed doses from the pre-therapy dynamic 68Ga-PSMA PET (results folder)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("patient", type=Path, help="patient folder (as ingest reads it)")
+    parser.add_argument("--out", type=Path, required=True, help="results folder to create")
+    parser.add_argument("--force", action="store_true", help="replace an existing results folder")
+    parser.add_argument("--population-table", type=Path, default=None,
+                        help="CSV of population 177Lu half-lives (default: the shipped table)")
+    parser.add_argument("--ligand-uptake-ratio", type=float, default=1.0,
+                        help="177Lu-ligand / 68Ga-PSMA-11 uptake ratio (default 1)")
+    parser.add_argument("--tumour-sink-factor", type=float, default=1.0, help="factor on organ uptake (default 1)")
+    parser.add_argument("--peptide-amount-ug", type=float, default=None, help="therapy peptide amount (µg), recorded")
+    parser.add_argument("--pet-recovery", default="1.0",
+                        help="PET recovery coefficient (number), 'sphere' or 'gtm' (both need --pet-fwhm-mm)")
+    parser.add_argument("--pet-fwhm-mm", type=float, default=None, help="PET resolution FWHM in millimetres")
+    parser.add_argument("--spect-recovery", type=float, default=1.0, help="SPECT recovery coefficient (default 1)")
+    parser.add_argument("--uptake-reference", choices=("static", "last_dynamic"), default="static")
+    parser.add_argument("--fit-uptake-rate", action="store_true", help="fit the uptake rate on the dynamic frames")
+    parser.add_argument("--lesion-dose-model", choices=("sphere", "led"), default="sphere")
+    parser.add_argument("--input-region", default=None, help="blood-pool region (aorta, left ventricle) for Patlak")
+    parser.add_argument("--transform", type=Path, default=None,
+                        help="ITK transform file mapping PET/CT points to SPECT/CT reference points (default: "
+                             "rigid CT-to-CT registration when LuDosimetryLib.alignment is available, else identity)")
+    parser.add_argument("--density", type=Path, default=None,
+                        help="mass density image (g/mL) on the segmentation grid, for region masses")
+    parser.add_argument("--lesions", action="store_true",
+                        help="detect lesions on the static PET and match them with the segmentation's lesions")
+    parser.add_argument("--lesion-threshold", choices=("liver", "suv"), default="liver",
+                        help="lesion detection threshold: liver-based (PROMISE) or SUV (needs --body-mass-kg)")
+    parser.add_argument("--liver-factor", type=float, default=1.0,
+                        help="lesion threshold = this × liver mean uptake (default 1, PROMISE)")
+    parser.add_argument("--suv", type=float, default=3.0, help="SUV threshold (default 3)")
+    parser.add_argument("--body-mass-kg", type=float, default=None, help="patient body mass in kg (for SUV)")
+    parser.add_argument("--measured-dose", type=Path, default=None,
+                        help="measured dose map (Gy, e.g. dose_Gy.nii.gz of `ludosimetry run`) in the SPECT/CT frame: "
+                             "voxel comparison (difference, DVH, gamma 10%%/5 mm and 20%%/10 mm)")
+    parser.add_argument("--therapy-activity-gbq", type=float, default=None,
+                        help="177Lu activity in GBq for absolute doses (default: cycle 1's, if loaded)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DependencyError, InputError
+    from ..prediction.parameters import PredictionParameters
+    from ..prediction.pipeline import LesionSettings, predict_study, region_masses_g, write_prediction
+    from ..results import RunRecord
+    from ..timing import hours_between
+    from ..units import BQ_PER_GBQ
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
+    if args.population_table is not None:
+        table = args.population_table.resolve()
+        if table.is_relative_to(args.patient.resolve()):
+            raise InputError("the population table lies inside the patient folder: a washout taken from this "
+                             "patient's own measured cycle would make the comparison with that cycle circular; "
+                             "use a table from other patients", source=str(args.population_table))
+    try:
+        from ..ingest import load_patient
+    except ImportError as exc:
+        raise DependencyError("ludosimetry predict needs LuDosimetryLib.ingest (load_patient) to read a patient "
+                              "folder; use LuDosimetryLib.prediction.pipeline.predict_study on a PetStudy") from exc
+    rec_arg = args.pet_recovery if args.pet_recovery in ("sphere", "gtm") else _number(args.pet_recovery)
+    record = RunRecord("ludosimetry predict", inputs={"patient": str(args.patient)})
+    user_transform = _read_transform(args.transform) if args.transform is not None else None
+    patient = load_patient(args.patient, record=record)
+    if not patient.pet_studies:
+        raise InputError("no PET study found", source=str(args.patient))
+    if patient.segmentation is None:
+        raise InputError("no segmentation found; the prediction needs the regions", source=str(args.patient))
+    study = patient.pet_studies[0]
+    interval = None
+    activity = args.therapy_activity_gbq
+    if patient.cycles:
+        adm = patient.cycles[0].administration
+        interval = hours_between(study.administration.injection_datetime, adm.injection_datetime)
+        if activity is None:
+            activity = adm.injected_activity_Bq / BQ_PER_GBQ
+    params = PredictionParameters(
+        pet_ligand=study.administration.ligand,
+        therapy_ligand=patient.cycles[0].administration.ligand if patient.cycles else "PSMA-617",
+        ligand_uptake_ratio=args.ligand_uptake_ratio, tumour_sink_factor=args.tumour_sink_factor,
+        peptide_amount_ug=args.peptide_amount_ug, pet_to_therapy_interval_h=interval, pet_recovery=rec_arg,
+        pet_fwhm_mm=args.pet_fwhm_mm, spect_recovery=args.spect_recovery,
+        population_table=None if args.population_table is None else str(args.population_table),
+        uptake_reference=args.uptake_reference, fit_uptake_rate=args.fit_uptake_rate,
+        lesion_dose_model=args.lesion_dose_model, therapy_activity_GBq=activity)
+    masses = None
+    if args.density is not None:
+        import SimpleITK as sitk
+
+        try:
+            density = sitk.ReadImage(str(args.density), sitk.sitkFloat32)
+        except RuntimeError as exc:
+            raise InputError(f"cannot read the density image: {exc}", source=str(args.density)) from None
+        masses = region_masses_g(patient.segmentation, density)
+        record.inputs["density"] = str(args.density)
+    else:
+        masses = _masses_from_reference_ct(patient, record)
+    transform = _pet_to_reference(args, user_transform, patient, study, record)
+    lesions = LesionSettings(method=args.lesion_threshold, liver_factor=args.liver_factor, suv=args.suv,
+                             body_mass_kg=args.body_mass_kg) if args.lesions else None
+    result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
+                           input_region=args.input_region, lesions=lesions, record=record)
+    comparison = None
+    if args.measured_dose is not None:
+        import SimpleITK as sitk
+
+        from ..prediction.voxel import compare_with_measured
+
+        try:
+            measured = sitk.ReadImage(str(args.measured_dose), sitk.sitkFloat32)
+        except RuntimeError as exc:
+            raise InputError(f"cannot read the measured dose map: {exc}", source=str(args.measured_dose)) from None
+        if activity is None:
+            raise InputError("the voxel comparison needs the 177Lu activity (--therapy-activity-gbq or cycle 1)",
+                             source="--measured-dose")
+        record.inputs["measured_dose"] = str(args.measured_dose)
+        predicted, cmp = compare_with_measured(study, patient.segmentation, result.predictions, measured,
+                                               transform=transform, params=params, population=result.population,
+                                               therapy_activity_GBq=activity)
+        comparison = (predicted, cmp, measured)
+    write_prediction(result, out, record=record, therapy_activity_GBq=activity, overwrite=args.force,
+                     comparison=comparison)
+    print(f"predicted doses of {len(result.predictions)} regions written to {out}")
+    return 0
+
+
+def _masses_from_reference_ct(patient, record):
+    """Region masses from the reference CT (HU → density, LuDosimetryLib.density) when it shares the label grid."""
+    import numpy as np
+
+    from ..prediction.pipeline import region_masses_g
+
+    tps = patient.cycles[0].timepoints if patient.cycles else ()
+    ct = tps[0].ct if tps else None
+    seg = patient.segmentation.image
+    if ct is None or ct.GetSize() != seg.GetSize() or not np.allclose(ct.GetSpacing(), seg.GetSpacing()) \
+            or not np.allclose(ct.GetOrigin(), seg.GetOrigin(), atol=1e-3):
+        record.warn("no density image and no reference CT on the segmentation grid: region masses = volume × "
+                    "1.04 g/mL (flag mass_from_volume)", stage="prediction", source="masses")
+        return None
+    from ..density import ct_to_density
+
+    record.stages.setdefault("prediction", {})["masses"] = "reference CT → density (LuDosimetryLib.density)"
+    return region_masses_g(patient.segmentation, ct_to_density(ct))
+
+
+def _read_transform(path):
+    import SimpleITK as sitk
+
+    from ..errors import InputError
+
+    try:
+        return sitk.ReadTransform(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise InputError(f"cannot read the transform (an ITK transform file mapping PET/CT points to SPECT/CT "
+                         f"reference points is expected): {first}", source=str(path)) from None
+
+
+def _pet_to_reference(args, user_transform, patient, study, record):
+    """PET → reference transform: the user's file, else a rigid CT-to-CT registration, else identity (warned)."""
+    if user_transform is not None:
+        record.inputs["transform"] = str(args.transform)
+        return user_transform
+    try:
+        from ..alignment import register_ct_to_ct
+    except ImportError:
+        register_ct_to_ct = None
+    ref_ct = patient.cycles[0].timepoints[0].ct if patient.cycles and patient.cycles[0].timepoints else None
+    if register_ct_to_ct is not None and ref_ct is not None and study.ct is not None:
+        # rigid (invertible): the alignment module returns reference → PET CT; regions need PET → reference
+        result = register_ct_to_ct(ref_ct, study.ct, deformable=False)
+        record.stages.setdefault("prediction", {})["pet_registration"] = dict(result.quality)
+        return result.transform.GetInverse()
+    record.warn("no PET/CT → SPECT/CT registration (no --transform, alignment module or CTs): identity transform "
+                "assumed", stage="prediction", source="transform")
+    return None
+
+
+def _number(text: str) -> float:
+    from ..errors import InputError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"expected a number, 'sphere' or 'gtm', got {text!r}", source="--pet-recovery") from None

@@ -1,0 +1,155 @@
+"""Named, overridable parameters of the PET-based 177Lu prediction (all written to run.json)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from ..errors import InputError
+
+__all__ = ["PredictionParameters"]
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise InputError(f"must be a finite number > 0, got {value!r}", source=name)
+
+
+@dataclass(frozen=True)
+class PredictionParameters:
+    """Every assumption of the prediction, as a parameter (docs/prediction.md).
+
+    Attributes
+    ----------
+    pet_ligand, therapy_ligand : str
+        Recorded; the ligand difference enters only through ``ligand_uptake_ratio``.
+    ligand_uptake_ratio : float or mapping
+        177Lu-ligand uptake fraction / 68Ga-PSMA-11 uptake fraction at equal biology (default 1):
+        a number, or region/group/kind → number (``"lesion"``, ``"organ"`` as kind keys).
+    tumour_sink_factor : float
+        Multiplies the predicted **organ** uptake (tumour sink and peptide-amount effects at therapy
+        relative to the PET; default 1 = none).
+    peptide_amount_ug : float or None
+        Therapy peptide amount (µg), recorded.
+    pet_to_therapy_interval_h : float or None
+        Time from the PET to the therapy (h), recorded; a warning above ``max_interval_h``.
+    max_interval_h : float
+        Interval above which the PET is flagged as old (default 8 weeks).
+    pet_recovery : float or mapping
+        PET recovery coefficient(s) RC (measured / true mean concentration), by region/group/kind;
+        the PET value is divided by it. Default 1 (no correction).
+    pet_fwhm_mm : float or None
+        With ``pet_recovery="sphere"`` the RC of each region is that of a sphere of its volume
+        blurred by a Gaussian of this FWHM (:func:`~LuDosimetryLib.prediction.recovery.sphere_recovery`);
+        with ``"gtm"`` every frame's region means are corrected for spill-out and spill-in by the
+        geometric transfer matrix of all labelled regions (:func:`~.regions.gtm_correct`).
+    spect_recovery : float or mapping
+        SPECT recovery coefficient(s): the predicted dose × RC is written as
+        ``dose_as_seen_by_spect_Gy_per_GBq``, to compare with a SPECT dose that was not
+        recovery-corrected. Default 1.
+    population_table : str or None
+        CSV of population 177Lu half-lives (None: the shipped table).
+    uptake_reference : {"static", "last_dynamic"}
+        The late 68Ga value the uptake fraction is anchored at: the whole-body static (default),
+        or the mean of the dynamic frames starting at ≥ ``late_dynamic_start_h``.
+    late_dynamic_start_h : float
+        Start of the "late" dynamic frames (h p.i.; default 0.5 h).
+    fit_uptake_rate : bool
+        Estimate the biological uptake rate from the dynamic frames; default False: the population
+        table's uptake half-life (on the synthetic patient the fitted rate is biased high by
+        spill-in of the early background activity: kidneys −20 % TIA; docs/prediction.md).
+    min_fit_time_h : float
+        Earliest frame (mid time, h p.i.) in the uptake fit (default 0.1 h: skips the blood-pool phase).
+    frame_values : {"mid_frame", "frame_average"}
+        What a frame's value represents (docs/prediction.md, Decay).
+    lesion_dose_model : {"sphere", "led"}
+        Lesion S-value: uniform sphere of the lesion's volume from the point kernels, or local
+        electron deposition. Organs use local electron deposition.
+    min_dynamic_fov_fraction : float
+        Fraction of a region's volume that must lie in the dynamic field of view for its dynamic
+        frames to be used (default 0.95); otherwise the static alone is used, flagged.
+    min_static_fov_fraction : float
+        Below this fraction in the static field of view a region outside the dynamic FoV is
+        skipped (flag ``outside_pet_fov``; default 0.95).
+    scale_factors : mapping
+        Cohort calibration factors by region/group/kind (from :func:`~.calibration.lopo_scale_factors`,
+        always leave-one-patient-out); default none.
+    therapy_activity_GBq : float or None
+        If given, absolute doses are written besides the per-GBq values.
+    """
+
+    pet_ligand: str = "PSMA-11"
+    therapy_ligand: str = "PSMA-617"
+    ligand_uptake_ratio: float | Mapping[str, float] = 1.0
+    tumour_sink_factor: float = 1.0
+    peptide_amount_ug: float | None = None
+    pet_to_therapy_interval_h: float | None = None
+    max_interval_h: float = 8 * 7 * 24.0
+    pet_recovery: float | str | Mapping[str, float] = 1.0
+    pet_fwhm_mm: float | None = None
+    spect_recovery: float | Mapping[str, float] = 1.0
+    population_table: str | None = None
+    uptake_reference: str = "static"
+    late_dynamic_start_h: float = 0.5
+    fit_uptake_rate: bool = False
+    min_fit_time_h: float = 0.1
+    frame_values: str = "mid_frame"
+    lesion_dose_model: str = "sphere"
+    min_dynamic_fov_fraction: float = 0.95
+    min_static_fov_fraction: float = 0.95
+    scale_factors: Mapping[str, float] = field(default_factory=dict)
+    therapy_activity_GBq: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive("tumour_sink_factor", self.tumour_sink_factor)
+        _positive("max_interval_h", self.max_interval_h)
+        _positive("late_dynamic_start_h", self.late_dynamic_start_h)
+        if self.uptake_reference not in ("static", "last_dynamic"):
+            raise InputError(f"must be 'static' or 'last_dynamic', got {self.uptake_reference!r}",
+                             source="uptake_reference")
+        if self.lesion_dose_model not in ("sphere", "led"):
+            raise InputError(f"must be 'sphere' or 'led', got {self.lesion_dose_model!r}", source="lesion_dose_model")
+        if self.frame_values not in ("mid_frame", "frame_average"):
+            raise InputError(f"must be 'mid_frame' or 'frame_average', got {self.frame_values!r}",
+                             source="frame_values")
+        if isinstance(self.pet_recovery, str) and self.pet_recovery not in ("sphere", "gtm"):
+            raise InputError(f"must be a number, a mapping, 'sphere' or 'gtm', got {self.pet_recovery!r}",
+                             source="pet_recovery")
+        if self.pet_recovery in ("sphere", "gtm") and not (self.pet_fwhm_mm and self.pet_fwhm_mm > 0):
+            raise InputError(f"pet_recovery={self.pet_recovery!r} needs pet_fwhm_mm > 0", source="pet_fwhm_mm")
+        for name in ("min_dynamic_fov_fraction", "min_static_fov_fraction"):
+            v = getattr(self, name)
+            if not (0 < v <= 1):
+                raise InputError(f"must be in (0, 1], got {v!r}", source=name)
+        if self.pet_to_therapy_interval_h is not None and not (self.pet_to_therapy_interval_h >= 0):
+            raise InputError(f"must be ≥ 0 h, got {self.pet_to_therapy_interval_h!r}",
+                             source="pet_to_therapy_interval_h")
+        if self.therapy_activity_GBq is not None:
+            _positive("therapy_activity_GBq", self.therapy_activity_GBq)
+        for name in ("ligand_uptake_ratio", "spect_recovery", "scale_factors", "pet_recovery"):
+            v = getattr(self, name)
+            values = v.values() if isinstance(v, Mapping) else ([] if isinstance(v, str) else [v])
+            for x in values:
+                _positive(name, x)
+            if isinstance(v, Mapping):
+                object.__setattr__(self, name, dict(v))
+
+    def to_dict(self) -> dict:
+        """Plain dict for run.json."""
+        return asdict(self)
+
+
+def lookup_factor(value: float | Mapping[str, float], region: str, *, group: str = "", kind: str = "organ",
+                  default: float = 1.0) -> float:
+    """A per-region factor: number, or mapping searched by region, group, side-less name, kind."""
+    if not isinstance(value, Mapping):
+        return float(value)
+    base = region
+    for suffix in ("_left", "_right"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    for key in (region, group, base, kind):
+        if key and key in value:
+            return float(value[key])
+    return default
