@@ -83,6 +83,18 @@ class vtkMRMLNode:
     def GetScene(self):
         return self._scene
 
+    def SetNodeReferenceID(self, role: str, node_id: str | None):
+        self._refs = getattr(self, "_refs", {})
+        self._refs[role] = node_id
+        return self
+
+    def GetNodeReferenceID(self, role: str) -> str | None:
+        return getattr(self, "_refs", {}).get(role)
+
+    def GetNodeReference(self, role: str):
+        node_id = self.GetNodeReferenceID(role)
+        return self._scene.GetNodeByID(node_id) if node_id and self._scene is not None else None
+
     def Modified(self) -> None:
         pass
 
@@ -534,8 +546,27 @@ def arrayFromTableColumn(tableNode, columnName: str) -> np.ndarray:
         np.array([col.GetValue(i) for i in range(col.GetNumberOfValues())])
 
 
-UTIL_FUNCTIONS = {f.__name__: f for f in (arrayFromVolume, updateVolumeFromArray, vtkMatrixFromArray,
-                                           arrayFromVTKMatrix, arrayFromTransformMatrix,
+def getNodesByClass(className: str, scene=None) -> list:
+    scene = scene or sys.modules["slicer"].mrmlScene
+    return [n for n in scene._nodes.values() if n.IsA(className)]
+
+
+def saveScene(filename: str, properties: dict | None = None) -> bool:
+    """Test double of ``slicer.util.saveScene``: a zip holding ``scene.json`` (every node's class, name,
+    attributes); not an MRML bundle. Returns True as Slicer does on success."""
+    import json
+    import zipfile
+
+    scene = sys.modules["slicer"].mrmlScene
+    doc = [{"id": n.GetID(), "class": n.GetClassName(), "name": n.GetName(),
+            "attributes": {a: n.GetAttribute(a) for a in n.GetAttributeNames()}} for n in scene._nodes.values()]
+    with zipfile.ZipFile(filename, "w") as z:
+        z.writestr("scene.json", json.dumps(doc))
+    return True
+
+
+UTIL_FUNCTIONS = {f.__name__: f for f in (getNodesByClass, saveScene, arrayFromVolume, updateVolumeFromArray,
+                                           vtkMatrixFromArray, arrayFromVTKMatrix, arrayFromTransformMatrix,
                                            updateTransformMatrixFromArray, arrayFromTableColumn)}
 
 

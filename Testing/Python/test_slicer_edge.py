@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,11 @@ import pytest
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKER = REPO.parent / "shared" / "slicer" / "check_slicer_api.py"
+# The Slicer API checker lives in ../shared/slicer (the Makefile's SHARED); the environment variable
+# SHARED overrides where that folder is.
+_SHARED = [Path(os.environ["SHARED"])] if os.environ.get("SHARED") else [p / "shared" for p in REPO.parents]
+_CANDIDATES = [s / "slicer" / "check_slicer_api.py" for s in _SHARED]
+CHECKER = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
 
 
@@ -145,4 +150,6 @@ def test_dose_volume_carries_slicerrt_attributes_and_units(slicer):
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     study = sh.GetItemParent(sh.GetItemByDataNode(node))
     assert sh.GetItemAttribute(study, "DicomRtImport.DoseUnitName") == "Gy"
-    assert nodes.get_node_attributes(node) == {"TimeHoursPostInjection": "24.0", "Nuclide": "Lu-177"}
+    assert nodes.get_node_attributes(node) == {"TimeHoursPostInjection": "24.0", "Nuclide": "Lu-177",
+                                               "Quantity": "absorbed_dose", "Units": "Gy"}
+    assert node.GetVoxelValueQuantity().GetCodeMeaning() == "Absorbed dose"

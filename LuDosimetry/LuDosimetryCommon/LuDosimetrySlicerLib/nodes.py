@@ -20,7 +20,8 @@ from .geometry import (
 
 __all__ = ["ATTRIBUTE_PREFIX", "vtk_matrix", "numpy_matrix", "volume_to_sitk", "sitk_to_volume",
            "set_node_attributes", "get_node_attributes", "registration_to_transform_node", "rows_to_table",
-           "table_to_rows", "plot_chart", "mark_dose_volume"]
+           "table_to_rows", "plot_chart", "mark_dose_volume", "set_voxel_value", "coded_entry", "VOXEL_UNITS",
+           "VOXEL_QUANTITIES", "show_volume", "column_units", "columns_table"]
 
 #: Prefix of the node attributes this extension writes (``LuDosimetry.TimeHoursPostInjection``).
 ATTRIBUTE_PREFIX = "LuDosimetry."
@@ -71,6 +72,51 @@ def sitk_to_volume(image, *, name: str, node: slicer.vtkMRMLScalarVolumeNode | N
     return node
 
 
+#: Voxel value units as UCUM coded entries (value, scheme, meaning), keyed by the library's unit names.
+VOXEL_UNITS = {
+    "Bq/mL": ("Bq/ml", "UCUM", "becquerel per millilitre"),
+    "Bq h/mL": ("Bq.h/ml", "UCUM", "becquerel hour per millilitre"),
+    "Bq h": ("Bq.h", "UCUM", "becquerel hour"),
+    "Gy": ("Gy", "UCUM", "gray"),
+    "Gy/h": ("Gy/h", "UCUM", "gray per hour"),
+    "HU": ("[hnsf'U]", "UCUM", "Hounsfield unit"),
+    "g/mL": ("g/ml", "UCUM", "gram per millilitre"),
+}
+#: Voxel value quantities (private coding scheme ``99LUDOSIM``: DICOM has no code for these).
+VOXEL_QUANTITIES = {
+    "activity_concentration": ("ActivityConcentration", "99LUDOSIM", "Activity concentration"),
+    "time_integrated_activity": ("TIA", "99LUDOSIM", "Time-integrated activity"),
+    "time_integrated_activity_concentration": ("TIAConcentration", "99LUDOSIM",
+                                               "Time-integrated activity concentration"),
+    "absorbed_dose": ("AbsorbedDose", "99LUDOSIM", "Absorbed dose"),
+    "ct_number": ("CTNumber", "99LUDOSIM", "CT number"),
+}
+
+
+def coded_entry(value: str, scheme: str, meaning: str):
+    """A ``slicer.vtkCodedEntry``."""
+    entry = slicer.vtkCodedEntry()
+    entry.SetValueSchemeMeaning(value, scheme, meaning)
+    return entry
+
+
+def set_voxel_value(node: slicer.vtkMRMLScalarVolumeNode, *, quantity: str, units: str) -> None:
+    """Set a volume's voxel value quantity and units (coded entries, as Slicer's PET extension does),
+    and the attributes ``LuDosimetry.Quantity``/``LuDosimetry.Units``."""
+    node.SetVoxelValueQuantity(coded_entry(*VOXEL_QUANTITIES[quantity]))
+    node.SetVoxelValueUnits(coded_entry(*VOXEL_UNITS[units]))
+    set_node_attributes(node, {"Quantity": quantity, "Units": units})
+
+
+def show_volume(node: slicer.vtkMRMLScalarVolumeNode, *, color_node_id: str, window: tuple[float, float]) -> None:
+    """Colour table and a fixed window (lo, hi) for a volume's display node."""
+    node.CreateDefaultDisplayNodes()
+    display = node.GetScalarVolumeDisplayNode()
+    display.SetAndObserveColorNodeID(color_node_id)
+    display.SetAutoWindowLevel(0)
+    display.SetWindowLevelMinMax(float(window[0]), float(window[1]))
+
+
 def set_node_attributes(node: slicer.vtkMRMLNode, attributes: Mapping[str, Any]) -> None:
     """Store metadata as string attributes ``LuDosimetry.<key>`` (saved with the scene)."""
     for key, value in attributes.items():
@@ -104,13 +150,16 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], *, name: str, columns: Sequ
     """A table node from result rows: numeric columns as double arrays, others as strings.
 
     Column names are the unit-bearing machine names of the results files (``mean_dose_Gy``);
-    ``units`` and ``titles`` set each column's unit label and display title.
+    ``units`` and ``titles`` set each column's unit label and display title; without ``units``
+    the unit labels come from the column names' suffixes (:func:`column_units`).
     """
     rows = list(rows)
     cols = list(columns) if columns else (list(rows[0]) if rows else [])
     if node is None:
         node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
     node.RemoveAllColumns()
+    if units is None:
+        units = column_units(cols)
     for col in cols:
         values = [r.get(col) for r in rows]
         numeric = all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in values
@@ -130,6 +179,42 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], *, name: str, columns: Sequ
     return node
 
 
+#: Unit label of a column from its name's suffix (longest suffix first): ``mean_dose_Gy`` → ``Gy``.
+_SUFFIX_UNITS = (
+    ("_Gy_per_GBq", "Gy/GBq"), ("_Bq_per_mL", "Bq/mL"), ("_MBq_h", "MBq·h"), ("_Bq_h", "Bq·h"), ("_GBq", "GBq"),
+    ("_MBq", "MBq"), ("_Bq", "Bq"), ("_Gy", "Gy"), ("_mL", "mL"), ("_mm", "mm"), ("_g", "g"), ("_h", "h"),
+    ("_percent", "%"),
+)
+
+
+def column_units(columns: Sequence[str]) -> dict[str, str]:
+    """Unit labels of unit-bearing column names (columns without a unit suffix are left out)."""
+    out = {}
+    for col in columns:
+        for suffix, unit in _SUFFIX_UNITS:
+            if col.endswith(suffix):
+                out[col] = unit
+                break
+    return out
+
+
+def columns_table(columns: Mapping[str, Sequence[float]], *, name: str,
+                  node: slicer.vtkMRMLTableNode | None = None) -> slicer.vtkMRMLTableNode:
+    """A table node of numeric columns (name → values of equal length), units from the names."""
+    if node is None:
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    node.RemoveAllColumns()
+    for col, values in columns.items():
+        arr = vtk.vtkDoubleArray()
+        arr.SetName(col)
+        for v in np.asarray(values, dtype=float).ravel():
+            arr.InsertNextValue(float(v))
+        node.AddColumn(arr)
+    for col, unit in column_units(list(columns)).items():
+        node.SetColumnUnitLabel(col, unit)
+    return node
+
+
 def table_to_rows(node: slicer.vtkMRMLTableNode) -> list[dict[str, Any]]:
     """Rows (dicts) from a table node; numeric columns as floats."""
     table = node.GetTable()
@@ -146,14 +231,15 @@ def table_to_rows(node: slicer.vtkMRMLTableNode) -> list[dict[str, Any]]:
 
 def plot_chart(table: slicer.vtkMRMLTableNode, series: Sequence[Mapping[str, str]], *, name: str, title: str,
                x_title: str, y_title: str) -> slicer.vtkMRMLPlotChartNode:
-    """A plot chart node with one series per mapping (``x``, ``y``, ``name``, ``style``: line|points)."""
+    """A plot chart node with one series per mapping (``x``, ``y``, ``name``, ``style``: line|points,
+    optionally ``table``: another table node for this series)."""
     chart = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
     chart.SetTitle(title)
     chart.SetXAxisTitle(x_title)
     chart.SetYAxisTitle(y_title)
     for spec in series:
         s = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", spec.get("name", spec["y"]))
-        s.SetAndObserveTableNodeID(table.GetID())
+        s.SetAndObserveTableNodeID(spec.get("table", table).GetID())
         s.SetXColumnName(spec["x"])
         s.SetYColumnName(spec["y"])
         s.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
@@ -176,9 +262,7 @@ def mark_dose_volume(node: slicer.vtkMRMLScalarVolumeNode) -> None:
     (UCUM ``Gy``), as Slicer's PET DICOM extension does for its quantities.
     """
     node.SetAttribute("DicomRtImport.DoseVolume", "1")
-    units = slicer.vtkCodedEntry()
-    units.SetValueSchemeMeaning("Gy", "UCUM", "Gray")
-    node.SetVoxelValueUnits(units)
+    set_voxel_value(node, quantity="absorbed_dose", units="Gy")
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     item = sh.GetItemByDataNode(node)
     study = sh.GetItemParent(item)

@@ -1,0 +1,49 @@
+"""Small GUI helpers shared by the LuDosimetry module widgets (Slicer only; not used by logic)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import slicer
+
+__all__ = ["progress_dialog", "ask_to_install"]
+
+
+@contextlib.contextmanager
+def progress_dialog(title: str):
+    """A modal progress dialog; yields a ``progress(fraction, message)`` callback for the library."""
+    dialog = slicer.util.createProgressDialog(windowTitle=title, labelText=title, value=0, maximum=100)
+
+    def progress(fraction: float, message: str) -> None:
+        dialog.setValue(round(100 * max(0.0, min(1.0, fraction))))
+        dialog.setLabelText(message)
+        logging.info("%s: %3.0f %% %s", title, 100 * fraction, message)
+        slicer.app.processEvents()
+
+    try:
+        yield progress
+    finally:
+        dialog.close()
+
+
+def ask_to_install(package: str, requirement: str, why: str) -> bool:
+    """Import-or-install an optional package after asking the user (never at start-up).
+
+    Returns True when the package is importable afterwards. Uses the one-argument form of
+    ``slicer.util.pip_install`` (Slicer 5.10 has no keyword arguments).
+    """
+    import importlib
+
+    try:
+        importlib.import_module(package)
+        return True
+    except ImportError:
+        pass
+    if not slicer.util.confirmOkCancelDisplay(f"{why} needs the Python package '{requirement}', which is not "
+                                              "installed. Install it now (from PyPI)?", "Install Python package"):
+        return False
+    slicer.util.pip_install(requirement)
+    importlib.invalidate_caches()
+    importlib.import_module(package)
+    return True

@@ -1,0 +1,184 @@
+"""LuDosimetryConcordance: PET-predicted vs SPECT-measured absorbed doses, per patient and over a cohort.
+
+Input: a table node (a CSV loaded as a table) with the columns ``patient, region, predicted_Gy,
+measured_Gy`` [, ``kind, predicted_sd_Gy, measured_sd_Gy``]. Output: the statistics table, and
+per region group (and for a chosen patient) a pairs table, a scatter chart and a Bland–Altman
+chart. Every computation is in ``LuDosimetryLib.concordance``; this module converts and stores.
+"""
+
+import logging
+from typing import Annotated, Optional
+
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+
+class LuDosimetryConcordance(ScriptedLoadableModule):
+    """Module metadata."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("LuDosimetry Concordance")
+        self.parent.categories = [_("Nuclear Medicine")]
+        self.parent.dependencies = ["LuDosimetryCommon"]
+        self.parent.contributors = ["LuDosimetry developers"]
+        self.parent.helpText = _(
+            "Agreement of predicted (e.g. 68Ga-PSMA PET) and measured (177Lu SPECT/CT) absorbed doses. "
+            "Load a CSV table with the columns patient, region, predicted_Gy, measured_Gy (optional: kind, "
+            "predicted_sd_Gy, measured_sd_Gy), at least 3 patients. The module computes, per region group "
+            "(organ pooled over sides, or lesions): correlation, Lin's CCC, ICC, Bland–Altman (nested for "
+            "lesions within patients), Deming and Passing–Bablok regression; and charts predicted vs measured "
+            "and Bland–Altman plots for the cohort and for one patient. Differences are predicted − measured.")
+        self.parent.acknowledgementText = _("Statistics: LuDosimetryLib.concordance (see docs/statistics.md).")
+
+
+@parameterNodeWrapper
+class LuDosimetryConcordanceParameterNode:
+    """Inputs and settings (saved with the scene).
+
+    doseTable: dose pairs (patient, region, predicted_Gy, measured_Gy).
+    patient: also chart this patient's pairs (empty: cohort only).
+    bootstrap, seed: cluster-bootstrap resamples of the nested Bland–Altman and their seed.
+    statisticsTable: the last result (output).
+    """
+
+    doseTable: Optional[slicer.vtkMRMLTableNode]
+    patient: str = ""
+    bootstrap: Annotated[int, WithinRange(0, 100000)] = 2000
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    statisticsTable: Optional[slicer.vtkMRMLTableNode]
+
+
+class LuDosimetryConcordanceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """GUI: inputs, Apply, and the result charts."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryConcordance.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LuDosimetryConcordanceLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.doseTable:
+            tableNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLTableNode")
+            if tableNode:
+                self._parameterNode.doseTable = tableNode
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        missing = []
+        if not (self._parameterNode and self._parameterNode.doseTable):
+            missing.append(_("a dose table (patient, region, predicted_Gy, measured_Gy)"))
+        self.ui.applyButton.enabled = not missing
+        self.ui.applyButton.toolTip = (_("Compute agreement statistics and charts") if not missing
+                                       else _("Select ") + _(" and ").join(missing))
+
+    def onApplyButton(self) -> None:
+        from LuDosimetrySlicerLib.gui import progress_dialog
+
+        with slicer.util.tryWithErrorDisplay(_("Concordance failed."), waitCursor=True):
+            p = self._parameterNode
+            with progress_dialog(_("Concordance")) as progress:
+                outputs = self.logic.process(p.doseTable, patient=p.patient.strip(), n_bootstrap=p.bootstrap,
+                                             seed=p.seed, progress=progress)
+            p.statisticsTable = outputs.statistics
+            self.ui.resultLabel.text = _("{n} pairs from {m} patients; {g} region groups.").format(
+                n=outputs.n_pairs, m=outputs.n_patients, g=len(outputs.scatter))
+            first = next(iter(outputs.scatter.values()), None)
+            if first is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(first)
+
+
+class LuDosimetryConcordanceLogic(ScriptedLoadableModuleLogic):
+    """Runs the concordance stage without GUI (see LuDosimetrySlicerLib.concordance_logic)."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return LuDosimetryConcordanceParameterNode(super().getParameterNode())
+
+    def process(self, doseTable, patient="", n_bootstrap=2000, seed=0, progress=None):
+        """Statistics table, pairs tables and charts (returns ``ConcordanceOutputs``)."""
+        from LuDosimetrySlicerLib.concordance_logic import run_concordance
+
+        if doseTable is None:
+            raise ValueError("Input dose table is missing")
+        logging.info("LuDosimetryConcordance: %s", doseTable.GetName())
+        return run_concordance(doseTable, patient=patient, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+
+
+class LuDosimetryConcordanceTest(ScriptedLoadableModuleTest):
+    """Runs the module logic inside Slicer on the sample cohort table."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_concordance_on_sample_cohort()
+
+    def test_concordance_on_sample_cohort(self):
+        from LuDosimetrySlicerLib.samples import sample_concordance_table
+
+        self.delayDisplay("Concordance on the sample cohort table")
+        table = sample_concordance_table()
+        outputs = LuDosimetryConcordanceLogic().process(table, patient="P001", n_bootstrap=200)
+        stats = outputs.statistics
+        self.assertGreater(stats.GetNumberOfRows(), 0)
+        self.assertEqual(stats.GetColumnUnitLabel("ba_bias_Gy"), "Gy")
+        self.assertIn("kidney", outputs.scatter)
+        self.assertIn("patient P001", outputs.bland_altman)
+        self.assertEqual(outputs.scatter["kidney"].GetNumberOfPlotSeriesNodes(), 1)
+        self.delayDisplay("Test passed")

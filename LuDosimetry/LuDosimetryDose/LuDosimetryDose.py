@@ -1,0 +1,188 @@
+"""LuDosimetryDose: voxel TIA, absorbed-dose map, regional dose statistics and DVH.
+
+Input: the aligned SPECT volumes of a patient's cycle (any one selects all) and the label map.
+Output: the dose volume (Gy; dose colour table and window; SlicerRT dose attributes), the TIA map,
+the statistics table and the DVH chart. The computation is in ``LuDosimetryLib.kinetics.voxel``,
+``LuDosimetryLib.kernels`` and ``LuDosimetryLib.dose``.
+"""
+
+import logging
+from typing import Annotated, Optional
+
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+
+class LuDosimetryDose(ScriptedLoadableModule):
+    """Module metadata."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("LuDosimetry Dose")
+        self.parent.categories = [_("Nuclear Medicine")]
+        self.parent.dependencies = ["LuDosimetryCommon"]
+        self.parent.contributors = ["LuDosimetry developers"]
+        self.parent.helpText = _(
+            "Absorbed dose of one therapy cycle. Choose an aligned SPECT (made by LuDosimetry Alignment: all "
+            "aligned timepoints of that patient and cycle are used) and the label map. The module integrates "
+            "each voxel's activity over time (TIA), converts it to absorbed dose by convolution with a 177Lu "
+            "dose voxel kernel for the SPECT voxel size (or by local energy deposition), and reports dose "
+            "statistics (mean, median, D2, D98 … in Gy) and cumulative DVHs per region. The dose volume is "
+            "marked so that SlicerRT's DVH, isodose and dose comparison modules use it directly.")
+        self.parent.acknowledgementText = _("Dose: LuDosimetryLib.kernels and .dose (docs/dose.md).")
+
+
+@parameterNodeWrapper
+class LuDosimetryDoseParameterNode:
+    """Inputs and settings (saved with the scene)."""
+
+    alignedSpect: Optional[slicer.vtkMRMLScalarVolumeNode]
+    labels: Optional[slicer.vtkMRMLLabelMapVolumeNode]
+    method: Annotated[str, Choice(["convolution", "led"])] = "convolution"
+    windowMaxGy: Annotated[float, WithinRange(0.0, 1000.0)] = 0.0
+    doseVolume: Optional[slicer.vtkMRMLScalarVolumeNode]
+    statisticsTable: Optional[slicer.vtkMRMLTableNode]
+
+
+class LuDosimetryDoseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """GUI: inputs, Apply, and the result charts."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryDose.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LuDosimetryDoseLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.alignedSpect:
+            for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+                if node.GetAttribute("LuDosimetry.Modality") == "SPECT" and (
+                        node.GetAttribute("LuDosimetry.Aligned") == "1"):
+                    self._parameterNode.alignedSpect = node
+                    break
+        if not self._parameterNode.labels:
+            labelNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLabelMapVolumeNode")
+            if labelNode:
+                self._parameterNode.labels = labelNode
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        missing = []
+        if not (p and p.alignedSpect and p.alignedSpect.GetAttribute("LuDosimetry.Aligned") == "1"):
+            missing.append(_("an aligned SPECT (run LuDosimetry Alignment first)"))
+        if not (p and p.labels):
+            missing.append(_("the label map"))
+        self.ui.applyButton.enabled = not missing
+        self.ui.applyButton.toolTip = (_("Compute the absorbed-dose map and statistics") if not missing
+                                       else _("Select ") + _(" and ").join(missing))
+
+    def onApplyButton(self) -> None:
+        from LuDosimetrySlicerLib.gui import progress_dialog
+
+        with slicer.util.tryWithErrorDisplay(_("Dose calculation failed."), waitCursor=True):
+            p = self._parameterNode
+            with progress_dialog(_("Absorbed dose")) as progress:
+                outputs = self.logic.process(p.alignedSpect, p.labels, method=p.method, windowMaxGy=p.windowMaxGy,
+                                             progress=progress)
+            p.doseVolume, p.statisticsTable = outputs.dose_volume, outputs.statistics
+            self.ui.resultLabel.text = _("Dose window 0 – {hi:.3g} Gy; {n} regions.").format(
+                hi=outputs.window_Gy[1], n=outputs.statistics.GetNumberOfRows())
+            slicer.util.setSliceViewerLayers(foreground=outputs.dose_volume, foregroundOpacity=0.5)
+            slicer.modules.plots.logic().ShowChartInLayout(outputs.dvh_chart)
+
+
+class LuDosimetryDoseLogic(ScriptedLoadableModuleLogic):
+    """Runs the stage without GUI; the work is in LuDosimetrySlicerLib and LuDosimetryLib."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return LuDosimetryDoseParameterNode(super().getParameterNode())
+
+    def process(self, alignedSpect, labels, method="convolution", windowMaxGy=0.0, progress=None):
+        """Dose and TIA volumes, statistics table and DVH chart (returns ``DoseOutputs``)."""
+        from LuDosimetrySlicerLib.dose_logic import run_dose
+
+        if alignedSpect is None or labels is None:
+            raise ValueError("Aligned SPECT or label map is missing")
+        logging.info("LuDosimetryDose: %s, %s, %s", alignedSpect.GetName(), labels.GetName(), method)
+        return run_dose(alignedSpect, labels, method=method, window_max_Gy=windowMaxGy, progress=progress)
+
+
+class LuDosimetryDoseTest(ScriptedLoadableModuleTest):
+    """Runs the whole module logic inside Slicer on the sample data."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_dose_on_sample_patient()
+
+    def test_dose_on_sample_patient(self):
+        from LuDosimetrySlicerLib.alignment_logic import run_alignment
+        from LuDosimetrySlicerLib.samples import load_sample_patient
+
+        self.delayDisplay("Synthetic patient: alignment, then dose")
+        patient = load_sample_patient()
+        aligned = run_alignment(patient.spect[0], labels=patient.labels)
+        outputs = LuDosimetryDoseLogic().process(next(iter(aligned.aligned.values())), patient.labels)
+        dose = outputs.dose_volume
+        self.assertEqual(dose.GetAttribute("DicomRtImport.DoseVolume"), "1")
+        self.assertEqual(dose.GetVoxelValueUnits().GetCodeValue(), "Gy")
+        self.assertEqual(outputs.statistics.GetColumnUnitLabel("mean_dose_Gy"), "Gy")
+        self.assertGreater(outputs.dvh_chart.GetNumberOfPlotSeriesNodes(), 0)
+        self.delayDisplay("Test passed")

@@ -1,0 +1,197 @@
+"""LuDosimetryPlanning: next-cycle activity from renal dosimetry, and the cumulative dose ledger.
+
+Input: the patient's ledger (JSON) and the prescription. Output: the ledger as a table node (one
+row per cycle and organ, cumulative dose and BED, plus the planned cycle) and the proposal (every
+number with its source). Every computation is in ``LuDosimetryLib.planning``.
+"""
+
+import logging
+import pathlib
+from typing import Annotated, Optional
+
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+
+class LuDosimetryPlanning(ScriptedLoadableModule):
+    """Module metadata."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("LuDosimetry Planning")
+        self.parent.categories = [_("Nuclear Medicine")]
+        self.parent.dependencies = ["LuDosimetryCommon"]
+        self.parent.contributors = ["LuDosimetry developers"]
+        self.parent.helpText = _(
+            "Personalised activity for the next 177Lu-PSMA cycle. Choose the patient's ledger (JSON: cycles "
+            "given so far with their kidney and organ dosimetry) and the prescription (kidney dose per cycle,"
+            " cumulative limits, or a risk constraint on the kidney BED). The module shows the proposed "
+            "activity (GBq) with what limited it, and stores the cumulative ledger (dose, BED and their "
+            "uncertainties per cycle and organ) as a table. The ledger file is never modified.")
+        self.parent.acknowledgementText = _("Planning rules and sources: LuDosimetryLib.planning (docs/planning.md).")
+
+
+@parameterNodeWrapper
+class LuDosimetryPlanningParameterNode:
+    """Inputs and settings (saved with the scene); doses in Gy, activities in GBq, 0 = not set."""
+
+    ledgerPath: pathlib.Path
+    mode: Annotated[str, Choice(["kidney_dose_per_cycle", "cumulative_kidney_dose", "cumulative_kidney_bed",
+                                 "risk_constrained"])] = "kidney_dose_per_cycle"
+    prescribedKidneyDoseGy: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
+    kidneyDoseLimitGy: Annotated[float, WithinRange(0.0, 200.0)] = 0.0
+    kidneyBedLimitGy: Annotated[float, WithinRange(0.0, 200.0)] = 0.0
+    epsilon: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
+    remainingCycles: Annotated[int, WithinRange(1, 9)] = 1
+    salvage: bool = False
+    minActivityGBq: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
+    maxActivityGBq: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
+    stepGBq: Annotated[float, WithinRange(0.001, 5.0)] = 0.1
+    alphaBetaGy: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
+    repairHalfTimeH: Annotated[float, WithinRange(0.0, 48.0)] = 0.0
+    ledgerTable: Optional[slicer.vtkMRMLTableNode]
+
+
+class LuDosimetryPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """GUI: inputs, Apply, and the result charts."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryPlanning.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LuDosimetryPlanningLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        missing = []
+        if not (p and str(p.ledgerPath) not in ("", ".") and p.ledgerPath.is_file()):
+            missing.append(_("the patient's ledger file (JSON)"))
+        elif p.mode == "kidney_dose_per_cycle" and p.prescribedKidneyDoseGy <= 0:
+            missing.append(_("a kidney dose per cycle (Gy)"))
+        elif p.mode == "cumulative_kidney_dose" and p.kidneyDoseLimitGy <= 0:
+            missing.append(_("a cumulative kidney dose limit (Gy)"))
+        elif p.mode in ("cumulative_kidney_bed", "risk_constrained") and p.kidneyBedLimitGy <= 0:
+            missing.append(_("a cumulative kidney BED limit (Gy)"))
+        elif p.mode == "risk_constrained" and p.epsilon <= 0:
+            missing.append(_("an accepted exceedance probability"))
+        self.ui.applyButton.enabled = not missing
+        self.ui.applyButton.toolTip = (_("Propose the next cycle's activity") if not missing
+                                       else _("Set ") + _(" and ").join(missing))
+
+    def onApplyButton(self) -> None:
+        from LuDosimetrySlicerLib.gui import progress_dialog
+
+        with slicer.util.tryWithErrorDisplay(_("Planning failed."), waitCursor=True):
+            with progress_dialog(_("Planning")) as progress:
+                outputs = self.logic.process(self._parameterNode, progress=progress)
+            self._parameterNode.ledgerTable = outputs.ledger
+            self.ui.resultLabel.text = "\n".join(outputs.lines)
+            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(outputs.ledger.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+
+
+class LuDosimetryPlanningLogic(ScriptedLoadableModuleLogic):
+    """Runs the stage without GUI; the work is in LuDosimetrySlicerLib and LuDosimetryLib."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return LuDosimetryPlanningParameterNode(super().getParameterNode())
+
+    def process(self, parameters, progress=None):
+        """Ledger and proposal tables from a parameter node (returns ``PlanningOutputs``)."""
+        from LuDosimetrySlicerLib.planning_logic import plan_settings, run_planning
+
+        settings = plan_settings(mode=parameters.mode, prescribed_kidney_dose_Gy=parameters.prescribedKidneyDoseGy,
+                                 kidney_dose_limit_Gy=parameters.kidneyDoseLimitGy,
+                                 kidney_bed_limit_Gy=parameters.kidneyBedLimitGy, epsilon=parameters.epsilon,
+                                 remaining_cycles=parameters.remainingCycles,
+                                 min_activity_GBq=parameters.minActivityGBq,
+                                 max_activity_GBq=parameters.maxActivityGBq, step_GBq=parameters.stepGBq,
+                                 salvage=parameters.salvage)
+        logging.info("LuDosimetryPlanning: %s", parameters.ledgerPath)
+        return run_planning(parameters.ledgerPath, settings, alpha_beta_Gy=parameters.alphaBetaGy,
+                            repair_half_time_h=parameters.repairHalfTimeH, progress=progress)
+
+
+class LuDosimetryPlanningTest(ScriptedLoadableModuleTest):
+    """Runs the whole module logic inside Slicer on the sample data."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_planning_on_example_ledger()
+
+    def test_planning_on_example_ledger(self):
+        from LuDosimetrySlicerLib.samples import example_ledger_path
+
+        self.delayDisplay("Planning on the example ledger")
+        logic = LuDosimetryPlanningLogic()
+        p = logic.getParameterNode()
+        p.ledgerPath = example_ledger_path()
+        p.prescribedKidneyDoseGy = 5.0
+        p.maxActivityGBq = 10.0
+        outputs = logic.process(p)
+        self.assertFalse(outputs.proposal.refused)
+        self.assertGreater(outputs.activity_GBq, 0.0)
+        self.assertLessEqual(outputs.activity_GBq, 10.0)
+        self.assertEqual(outputs.ledger.GetColumnUnitLabel("cumulative_dose_Gy"), "Gy")
+        self.delayDisplay("Test passed")

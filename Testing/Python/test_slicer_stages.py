@@ -1,0 +1,283 @@
+"""Alignment, TAC and Dose logic of the Slicer modules through the MRML stand-in, on a small synthetic
+patient built here with known geometry and kinetics: the nodes they create carry the attributes,
+units and columns specified, and the numbers agree with the construction (a known CT shift, a
+mono-exponential TAC's analytic TIA)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+from pathlib import Path
+
+import mrml_standin
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parents[2]
+EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
+SHIFT_MM = (8.0, 0.0, 0.0)  # the later timepoints' patient is displaced by this (LPS, mm): 2 voxels along x
+SPACING = 4.0
+TIMES_H = (4.0, 24.0, 96.0)
+HALF_LIFE_EFF_H = 40.0
+C0_BQ_PER_ML = 2.0e5
+INJECTED_BQ = 7.4e9
+
+
+@pytest.fixture()
+def slicer():
+    mod = mrml_standin.install()
+    sys.path.insert(0, str(EDGE))
+    for name in [n for n in sys.modules if n.startswith("LuDosimetrySlicerLib")]:
+        del sys.modules[name]
+    yield mod
+    sys.path.remove(str(EDGE))
+    mrml_standin.uninstall()
+
+
+def _image(arr: np.ndarray, origin=(-80.0, -80.0, -60.0)) -> sitk.Image:
+    img = sitk.GetImageFromArray(arr.astype(np.float32))
+    img.SetSpacing((SPACING, SPACING, SPACING))
+    img.SetOrigin(origin)
+    return img
+
+
+def _phantom(shift_vox: int):
+    """CT (HU), kidney mask and label array on a 40×40×30 grid; the body shifted by ``shift_vox`` along x."""
+    k, j, i = np.mgrid[0:30, 0:40, 0:40]
+    i = i - shift_vox
+    body = ((i - 20) ** 2 / 15**2 + (j - 20) ** 2 / 11**2) <= 1.0
+    ct = np.where(body, 30.0, -1000.0)
+    ct[body & ((i - 20) ** 2 + (j - 27) ** 2 <= 4)] = 900.0            # spine
+    ct[body & (np.abs(i - 11) <= 1) & (np.abs(j - 14) <= 4)] = 700.0   # a rib, breaks symmetry
+    kidney = (np.abs(i - 27) <= 2) & (np.abs(j - 22) <= 2) & (np.abs(k - 15) <= 3)
+    lesion = (np.abs(i - 14) <= 1) & (np.abs(j - 20) <= 1) & (np.abs(k - 10) <= 1)
+    ct[kidney] = 40.0
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[kidney] = 1
+    labels[lesion] = 2
+    return ct, kidney, lesion, labels
+
+
+def _load_patient():
+    """Push three timepoints (SPECT Bq/mL + CT) and the label map into the stand-in scene."""
+    from LuDosimetryLib.labels import LabelTable
+    from LuDosimetryLib.model import Administration, Segmentation, Timepoint
+    from LuDosimetryLib.nuclides import get_nuclide
+    from LuDosimetrySlicerLib.patient_nodes import push_segmentation, push_timepoint
+
+    admin = Administration("Lu-177", "PSMA-617", dt.datetime(2026, 1, 5, 10, 0), INJECTED_BQ)
+    lam_eff = math.log(2) / HALF_LIFE_EFF_H
+    assert lam_eff > get_nuclide("Lu-177").decay_constant_per_h
+    spects, cts = [], []
+    for n, t in enumerate(TIMES_H):
+        shift = 0 if n == 0 else int(SHIFT_MM[0] / SPACING)
+        ct, kidney, lesion, _ = _phantom(shift)
+        spect = np.zeros(ct.shape)
+        spect[kidney] = C0_BQ_PER_ML * math.exp(-lam_eff * t)
+        spect[lesion] = 3 * C0_BQ_PER_ML * math.exp(-lam_eff * t)
+        tp = Timepoint(label=f"tp{n + 1}", time_h=t, spect=_image(spect), ct=_image(ct))
+        s, c = push_timepoint(tp, patient_id="SYN1", cycle=1, administration=admin)
+        spects.append(s)
+        cts.append(c)
+    _, kidney0, _, labels0 = _phantom(0)
+    table = LabelTable.from_csv_text("label,name,side,kind,group\n1,kidney_left,left,organ,\n2,lesion_1,none,lesion,\n")
+    seg_img = sitk.Cast(_image(labels0), sitk.sitkUInt8)
+    label_node = push_segmentation(Segmentation(seg_img, table), patient_id="SYN1")
+    return spects, cts, label_node, kidney0
+
+
+def test_alignment_logic_recovers_the_shift_and_stores_transforms_and_aligned_volumes(slicer):
+    from LuDosimetrySlicerLib import alignment_logic
+
+    spects, cts, labels, kidney = _load_patient()
+    out = alignment_logic.run_alignment(spects[0], labels=labels, refine_kidneys=False)
+    assert set(out.aligned) == {"tp1", "tp2", "tp3"} and out.reference == "tp1"
+    for n, label in enumerate(("tp1", "tp2", "tp3")):
+        node = out.transforms[label]
+        to_parent = slicer.util.arrayFromTransformMatrix(node)
+        # a point of the moving (shifted) patient maps onto the same anatomy in the reference: x_ras += 8 mm
+        expected_ras_shift = 0.0 if n == 0 else SHIFT_MM[0]  # LPS +x is RAS −x, and moving = fixed + shift
+        moving_point_ras = np.array([-(10.0 + (0 if n == 0 else SHIFT_MM[0])), -5.0, 3.0, 1.0])
+        mapped = to_parent @ moving_point_ras
+        np.testing.assert_allclose(mapped[:3], [-10.0, -5.0, 3.0], atol=1.0)
+        assert abs(to_parent[0, 3] - expected_ras_shift) < 1.0
+        assert spects[n].GetTransformNodeID() == node.GetID() and cts[n].GetTransformNodeID() == node.GetID()
+        vol = out.aligned[label]
+        attrs = {k: vol.GetAttribute(k) for k in vol.GetAttributeNames()}
+        assert attrs["LuDosimetry.Aligned"] == "1" and attrs["LuDosimetry.Units"] == "Bq/mL"
+        assert float(attrs["LuDosimetry.TimeHoursPostInjection"]) == TIMES_H[n]
+        assert float(attrs["LuDosimetry.InjectedActivityBq"]) == INJECTED_BQ
+        assert attrs["LuDosimetry.Nuclide"] == "Lu-177" and attrs["LuDosimetry.ReferenceTimepoint"] == "tp1"
+        assert vol.GetVoxelValueUnits().GetCodeValue() == "Bq/ml"
+        # the aligned SPECT puts the activity back inside the reference kidney
+        arr = slicer.util.arrayFromVolume(vol)
+        assert arr[kidney].sum() / arr.sum() > 0.6
+    sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+    study = sh.GetItemParent(sh.GetItemByDataNode(out.aligned["tp2"]))
+    assert sh.GetItemName(study) == "cycle1 tp2" and sh.GetItemName(sh.GetItemParent(study)) == "SYN1"
+
+
+def test_tac_logic_tabulates_fits_and_charts_with_the_analytic_tia(slicer):
+    from LuDosimetryLib.nuclides import get_nuclide
+    from LuDosimetrySlicerLib import alignment_logic, tac_logic
+
+    spects, _, labels, kidney = _load_patient()
+    aligned = alignment_logic.run_alignment(spects[0], labels=labels, refine_kidneys=False)
+    out = tac_logic.run_tac(aligned.aligned["tp2"], labels, model="mono")
+    tac = out.tac_table
+    assert tac.GetColumnUnitLabel("time_h") == "h" and tac.GetColumnUnitLabel("activity_Bq") == "Bq"
+    regions = slicer.util.arrayFromTableColumn(tac, "region")
+    assert {"kidney_left", "lesion_1"} <= set(regions)
+    fits = {r: i for i, r in enumerate(slicer.util.arrayFromTableColumn(out.fit_table, "region"))}
+    tia = slicer.util.arrayFromTableColumn(out.fit_table, "tia_Bq_h")[fits["kidney_left"]]
+    volume_mL = kidney.sum() * SPACING**3 / 1000.0
+    analytic = C0_BQ_PER_ML * volume_mL / (math.log(2) / HALF_LIFE_EFF_H)  # ∫ C0 V e^(−λt) dt, 0..∞
+    assert tia == pytest.approx(analytic, rel=0.03)
+    assert out.fit_table.GetColumnUnitLabel("tia_MBq_h") == "MBq·h"
+    assert float(out.fit_table.GetAttribute("LuDosimetry.InjectedActivityBq")) == INJECTED_BQ
+    assert out.fit_table.GetAttribute("LuDosimetry.Calibration") == "none given"
+    assert out.chart.GetNumberOfPlotSeriesNodes() == 2 * len(fits)
+    assert get_nuclide("Lu-177").name == out.tac_table.GetAttribute("LuDosimetry.Nuclide")
+
+
+def test_tac_logic_shows_the_calibration_entry_it_used(slicer, tmp_path):
+    from LuDosimetryLib.calibration.store import CalibrationEntry, CalibrationStore
+    from LuDosimetryLib.errors import InputError
+    from LuDosimetrySlicerLib import tac_logic
+
+    spects, _, _, _ = _load_patient()
+    key = "Acme|Spect1|MEGP|187.2-228.8|OSEM 4i16s"
+    store = CalibrationStore((CalibrationEntry(key, 9.1, 0.02, date="2025-12-01", source="cylinder scan"),
+                              CalibrationEntry(key, 9.4, 0.02, date="2026-03-01", source="later scan")))
+    path = store.save(tmp_path / "calibration.json")
+    with pytest.raises(InputError, match=r"LuDosimetry\.CameraKey"):
+        tac_logic.calibration_for(spects[0], path)
+    spects[0].SetAttribute("LuDosimetry.CameraKey", key)
+    entry, text = tac_logic.calibration_for(spects[0], path)
+    # the patient was injected on 2026-01-05: the calibration valid then is the December one
+    assert entry.sensitivity_cps_per_MBq == 9.1 and "cylinder scan" in text and "9.1 cps/MBq" in text
+
+
+def test_dose_logic_stores_a_slicerrt_dose_volume_statistics_and_dvh(slicer):
+    from LuDosimetrySlicerLib import alignment_logic, dose_logic
+
+    spects, _, labels, kidney = _load_patient()
+    aligned = alignment_logic.run_alignment(spects[0], labels=labels, refine_kidneys=False)
+    out = dose_logic.run_dose(aligned.aligned["tp1"], labels, method="led")
+    dose = out.dose_volume
+    assert dose.GetAttribute("DicomRtImport.DoseVolume") == "1"
+    assert dose.GetVoxelValueUnits().GetCodeValue() == "Gy" and dose.GetAttribute("LuDosimetry.Units") == "Gy"
+    assert float(dose.GetAttribute("LuDosimetry.InjectedActivityBq")) == INJECTED_BQ
+    display = dose.GetScalarVolumeDisplayNode()
+    assert display.GetColorNodeID() == dose_logic.DOSE_COLOR_NODE_ID and display.GetAutoWindowLevel() == 0
+    assert display.GetWindowLevelMin() == 0.0 and display.GetWindowLevelMax() > 0
+    sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+    study = sh.GetItemParent(sh.GetItemByDataNode(dose))
+    assert sh.IsItemLevel(study, "Study") and sh.GetItemAttribute(study, "DicomRtImport.DoseUnitName") == "Gy"
+    assert sh.GetItemName(sh.GetItemParent(study)) == "SYN1"
+    stats = out.statistics
+    assert stats.GetColumnUnitLabel("mean_dose_Gy") == "Gy" and stats.GetColumnUnitLabel("volume_mL") == "mL"
+    regions = list(slicer.util.arrayFromTableColumn(stats, "region"))
+    mean_table = slicer.util.arrayFromTableColumn(stats, "mean_dose_Gy")[regions.index("kidney_left")]
+    dose_arr = slicer.util.arrayFromVolume(dose)  # LED: dose stays in the kidney voxels; the table matches the map
+    assert mean_table == pytest.approx(float(dose_arr[kidney].mean()), rel=1e-4)
+    tia_arr = slicer.util.arrayFromVolume(out.tia_volume)
+    assert out.tia_volume.GetVoxelValueUnits().GetCodeValue() == "Bq.h"
+    assert float(tia_arr[kidney].sum()) > 0 and np.all(dose_arr[tia_arr == 0] == 0)
+    dvh = out.dvh_table
+    assert dvh.GetColumnUnitLabel("dose_Gy") == "Gy" and dvh.GetColumnUnitLabel("kidney_left_volume_percent") == "%"
+    vp = slicer.util.arrayFromTableColumn(dvh, "kidney_left_volume_percent")
+    assert vp[0] == pytest.approx(100.0) and np.all(np.diff(vp) <= 1e-9)
+    assert out.dvh_chart.GetNumberOfPlotSeriesNodes() >= 2
+
+
+def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(slicer, tmp_path):
+    """The synthetic patient (generated locally, as Sample Data does) through ingest into volume nodes."""
+    from LuDosimetrySlicerLib import samples
+    from LuDosimetrySlicerLib.patient_nodes import segmentation_from_node
+
+    folder, patient = samples.generate_sample_patient_folder("small", seed=0, folder=tmp_path / "sample")
+    nodes = samples.load_patient_folder(folder)  # the folder's calibration.json, as 'ludosimetry run' does
+    truth = patient.cycles[0]
+    assert len(nodes.spect) == len(truth.timepoints) == len(nodes.ct)
+    for node, tp in zip(nodes.spect, truth.timepoints):
+        attrs = {k.removeprefix("LuDosimetry."): node.GetAttribute(k) for k in node.GetAttributeNames()}
+        assert float(attrs["TimeHoursPostInjection"]) == pytest.approx(tp.time_h, abs=0.05)
+        assert float(attrs["InjectedActivityBq"]) == pytest.approx(truth.administration.injected_activity_Bq, rel=1e-6)
+        assert attrs["Nuclide"] == "Lu-177" and attrs["Units"] == "Bq/mL" and attrs["Modality"] == "SPECT"
+        assert node.GetVoxelValueUnits().GetCodeValue() == "Bq/ml"
+    seg = segmentation_from_node(nodes.labels)
+    assert [r.name for r in seg.table] == [r.name for r in patient.label_table]
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(seg.image), sitk.GetArrayFromImage(patient.labels))
+    sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+    study = sh.GetItemParent(sh.GetItemByDataNode(nodes.spect[1]))
+    assert sh.IsItemLevel(study, "Study") and sh.GetItemName(sh.GetItemParent(study)) == nodes.patient_id
+
+
+def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer, tmp_path, capsys):
+    """The Slicer batch script (the modules' Alignment, TAC and Dose logic) on the sample patient (two
+    timepoints, to keep CI short) writes its results folder with the TIA and doses of
+    ``LuDosimetryLib.pipeline.run_patient``: one result whatever the door."""
+    import csv
+    import json
+    import zipfile
+
+    from LuDosimetryLib.phantom import generate_patient, write_patient_folder
+    from LuDosimetryLib.pipeline import run_patient
+    from LuDosimetryLib.results import DOSES_COLUMNS, FITS_COLUMNS, TAC_COLUMNS
+    from LuDosimetrySlicerLib import batch
+
+    patient = generate_patient("small", seed=0, timepoints_h=(5.0, 24.0), with_pet=False)
+    folder = write_patient_folder(patient, tmp_path / "sample", dicom=False)
+    store = patient.calibration_store().save(tmp_path / "calibration.json")
+    run_patient(folder, tmp_path / "run", parameters={"refine_regions": [], "calibration": str(store)})
+    status = batch.main(["--", "--patients", str(folder), "--out", str(tmp_path / "batch"),
+                         "--calibration-store", str(store), "--no-refine-kidneys"])
+    assert status == 0, capsys.readouterr().out
+    (dest,) = (tmp_path / "batch").iterdir()
+    assert {p.name for p in dest.iterdir()} == {f"{dest.name}.mrb", "tac.csv", "fits.csv", "doses.csv",
+                                                "report.html", "run.json"}
+
+    def read(path):
+        with path.open() as fh:
+            return list(csv.DictReader(fh))
+
+    assert list(read(dest / "tac.csv")[0])[:len(TAC_COLUMNS)] == list(TAC_COLUMNS)
+    assert list(read(dest / "fits.csv")[0])[:len(FITS_COLUMNS)] == list(FITS_COLUMNS)
+    assert list(read(dest / "doses.csv")[0]) == list(DOSES_COLUMNS)
+    batch_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(dest / "doses.csv")}
+    run_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(tmp_path / "run" / "doses.csv")}
+    batch_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(dest / "fits.csv")}
+    run_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(tmp_path / "run" / "fits.csv")}
+    assert set(batch_dose) == set(run_dose) and set(batch_tia) == set(run_tia)
+    for region in run_dose:
+        assert batch_dose[region] == pytest.approx(run_dose[region], rel=1e-6), region
+    for region in run_tia:
+        assert batch_tia[region] == pytest.approx(run_tia[region], rel=1e-6), region
+    assert batch_dose["kidney_left"] > 0
+    record = json.loads((dest / "run.json").read_text())
+    assert record["stages"]["tac"]["calibration"].startswith("applied at ingest")
+    # the saved scene holds the stages' nodes with their attributes
+    with zipfile.ZipFile(dest / f"{dest.name}.mrb") as z:
+        saved = json.loads(z.read("scene.json"))
+    dose_nodes = [n for n in saved if n["attributes"].get("DicomRtImport.DoseVolume") == "1"]
+    assert len(dose_nodes) == 1 and dose_nodes[0]["attributes"]["LuDosimetry.Units"] == "Gy"
+    assert sum(n["attributes"].get("LuDosimetry.Aligned") == "1" and n["class"] == "vtkMRMLScalarVolumeNode"
+               and n["attributes"].get("LuDosimetry.Modality") == "SPECT" for n in saved) == 2
+    assert sum(n["class"] == "vtkMRMLLinearTransformNode" for n in saved) == 2
+
+
+def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_path, capsys):
+    from LuDosimetrySlicerLib import batch
+
+    args = batch.parse_args(["--", "--patients", str(tmp_path / "missing1"), str(tmp_path / "missing2"),
+                             "--out", str(tmp_path / "out")])
+    assert args.patients == [tmp_path / "missing1", tmp_path / "missing2"] and args.method == "convolution"
+    status = batch.main(["--patients", str(tmp_path / "missing1"), str(tmp_path / "missing2"),
+                         "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert f"{tmp_path / 'missing1'}: FAILED" in out and f"{tmp_path / 'missing2'}: FAILED" in out  # both tried
+    assert "0 of 2 patients processed" in out and not (tmp_path / "out").exists()
