@@ -110,11 +110,34 @@ def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSe
     return PipelineSettings(**params)
 
 
-def _fit_regions(tac_rows, settings: PipelineSettings, record: RunRecord):
-    from .kinetics.fitting import fit_tac
+def recovery_for_camera(store, camera, *, warn: Callable[[str], None] | None = None):
+    """The camera's recovery curve from a calibration store, or None (with a warning) when there is none."""
+    from .calibration.recovery import recovery_curve_from_store
 
+    curve = recovery_curve_from_store(store, camera.key()) if store is not None and camera is not None else None
+    if curve is None and warn:
+        warn("no recovery curve for this camera in the calibration store: region activities are not corrected "
+             "for partial-volume loss")
+    return curve
+
+
+def region_kinetics(timepoints, segmentation, administration, *, density=None, recovery=None,
+                    settings: PipelineSettings = PipelineSettings(), warn: Callable[[str, str], None] | None = None,
+                    progress: Progress | None = None):
+    """TACs of every region at the aligned timepoints, and a fit per region with usable activity throughout.
+
+    Returns ``(tac rows, fit results)``; regions that cannot be fitted are reported through
+    ``warn(message, region)`` and left out.
+    """
+    from .kinetics.fitting import fit_tac
+    from .tac import extract_tacs
+
+    note = warn or (lambda m, s: None)
+    tacs = extract_tacs(timepoints, segmentation, administration, density=density,
+                        spect_fwhm_mm=settings.spect_fwhm_mm, cycle=settings.cycle, on_empty="flag",
+                        recovery=recovery, progress=progress)
     by_region: dict[str, list] = {}
-    for row in tac_rows:
+    for row in tacs:
         by_region.setdefault(row.region, []).append(row)
     fits = []
     for region, rows in by_region.items():
@@ -122,14 +145,66 @@ def _fit_regions(tac_rows, settings: PipelineSettings, record: RunRecord):
         times = [r.time_h for r in rows]
         acts = [r.activity_corrected_Bq for r in rows]
         if any("empty" in r.flags for r in rows) or not all(math.isfinite(a) for a in acts):
-            record.warn("region has no usable activity at every timepoint; not fitted", stage="kinetics", source=region)
+            note("no usable activity at every timepoint; not fitted", region)
             continue
         try:
-            fits.append(fit_tac(times, acts, models=settings.kinetic_models, region=region, kind=rows[0].kind,
-                                cycle=settings.cycle))
+            fits.append(fit_tac(times, acts, nuclide=administration.nuclide, models=settings.kinetic_models,
+                                region=region, kind=rows[0].kind, cycle=settings.cycle))
         except InputError as exc:
-            record.warn(f"not fitted: {exc}", stage="kinetics", source=region)
-    return fits
+            note(f"not fitted: {exc}", region)
+    return tacs, fits
+
+
+@dataclass(frozen=True, eq=False)
+class DoseMaps:
+    """Voxel TIA (Bq·h per voxel) and dose (Gy) on the reference SPECT grid, and the regional statistics."""
+
+    tia: Any
+    dose: Any
+    stats: tuple
+
+
+def dose_maps(timepoints, segmentation, administration, density_ct, *, settings: PipelineSettings = PipelineSettings(),
+              progress: Progress | None = None) -> DoseMaps:
+    """Voxel TIA, dose map and regional dose statistics of aligned timepoints (grids: module docstring)."""
+    import SimpleITK as sitk
+
+    from .density import average_onto_grid
+    from .dose.convolution import convolve_dose
+    from .dose.density_scaling import scale_dose_to_density
+    from .dose.led import led_dose
+    from .dose.regional import region_dose_statistics
+    from .kernels import dose_kernel
+    from .kinetics.voxel import voxel_tia
+    from .units import ML_PER_MM3
+
+    report = progress or (lambda f, m: None)
+    grid = timepoints[0].spect
+    spacing = tuple(float(v) for v in grid.GetSpacing())
+    v_mL = float(np.prod(spacing)) * ML_PER_MM3
+    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in timepoints]
+    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
+             np.full(maps[0].shape, tp.time_h, np.float32) for tp in timepoints]
+    tia = voxel_tia(maps, [tp.time_h for tp in timepoints], time_maps_h=tmaps, nuclide=administration.nuclide,
+                    method=settings.voxel_method, progress=lambda f, m: report(0.4 * f, f"voxel TIA: {m}"))
+    report(0.4, f"dose ({settings.dose_method})")
+    if settings.dose_method == "convolution":
+        dose_soft = convolve_dose(tia, dose_kernel(spacing, nuclide=administration.nuclide, photons=settings.photons))
+    else:
+        dose_soft = led_dose(tia, spacing, nuclide=administration.nuclide, photons=settings.photons)
+    tia_img = sitk.GetImageFromArray(tia)
+    tia_img.CopyInformation(grid)
+    soft_img = sitk.GetImageFromArray(dose_soft.astype(np.float32))
+    soft_img.CopyInformation(grid)
+    dose_img = scale_dose_to_density(soft_img, average_onto_grid(density_ct, grid))
+    report(0.6, "regional statistics")
+    soft_on_labels = sitk.Resample(soft_img, segmentation.image, sitk.Transform(), sitk.sitkLinear, 0.0,
+                                   sitk.sitkFloat32)
+    dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
+    stats = region_dose_statistics(dose_on_labels, segmentation.image, segmentation.table,
+                                   density_g_per_mL=density_ct, on_empty="skip", method=settings.dose_method,
+                                   progress=lambda f, m: report(0.6 + 0.4 * f, m))
+    return DoseMaps(tia_img, dose_img, tuple(stats))
 
 
 def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
@@ -219,19 +294,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
 
     from .alignment import align_timepoints
     from .calibration.store import CalibrationStore
-    from .density import average_onto_grid, ct_to_density
-    from .dose.convolution import convolve_dose
-    from .dose.density_scaling import scale_dose_to_density
+    from .density import ct_to_density
     from .dose.export import write_dose_results
-    from .dose.led import led_dose
-    from .dose.regional import region_dose_statistics
     from .ingest.patient import load_patient
-    from .kernels import dose_kernel
     from .kinetics.fitting import fit_rows
     from .kinetics.plots import plot_fits
-    from .kinetics.voxel import voxel_tia
     from .results import FITS_COLUMNS, TAC_COLUMNS
-    from .tac import extract_tacs, tac_rows
+    from .tac import tac_rows
 
     report_progress = progress or (lambda f, m: None)
     settings = settings_from_parameters(parameters)
@@ -280,54 +349,23 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     density_ct = ct_to_density(reference.ct)
     recovery = None
     if settings.recovery_correction:
-        from .calibration.recovery import recovery_curve_from_store
-
-        camera = reference.camera
-        recovery = recovery_curve_from_store(store, camera.key()) if store is not None and camera is not None \
-            else None
-        if recovery is None:
-            record.warn("no recovery curve for this camera in the calibration store: region activities are not "
-                        "corrected for partial-volume loss", stage="tac", source=str(cal_path))
-        else:
+        recovery = recovery_for_camera(store, reference.camera,
+                                       warn=lambda m: record.warn(m, stage="tac", source=str(cal_path)))
+        if recovery is not None:
             record.stages["tac"] = {"recovery_curve": recovery.to_dict()}
-    tacs = extract_tacs(aligned, seg, admin, density=density_ct, spect_fwhm_mm=settings.spect_fwhm_mm,
-                        cycle=cycle.index, on_empty="flag", recovery=recovery)
+    tacs, fits = region_kinetics(aligned, seg, admin, density=density_ct, recovery=recovery, settings=settings,
+                                 warn=lambda m, r: record.warn(m, stage="kinetics", source=r))
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
-
-    report_progress(0.5, "fits")
-    fits = _fit_regions(tacs, settings, record)
     write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
     plot_fits(fits, out / "plots")
-
-    report_progress(0.6, "voxel TIA")
-    spacing = reference.spect.GetSpacing()
-    v_mL = float(np.prod(spacing)) / 1000.0
-    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in aligned]
     times = [tp.time_h for tp in aligned]
-    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
-             np.full(maps[0].shape, tp.time_h, np.float32) for tp in aligned]
-    tia = voxel_tia(maps, times, time_maps_h=tmaps, method=settings.voxel_method,
-                    progress=lambda f, m: report_progress(0.6 + 0.1 * f, f"voxel TIA: {m}"))
-    tia_img = sitk.GetImageFromArray(tia)
-    tia_img.CopyInformation(reference.spect)
-    with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
-        sitk.WriteImage(tia_img, str(tmp), useCompression=True)
 
-    report_progress(0.7, f"dose ({settings.dose_method})")
-    if settings.dose_method == "convolution":
-        kernel = dose_kernel(tuple(float(s) for s in spacing), photons=settings.photons)
-        dose_soft = convolve_dose(tia, kernel)
-    else:
-        dose_soft = led_dose(tia, tuple(float(s) for s in spacing), photons=settings.photons)
-    soft_img = sitk.GetImageFromArray(dose_soft.astype(np.float32))
-    soft_img.CopyInformation(reference.spect)
-    rho_spect = average_onto_grid(density_ct, reference.spect)
-    dose_map = scale_dose_to_density(soft_img, rho_spect)
-    # regional statistics on the label grid (module docstring)
-    soft_on_labels = sitk.Resample(soft_img, seg.image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
-    stats = region_dose_statistics(dose_on_labels, seg.image, seg.table, density_g_per_mL=density_ct,
-                                   on_empty="skip", method=settings.dose_method)
+    report_progress(0.6, "voxel TIA and dose")
+    maps = dose_maps(aligned, seg, admin, density_ct, settings=settings,
+                     progress=lambda f, m: report_progress(0.6 + 0.3 * f, m))
+    with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
+        sitk.WriteImage(maps.tia, str(tmp), useCompression=True)
+    dose_map, stats = maps.dose, list(maps.stats)
     beds = _bed_rows(fits, stats, settings, record)
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")

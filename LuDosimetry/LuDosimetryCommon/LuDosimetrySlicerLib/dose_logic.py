@@ -62,14 +62,6 @@ class DoseOutputs:
     window_Gy: tuple
 
 
-def _image_like(array, reference):
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(np.asarray(array, dtype=np.float32))
-    img.CopyInformation(reference)
-    return img
-
-
 def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: bool = True,
              window_max_Gy: float = 0.0, progress=None) -> DoseOutputs:
     """Absorbed dose of the aligned timepoints of ``aligned_spect``'s patient and cycle.
@@ -89,16 +81,11 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     """
     import SimpleITK as sitk
 
-    from LuDosimetryLib.density import average_onto_grid, ct_to_density
-    from LuDosimetryLib.dose.convolution import convolve_dose
-    from LuDosimetryLib.dose.density_scaling import scale_dose_to_density
-    from LuDosimetryLib.dose.led import led_dose
-    from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns, region_dose_statistics
+    from LuDosimetryLib.density import ct_to_density
+    from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns
     from LuDosimetryLib.errors import InputError
-    from LuDosimetryLib.kernels import dose_kernel
-    from LuDosimetryLib.kinetics.voxel import voxel_tia
+    from LuDosimetryLib.pipeline import PipelineSettings, dose_maps
     from LuDosimetryLib.results import DOSES_COLUMNS
-    from LuDosimetryLib.units import ML_PER_MM3
 
     if method not in DOSE_METHODS:
         raise InputError(f"must be one of {', '.join(DOSE_METHODS)}, got {method!r}", source="method")
@@ -114,33 +101,17 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
                          source=aligned_spect.GetName())
     report(0.02, "reading volumes")
     timepoints = [timepoint_from_nodes(n) for n in spects]
-    grid = timepoints[0].spect
     seg = segmentation_from_node(labels)
     density_ct = ct_to_density(volume_to_sitk(ct))
 
     def sub(lo: float, hi: float):
         return lambda f, m: report(lo + (hi - lo) * f, m)
 
-    # the same calls, in the same order, as LuDosimetryLib.pipeline.run_patient (module docstring)
-    spacing = tuple(float(v) for v in grid.GetSpacing())
-    v_mL = float(np.prod(spacing)) * ML_PER_MM3
-    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in timepoints]
-    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
-             np.full(maps[0].shape, tp.time_h, np.float32) for tp in timepoints]
-    tia = voxel_tia(maps, [tp.time_h for tp in timepoints], time_maps_h=tmaps, nuclide=admin.nuclide,
-                    progress=sub(0.05, 0.4))
-    report(0.4, f"absorbed dose ({method})")
-    if method == "convolution":
-        dose_soft = convolve_dose(tia, dose_kernel(spacing, nuclide=admin.nuclide, photons=photons))
-    else:
-        dose_soft = led_dose(tia, spacing, nuclide=admin.nuclide, photons=photons)
-    soft_img = _image_like(dose_soft, grid)
-    dose_img = scale_dose_to_density(soft_img, average_onto_grid(density_ct, grid))
-    report(0.6, "regional statistics")
-    soft_on_labels = sitk.Resample(soft_img, seg.image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
-    stats = region_dose_statistics(dose_on_labels, seg.image, seg.table, density_g_per_mL=density_ct,
-                                   on_empty="skip", method=method, progress=sub(0.6, 0.9))
+    # the library's own stage function, as LuDosimetryLib.pipeline.run_patient calls it
+    maps = dose_maps(timepoints, seg, admin, density_ct,
+                     settings=PipelineSettings(cycle=cycle, dose_method=method, photons=photons),
+                     progress=sub(0.05, 0.9))
+    dose_img, stats = maps.dose, list(maps.stats)
     rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq)
     dose = sitk.GetArrayViewFromImage(dose_img)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
@@ -150,7 +121,7 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     study = hierarchy.timepoint_item(patient_id, f"cycle{cycle} dose")
     folder = hierarchy.stage_folder(patient_id, "dose")
     report(0.9, "storing results")
-    tia_node = sitk_to_volume(_image_like(tia, grid), name=f"{patient_id} cycle{cycle} TIA")
+    tia_node = sitk_to_volume(maps.tia, name=f"{patient_id} cycle{cycle} TIA")
     set_node_attributes(tia_node, {**common, "Stage": "dose"})
     set_voxel_value(tia_node, quantity="time_integrated_activity", units="Bq h")
     hierarchy.place(tia_node, study)

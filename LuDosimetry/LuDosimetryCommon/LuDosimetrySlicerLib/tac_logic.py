@@ -17,7 +17,6 @@ Outputs (``TacOutputs``), under the patient (folder ``LuDosimetry TAC``):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import slicer
@@ -92,11 +91,13 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     spect_fwhm_mm : float
         SPECT resolution (mm) for the below-resolution flag.
     """
+    from LuDosimetryLib.calibration.store import CalibrationStore
     from LuDosimetryLib.density import ct_to_density
     from LuDosimetryLib.errors import InputError
-    from LuDosimetryLib.kinetics.fitting import fit_rows, fit_tac
+    from LuDosimetryLib.kinetics.fitting import fit_rows
+    from LuDosimetryLib.pipeline import PipelineSettings, recovery_for_camera, region_kinetics
     from LuDosimetryLib.results import FITS_COLUMNS, TAC_COLUMNS
-    from LuDosimetryLib.tac import TAC_EXTRA_COLUMNS, extract_tacs, tac_rows
+    from LuDosimetryLib.tac import TAC_EXTRA_COLUMNS, tac_rows
 
     if model not in FIT_MODELS:
         raise InputError(f"must be one of {', '.join(FIT_MODELS)}, got {model!r}", source="model")
@@ -123,10 +124,14 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     def sub(f: float, m: str) -> None:
         report(0.1 + 0.5 * f, m)
 
-    # the same calls and rules as LuDosimetryLib.pipeline.run_patient (a region is fitted when it has
-    # usable activity at every timepoint)
-    rows = extract_tacs(timepoints, seg, admin, density=density, spect_fwhm_mm=spect_fwhm_mm, cycle=cycle,
-                        on_empty="flag", progress=sub)
+    # the library's own stage function, as LuDosimetryLib.pipeline.run_patient calls it
+    recovery = None
+    if calibration_store:
+        recovery = recovery_for_camera(CalibrationStore.load(calibration_store), timepoints[0].camera,
+                                       warn=warnings.append)
+    settings = PipelineSettings(cycle=cycle, kinetic_models=(model,), spect_fwhm_mm=spect_fwhm_mm)
+    rows, fits = region_kinetics(timepoints, seg, admin, density=density, recovery=recovery, settings=settings,
+                                 warn=lambda m, r: warnings.append(f"{r}: {m}"), progress=sub)
     folder = hierarchy.stage_folder(patient_id, "TAC")
     common = {"Stage": "TAC", "PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq), "Calibration": text or "none given"}
@@ -136,34 +141,23 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     regions: dict[str, list] = {}
     for r in rows:
         regions.setdefault(r.region, []).append(r)
-    fits = []
     chart_series = []
-    for n, (region, rr) in enumerate(regions.items()):
-        report(0.6 + 0.35 * n / max(1, len(regions)), f"fitting {region}")
-        rr = sorted(rr, key=lambda r: r.time_h)
+    for n, fit in enumerate(fits):
+        report(0.6 + 0.35 * n / max(1, len(fits)), f"storing {fit.region}")
+        rr = sorted(regions[fit.region], key=lambda r: r.time_h)
         times = [r.time_h for r in rr]
         activities = [r.activity_corrected_Bq for r in rr]
-        if any("empty" in r.flags for r in rr) or not all(math.isfinite(a) for a in activities):
-            warnings.append(f"{region}: no usable activity at every timepoint; not fitted")
-            continue
-        try:
-            fit = fit_tac(times, activities, nuclide=admin.nuclide, models=(model,), region=region, kind=rr[0].kind,
-                          cycle=cycle)
-        except InputError as exc:
-            warnings.append(f"{region}: not fitted: {exc}")
-            continue
-        fits.append(fit)
-        points = columns_table({"time_h": times, "activity_Bq": activities}, name=f"{patient_id} TAC {region}")
+        points = columns_table({"time_h": times, "activity_Bq": activities}, name=f"{patient_id} TAC {fit.region}")
         t_end = 1.5 * max(times)
         grid = [t_end * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
         curve = columns_table({"time_h": grid, "activity_Bq": [float(fit.model.activity(t)) for t in grid]},
-                              name=f"{patient_id} Fit {region}")
+                              name=f"{patient_id} Fit {fit.region}")
         for node in (points, curve):
-            set_node_attributes(node, {**common, "Region": region})
+            set_node_attributes(node, {**common, "Region": fit.region})
             hierarchy.place(node, folder)
-        chart_series += [{"x": "time_h", "y": "activity_Bq", "name": f"{region} measured", "style": "points",
+        chart_series += [{"x": "time_h", "y": "activity_Bq", "name": f"{fit.region} measured", "style": "points",
                           "table": points},
-                         {"x": "time_h", "y": "activity_Bq", "name": f"{region} fit ({fit.model_name})",
+                         {"x": "time_h", "y": "activity_Bq", "name": f"{fit.region} fit ({fit.model_name})",
                           "table": curve}]
     fit_table = rows_to_table(fit_rows(fits), name=f"{patient_id} fits",
                               columns=(*FITS_COLUMNS, "ci_method") if fits else None)
