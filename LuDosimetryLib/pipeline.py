@@ -164,9 +164,12 @@ class DoseMaps:
     stats: tuple
 
 
-def dose_maps(timepoints, segmentation, administration, density_ct, *, settings: PipelineSettings = PipelineSettings(),
-              progress: Progress | None = None) -> DoseMaps:
-    """Voxel TIA, dose map and regional dose statistics of aligned timepoints (grids: module docstring)."""
+def dose_from_tia(tia, segmentation, density_ct, *, nuclide: str = "Lu-177",
+                  settings: PipelineSettings = PipelineSettings(), progress: Progress | None = None):
+    """Dose map (Gy, SPECT grid) and regional dose statistics of a voxel TIA map (Bq·h per voxel, SimpleITK).
+
+    Returns ``(dose image, tuple of RegionDose)`` (grids: module docstring).
+    """
     import SimpleITK as sitk
 
     from .density import average_onto_grid
@@ -175,36 +178,49 @@ def dose_maps(timepoints, segmentation, administration, density_ct, *, settings:
     from .dose.led import led_dose
     from .dose.regional import region_dose_statistics
     from .kernels import dose_kernel
-    from .kinetics.voxel import voxel_tia
-    from .units import ML_PER_MM3
 
     report = progress or (lambda f, m: None)
-    grid = timepoints[0].spect
-    spacing = tuple(float(v) for v in grid.GetSpacing())
-    v_mL = float(np.prod(spacing)) * ML_PER_MM3
-    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in timepoints]
-    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
-             np.full(maps[0].shape, tp.time_h, np.float32) for tp in timepoints]
-    tia = voxel_tia(maps, [tp.time_h for tp in timepoints], time_maps_h=tmaps, nuclide=administration.nuclide,
-                    method=settings.voxel_method, progress=lambda f, m: report(0.4 * f, f"voxel TIA: {m}"))
-    report(0.4, f"dose ({settings.dose_method})")
+    spacing = tuple(float(v) for v in tia.GetSpacing())
+    arr = sitk.GetArrayFromImage(tia).astype(np.float32)
     if settings.dose_method == "convolution":
-        dose_soft = convolve_dose(tia, dose_kernel(spacing, nuclide=administration.nuclide, photons=settings.photons))
+        dose_soft = convolve_dose(arr, dose_kernel(spacing, nuclide=nuclide, photons=settings.photons))
     else:
-        dose_soft = led_dose(tia, spacing, nuclide=administration.nuclide, photons=settings.photons)
-    tia_img = sitk.GetImageFromArray(tia)
-    tia_img.CopyInformation(grid)
+        dose_soft = led_dose(arr, spacing, nuclide=nuclide, photons=settings.photons)
     soft_img = sitk.GetImageFromArray(dose_soft.astype(np.float32))
-    soft_img.CopyInformation(grid)
-    dose_img = scale_dose_to_density(soft_img, average_onto_grid(density_ct, grid))
-    report(0.6, "regional statistics")
+    soft_img.CopyInformation(tia)
+    dose_img = scale_dose_to_density(soft_img, average_onto_grid(density_ct, tia))
+    report(0.5, "regional statistics")
     soft_on_labels = sitk.Resample(soft_img, segmentation.image, sitk.Transform(), sitk.sitkLinear, 0.0,
                                    sitk.sitkFloat32)
     dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
     stats = region_dose_statistics(dose_on_labels, segmentation.image, segmentation.table,
                                    density_g_per_mL=density_ct, on_empty="skip", method=settings.dose_method,
-                                   progress=lambda f, m: report(0.6 + 0.4 * f, m))
-    return DoseMaps(tia_img, dose_img, tuple(stats))
+                                   progress=lambda f, m: report(0.5 + 0.5 * f, m))
+    return dose_img, tuple(stats)
+
+
+def dose_maps(timepoints, segmentation, administration, density_ct, *, settings: PipelineSettings = PipelineSettings(),
+              progress: Progress | None = None) -> DoseMaps:
+    """Voxel TIA (:func:`LuDosimetryLib.kinetics.voxel.voxel_tia`) of aligned timepoints, then :func:`dose_from_tia`."""
+    import SimpleITK as sitk
+
+    from .kinetics.voxel import voxel_tia
+    from .units import ML_PER_MM3
+
+    report = progress or (lambda f, m: None)
+    grid = timepoints[0].spect
+    v_mL = float(np.prod(grid.GetSpacing())) * ML_PER_MM3
+    maps = [sitk.GetArrayFromImage(tp.spect).astype(np.float32) * np.float32(v_mL) for tp in timepoints]
+    tmaps = [sitk.GetArrayFromImage(tp.time_map_h) if tp.time_map_h is not None else
+             np.full(maps[0].shape, tp.time_h, np.float32) for tp in timepoints]
+    tia = voxel_tia(maps, [tp.time_h for tp in timepoints], time_maps_h=tmaps, nuclide=administration.nuclide,
+                    method=settings.voxel_method, progress=lambda f, m: report(0.4 * f, f"voxel TIA: {m}"))
+    tia_img = sitk.GetImageFromArray(tia)
+    tia_img.CopyInformation(grid)
+    report(0.4, f"dose ({settings.dose_method})")
+    dose_img, stats = dose_from_tia(tia_img, segmentation, density_ct, nuclide=administration.nuclide,
+                                    settings=settings, progress=lambda f, m: report(0.4 + 0.6 * f, m))
+    return DoseMaps(tia_img, dose_img, stats)
 
 
 def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
