@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class PipelineSettings:
         Regions refined by organ-local rigid registration.
     bspline : bool
         Add a B-spline registration stage.
+    registration_voxel_mm : float or None
+        Register CTs block-averaged to about this voxel size (mm); None: at full resolution
+        (:func:`LuDosimetryLib.alignment.registration_image`).
     kinetic_models : tuple of str
         Models offered to the region fits (``auto``: chosen by AICc among those identifiable).
     voxel_method : str
@@ -76,6 +79,7 @@ class PipelineSettings:
     align: bool = True
     refine_regions: tuple[str, ...] = ("kidney_left", "kidney_right")
     bspline: bool = False
+    registration_voxel_mm: float | None = 4.8  # alignment.REGISTRATION_VOXEL_MM
     kinetic_models: tuple[str, ...] = ("auto",)
     voxel_method: str = "hybrid"
     dose_method: str = "convolution"
@@ -108,6 +112,37 @@ def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSe
         if key in params:
             params[key] = tuple(params[key])
     return PipelineSettings(**params)
+
+
+def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineSettings = PipelineSettings(),
+                progress: Progress | None = None):
+    """Align timepoints to the reference timepoint's CT and bring their SPECT onto its SPECT grid.
+
+    The CTs are registered block-averaged to ``settings.registration_voxel_mm``
+    (:func:`LuDosimetryLib.alignment.registration_image`; the label map follows by nearest
+    neighbour), then the full-resolution SPECT, time maps and CTs are resampled with the
+    transforms found. Returns ``(aligned timepoints, AlignmentResult per timepoint)``; the
+    reference itself gets the identity.
+    """
+    import SimpleITK as sitk
+
+    from .alignment import align_timepoint_images, align_timepoints, registration_image
+    from .model import Segmentation
+
+    coarse_of = {id(tp): registration_image(tp.ct, settings.registration_voxel_mm) for tp in timepoints
+                 if tp.ct is not None}
+    ref_ct = coarse_of.get(id(reference)) or registration_image(reference.ct, settings.registration_voxel_mm)
+    reg_seg = segmentation
+    if segmentation is not None and ref_ct is not reference.ct:
+        reg_seg = Segmentation(sitk.Resample(segmentation.image, ref_ct, sitk.Transform(), sitk.sitkNearestNeighbor,
+                                             0, segmentation.image.GetPixelID()), segmentation.table)
+    coarse = tuple(replace(tp, ct=coarse_of[id(tp)]) if id(tp) in coarse_of else tp for tp in timepoints)
+    _, alignments = align_timepoints(coarse, reference_ct=ref_ct, grid=reference.spect, reference_labels=reg_seg,
+                                     refine_regions=settings.refine_regions if segmentation is not None else (),
+                                     bspline=settings.bspline, progress=progress)
+    aligned = tuple(align_timepoint_images(tp, a, reference.spect, ct_grid=reference.ct)
+                    for tp, a in zip(timepoints, alignments))
+    return aligned, alignments
 
 
 def recovery_for_camera(store, camera, *, warn: Callable[[str], None] | None = None):
@@ -308,7 +343,6 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     """
     import SimpleITK as sitk
 
-    from .alignment import align_timepoints
     from .calibration.store import CalibrationStore
     from .density import ct_to_density
     from .dose.export import write_dose_results
@@ -349,10 +383,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
 
     report_progress(0.15, "alignment")
     if settings.align:
-        aligned, alignments = align_timepoints(
-            cycle.timepoints, reference_ct=reference.ct, grid=reference.spect, reference_labels=seg,
-            refine_regions=settings.refine_regions, bspline=settings.bspline,
-            progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"))
+        aligned, alignments = align_cycle(cycle.timepoints, reference, seg, settings=settings,
+                                          progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"))
         record.stages["alignment"] = {tp.label: dict(a.quality) for tp, a in zip(cycle.timepoints, alignments)}
     else:
         from .alignment import AlignmentResult, align_timepoint_images

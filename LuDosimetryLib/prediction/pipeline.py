@@ -384,12 +384,13 @@ def _masses_from_reference_ct(patient, record):
 
 def _pet_to_reference(patient, study, record):
     """PET → reference transform by rigid CT-to-CT registration, else identity (warned)."""
-    from ..alignment import register_ct_to_ct
+    from ..alignment import REGISTRATION_VOXEL_MM, register_ct_to_ct, registration_image
 
     ref_ct = patient.cycles[0].timepoints[0].ct if patient.cycles and patient.cycles[0].timepoints else None
     if ref_ct is not None and study.ct is not None:
         # rigid (invertible): the alignment module returns reference → PET CT; regions need PET → reference
-        result = register_ct_to_ct(ref_ct, study.ct, deformable=False)
+        result = register_ct_to_ct(registration_image(ref_ct, REGISTRATION_VOXEL_MM),
+                                   registration_image(study.ct, REGISTRATION_VOXEL_MM), deformable=False)
         record.stages.setdefault("prediction", {})["pet_registration"] = dict(result.quality)
         return result.transform.GetInverse()
     record.warn("no PET/CT → SPECT/CT registration (no transform given, or a CT is missing): identity transform "

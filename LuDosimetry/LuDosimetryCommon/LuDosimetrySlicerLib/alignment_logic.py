@@ -94,8 +94,8 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
         Refine ``kidney_left`` and ``kidney_right`` locally (needs ``labels``).
     progress : callable(fraction, message), optional
     """
-    from LuDosimetryLib.alignment import align_timepoints
     from LuDosimetryLib.errors import InputError
+    from LuDosimetryLib.pipeline import PipelineSettings, align_cycle
 
     report = progress or (lambda f, m: None)
     pairs = timepoint_volumes(reference_spect)
@@ -109,10 +109,9 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
     reference = timepoints[[s.GetID() for s, _ in pairs].index(reference_spect.GetID())]
     seg = segmentation_from_node(labels) if labels is not None else None
     regions = KIDNEYS if (refine_kidneys and seg is not None) else ()
-    # the same call as LuDosimetryLib.pipeline.run_patient: the reference gets the identity
-    aligned_tps, results = align_timepoints(timepoints, reference_ct=reference.ct, grid=reference.spect,
-                                            reference_labels=seg, refine_regions=regions,
-                                            progress=lambda f, m: report(0.95 * f, m))
+    # the library's own stage function, as LuDosimetryLib.pipeline.run_patient calls it (reference: identity)
+    aligned_tps, results = align_cycle(timepoints, reference, seg, settings=PipelineSettings(refine_regions=regions),
+                                       progress=lambda f, m: report(0.95 * f, m))
     patient_id = ref_attrs["PatientID"]
     out = AlignmentOutputs(reference=ref_attrs.get("Timepoint", ""))
     for (spect, ct), aligned, result in zip(pairs, aligned_tps, results):
