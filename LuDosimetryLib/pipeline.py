@@ -264,6 +264,7 @@ def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -
 
     mean_dose = {s.region: s.mean_dose_Gy for s in dose_stats}
     out: dict[str, dict] = {}
+    warned: set[str] = set()
     ab = dict(settings.alpha_beta_Gy or {})
     tr = dict(settings.repair_half_time_h or {})
     for fit in fits:
@@ -282,7 +283,9 @@ def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -
         res = bed_from_model(fit.model, d / fit.tia_Bq_h, params)
         out[region] = {"bed_Gy": res.bed_Gy, "eqd2_Gy": res.eqd2_Gy}
         for w in getattr(res, "warnings", ()):
-            record.warn(w, stage="radiobiology", source=region)
+            if w not in warned:  # the same parameter status once per tissue, not once per region
+                warned.add(w)
+                record.warn(w, stage="radiobiology", source=tissue)
     return out
 
 

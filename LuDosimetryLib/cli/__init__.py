@@ -61,10 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def progress_printer(prefix: str = ""):
-    """A ``progress(fraction, message)`` callback that prints one line per step to stderr."""
+    """A ``progress(fraction, message)`` callback printing to stderr when the stage (the text before
+    the first colon) changes or the fraction has advanced by 5 % since the last line."""
+    last = {"stage": None, "fraction": -1.0}
 
     def _progress(fraction: float, message: str) -> None:
-        print(f"{prefix}[{fraction * 100:5.1f} %] {message}", file=sys.stderr, flush=True)
+        stage = message.split(":")[0]
+        if stage != last["stage"] or fraction - last["fraction"] >= 0.05 or fraction >= 1.0:
+            last.update(stage=stage, fraction=fraction)
+            print(f"{prefix}[{fraction * 100:5.1f} %] {message}", file=sys.stderr, flush=True)
 
     return _progress
 

@@ -101,3 +101,4 @@ def test_bad_settings_are_refused_by_name(tmp_path):
     with pytest.raises(InputError, match="dose_method"):
         settings_from_parameters({"dose_method": "monte-carlo"})
     assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+
