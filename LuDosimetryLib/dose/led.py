@@ -9,14 +9,16 @@ electron escape (voxels ≲ 3 mm) and photon cross-dose.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import InputError
-from ..nuclides import get_nuclide, photon_attenuation
+from ..nuclides import Nuclide, get_nuclide, photon_attenuation
 from ..units import KG_PER_G, ML_PER_MM3, S_PER_H
 from .convolution import check_tia
 
-__all__ = ["led_dose", "led_factor_Gy_per_Bq_h"]
+__all__ = ["led_dose", "led_factor_Gy_per_Bq_h", "electron_self_dose_Gy"]
 
 
 def led_factor_Gy_per_Bq_h(voxel_size_mm, *, nuclide: str = "Lu-177", tissue: str = "soft",
@@ -59,3 +61,23 @@ def led_dose(tia_Bq_h_per_voxel: np.ndarray, voxel_size_mm, *, nuclide: str = "L
     f = led_factor_Gy_per_Bq_h(voxel_size_mm, nuclide=nuclide, tissue=tissue, photons=photons,
                                density_g_per_mL=density_g_per_mL)
     return tia.astype(np.float32) * np.float32(f)
+
+
+def electron_self_dose_Gy(tia_Bq_h: float, mass_g: float, *, nuclide: str | Nuclide = "Lu-177") -> float:
+    """Local electron self-dose of a region, D = Ã · Δ_e / m (Gy): the large-volume limit.
+
+    Parameters
+    ----------
+    tia_Bq_h : float
+        Time-integrated activity (Bq·h) in the target.
+    mass_g : float
+        Target mass (g).
+    nuclide : str or Nuclide
+        Gives Δ_e, the mean electron (β, IC, Auger) energy per decay (J); photons are left out.
+    """
+    if not (math.isfinite(mass_g) and mass_g > 0):
+        raise InputError(f"must be finite and > 0 g, got {mass_g!r}", source="mass_g")
+    nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
+    if nuc.electron_energy_per_decay_J is None:
+        raise InputError(f"no electron energy per decay tabulated for {nuc.name}", source="nuclide")
+    return float(tia_Bq_h) * S_PER_H * nuc.electron_energy_per_decay_J / (mass_g * KG_PER_G)

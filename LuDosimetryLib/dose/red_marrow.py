@@ -54,9 +54,9 @@ from ..labels import LabelTable
 from ..nuclides import Nuclide, get_nuclide
 from ..results import DOSES_COLUMNS
 from ..timing import check_times_increasing
-from ..units import KG_PER_G, S_PER_H
 from .density_scaling import reference_density_g_per_mL
 from .grid import as_voxels, check_same_grid, voxel_volume_mL_of
+from .led import electron_self_dose_Gy
 
 __all__ = [
     "RedMarrowSelfDose", "RedMarrowCrossDose", "RedMarrowDose", "reference_red_marrow_mass_g",
@@ -98,24 +98,6 @@ def _nuclide(nuclide: str | Nuclide) -> Nuclide:
         raise InputError(f"{nuc.name} has no tabulated electron energy per decay; cannot compute the "
                          "local electron self-dose", source="nuclide")
     return nuc
-
-
-def electron_self_dose_Gy(tia_Bq_h: float, mass_g: float, *, nuclide: str | Nuclide = "Lu-177") -> float:
-    """Local electron self-dose D = Ã · Δ_e / m (Gy).
-
-    Parameters
-    ----------
-    tia_Bq_h : float
-        Time-integrated activity (Bq·h) in the target.
-    mass_g : float
-        Target mass (g).
-    nuclide : str or Nuclide
-        Gives Δ_e, the mean electron energy per decay (J).
-    """
-    if not (math.isfinite(mass_g) and mass_g > 0):
-        raise InputError(f"must be finite and > 0 g, got {mass_g!r}", source="mass_g")
-    nuc = _nuclide(nuclide)
-    return float(tia_Bq_h) * S_PER_H * nuc.electron_energy_per_decay_J / (mass_g * KG_PER_G)
 
 
 @dataclass(frozen=True)

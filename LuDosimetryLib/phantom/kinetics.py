@@ -30,7 +30,6 @@ import numpy as np
 from ..errors import InputError
 from ..kinetics.models import SumOfExponentials
 from ..nuclides import Nuclide, get_nuclide
-from ..units import KG_PER_G, S_PER_H
 from .anatomy import REGIONS, nominal_volume_mL
 
 __all__ = ["RegionKinetics", "ExcretionModel", "LU_KINETICS", "LU_EXCRETION", "DEFAULT_PET_MISMATCH",
@@ -258,12 +257,10 @@ def region_curves(kinetics: tuple[RegionKinetics, ...], excretion: ExcretionMode
 
 
 def led_dose_Gy(tia_Bq_h: float, mass_g: float, nuclide: Nuclide | str = "Lu-177") -> float:
-    """Absorbed dose (Gy) by electron local deposition: TIA · 3600 s/h · E_e / m (approximate).
+    """Absorbed dose (Gy) by electron local deposition (approximate large-volume limit).
 
-    Electrons (β, IC, Auger) deposit locally; photons are ignored (they add at most ~24 % of the
-    energy and mostly escape small regions), so this is the large-volume self-dose limit.
+    The library's one implementation, :func:`LuDosimetryLib.dose.led.electron_self_dose_Gy`.
     """
-    nuc = get_nuclide(nuclide) if isinstance(nuclide, str) else nuclide
-    if nuc.electron_energy_per_decay_J is None:
-        raise InputError(f"no electron energy tabulated for {nuc.name}", source="nuclide")
-    return tia_Bq_h * S_PER_H * nuc.electron_energy_per_decay_J / (mass_g * KG_PER_G)
+    from ..dose.led import electron_self_dose_Gy
+
+    return electron_self_dose_Gy(tia_Bq_h, mass_g, nuclide=nuclide)
