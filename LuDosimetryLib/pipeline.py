@@ -289,6 +289,35 @@ def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -
     return out
 
 
+def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Path | None:
+    """The dose map as DICOM RT Dose on the reference CT's frame of reference, when that CT is DICOM.
+
+    Patient and study come from the CT's own header (the first file named in its provenance).
+    No RT Plan exists in molecular radiotherapy, so none is referenced (dciodvfy reports its
+    absence, which the standard's RT Dose module expects for plan-based doses).
+    """
+    import datetime as _dt
+
+    import pydicom
+
+    from .dicomio.write import DicomPatient, DicomStudy
+    from .dose.export import write_dose_rt
+
+    first = str(reference.provenance.get("ct", "")).split(" ")[0]
+    if not first.lower().endswith(".dcm") or not Path(first).is_file():
+        return None
+    try:
+        ds = pydicom.dcmread(first, stop_before_pixels=True)
+        date, time = str(ds.get("StudyDate", "") or ""), str(ds.get("StudyTime", "") or "000000").split(".")[0]
+        when = _dt.datetime.strptime(date + time.ljust(6, "0")[:6], "%Y%m%d%H%M%S") if date else _dt.datetime.now()
+        patient = DicomPatient(str(ds.get("PatientID", "")), str(ds.get("PatientName", "") or "Anonymous"))
+        study = DicomStudy(str(ds.StudyInstanceUID), when, str(ds.FrameOfReferenceUID))
+        return write_dose_rt(dose_map, folder, patient=patient, study=study, reference_ct=reference.ct)
+    except (AttributeError, ValueError, InputError) as exc:
+        record.warn(f"no DICOM RT Dose written: {exc}", stage="dose", source=first)
+        return None
+
+
 def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) -> None:
     """Predicted doses of this patient from its PET into ``folder`` (own run.json); failures are warnings."""
     from .prediction.parameters import PredictionParameters
@@ -432,6 +461,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     extra_notes = [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes)
+    rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
+    if rt_dose is not None:
+        written["rtdose/"] = rt_dose
     if beds:  # add BED/EQD2 to doses.csv rows of the regions that have them
         from .results import DOSES_COLUMNS, read_csv
 
