@@ -10,7 +10,10 @@ Methods
     Trapezoid from A(0) = 0 to the first point, then a mono-exponential fitted in closed form
     (weighted log-linear least squares, weights wⱼ = Aⱼ, the Poisson-like variance of ln A) to
     all points and integrated from the first point to ∞:
-    TIA = A₁t₁/2 + Â₀ e^(−λt₁)/λ.
+    TIA = A₁t₁/2 + Â₀ e^(−λt₁)/λ. Where the first points are zero (activity that appears only
+    at a later timepoint k, e.g. at a field-of-view or body edge after motion), the trapezoid runs
+    through the measured points up to t_k and the exponential is integrated from t_k: the fit is
+    never extrapolated back over times where the voxel held no activity.
 ``"mono"``
     The same log-linear mono-exponential integrated from 0: TIA = Â₀/λ.
 ``"gauss_newton"``
@@ -249,7 +252,15 @@ def _chunk(t: np.ndarray, y: np.ndarray, lam_p: float, method: str, counts: dict
             c, lam, at = _gauss_newton(t, y, c, lam, lam_p)
         counts["at_physical_limit"] += int((at & ~few & ~zero & finite).sum())
         if method == "hybrid":
-            tia = 0.5 * y[0] * t[0] + np.exp(c - lam * t[0]) / lam
+            # trapezoid up to the first positive point, then the fitted exponential from there: a voxel
+            # whose activity appears late (zeros first) is not back-extrapolated to the early times
+            first = np.argmax(y > 0, axis=0)
+            tia = _trapezoid_part(t, y, 0) + np.exp(c - lam * t[0]) / lam
+            for k in range(1, n):  # over timepoints (a handful), not voxels
+                at_k = first == k
+                if np.any(at_k):
+                    late = _trapezoid_part(t, y, k) + np.exp(c - lam * t[k]) / lam
+                    tia = np.where(at_k, late, tia)
         else:
             tia = np.exp(c) / lam
         tia = np.where(few, trap_phys, tia)

@@ -124,3 +124,14 @@ def test_voxel_bad_input_raises():
     bad_times[2][0, 0, 0] = 1.0
     with pytest.raises(ConsistencyError, match="strictly increasing in every voxel"):
         voxel_tia(maps, time_maps_h=bad_times)
+
+
+def test_hybrid_never_back_extrapolates_a_voxel_whose_activity_appears_late():
+    """Regression (demo patient, a voxel at the body edge after motion): zeros at the first two times,
+    2.49 Bq then 5.7e-29 Bq gave a TIA of 4.5e27 Bq·h by extrapolating the fit back to t = 0."""
+    t = [5.4, 24.3, 96.1, 192.1]
+    maps = [np.array([[[0.0]]], np.float32), np.array([[[0.0]]], np.float32), np.array([[[2.49]]], np.float32),
+            np.array([[[5.7e-29]]], np.float32)]
+    lam = (np.log(2.49) - np.log(np.float32(5.7e-29))) / (192.1 - 96.1)  # exact two-point fit
+    expected = 0.5 * 2.49 * (96.1 - 24.3) + 2.49 / lam  # trapezoid to the first positive point, then the tail
+    assert float(voxel_tia(maps, t)[0, 0, 0]) == pytest.approx(expected, rel=1e-3)

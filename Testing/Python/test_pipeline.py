@@ -36,6 +36,14 @@ def test_run_writes_the_results_folder_of_the_conventions(sample_run):
     assert run["command"] == "ludosimetry run" and run["parameters"]["pipeline"]["dose_method"] == "convolution"
     assert "recovery_curve" in run["stages"]["tac"]  # the phantom's store carries its camera's recovery curve
     assert len(run["stages"]["alignment"]) == 4  # a quality record per timepoint
+    # the voxel TIA map holds the body's TIA: the sum of the true TIA of every region, within 15 %
+    truth = json.loads((out.parent / "patient" / "truth.json").read_text())
+    true_total = sum(truth["cycles"][0]["tia_Bq_h"][r["name"]] for r in truth["regions"])
+    total = float(sitk.GetArrayViewFromImage(sitk.ReadImage(str(out / "tia_Bq_h.nii.gz"))).sum(dtype=np.float64))
+    assert total == pytest.approx(true_total, rel=0.15)
+    # and the dose map stays physical: no voxel above 10 times the largest true region dose
+    dose = sitk.GetArrayViewFromImage(sitk.ReadImage(str(out / "dose_Gy.nii.gz")))
+    assert float(dose.max()) < 10 * max(truth["cycles"][0]["dose_Gy"].values())
 
 
 def test_organ_dose_ratio_equals_tia_ratio_against_the_true_tia_map(sample_run):
