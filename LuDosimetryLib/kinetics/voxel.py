@@ -34,7 +34,10 @@ Rules for voxels that cannot be fitted (documented, tested)
 * negative values are noise in low-count voxels: set to 0 for the trapezoid parts and left out
   of the log-linear fit (``negative`` counts voxels with any);
 * all values ≤ 0 → 0 (``zero``);
+* values below 1e-6 of the voxel's largest value → 0 (resampling round-off, not activity);
 * fewer than 2 positive points → trapezoid with a physical tail (``too_few_positive``);
+* hybrid: a fitted curve whose value at its first point exceeds 3× the voxel's largest measured
+  value (a fit the data do not support) → trapezoid with a physical tail (``unsupported_fit``);
 * increasing or flatter than physical decay (free λ < λp) → λ = λp (``at_physical_limit``).
 
 Output: float32 TIA (Bq·h per voxel).
@@ -55,6 +58,11 @@ from . import curves
 __all__ = ["voxel_tia", "VoxelTiaReport", "VOXEL_METHODS"]
 
 VOXEL_METHODS = ("hybrid", "mono", "gauss_newton", "trapezoid")
+#: Values below this fraction of a voxel's largest value are taken as zero (resampling round-off).
+_RELATIVE_FLOOR = 1e-6
+#: Hybrid: a fitted curve starting above this multiple of the voxel's largest measured value falls
+#: back to the trapezoid with a physical tail (``unsupported_fit``).
+_MAX_START_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class VoxelTiaReport:
     zero: int
     too_few_positive: int
     at_physical_limit: int
+    unsupported_fit: int = 0
 
 
 def _loglinear(t: np.ndarray, y: np.ndarray, lam_p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,7 +215,7 @@ def voxel_tia(activity_maps: Sequence[np.ndarray], times_h: Sequence[float] | No
     out = np.zeros(size, dtype=np.float32)
     idx_all = np.flatnonzero(mask.ravel()) if mask is not None else None
     total = size if idx_all is None else idx_all.size
-    counts = dict(nonfinite=0, negative=0, zero=0, too_few_positive=0, at_physical_limit=0)
+    counts = dict(nonfinite=0, negative=0, zero=0, too_few_positive=0, at_physical_limit=0, unsupported_fit=0)
     flat = [m.reshape(-1) for m in maps]
     tflat = None if tmaps is None else [m.reshape(-1) for m in tmaps]
     for start in range(0, total, chunk_size):
@@ -238,6 +247,9 @@ def _chunk(t: np.ndarray, y: np.ndarray, lam_p: float, method: str, counts: dict
     neg = np.any(y < 0, axis=0)
     counts["negative"] += int(neg.sum())
     y = np.maximum(y, 0.0)
+    # values below 1e-6 of the voxel's maximum are resampling round-off (e.g. 1e-26 Bq beside 44 Bq
+    # after interpolation): zero, so they neither count as points nor steer the log-linear fit
+    y = np.where(y < _RELATIVE_FLOOR * y.max(axis=0), 0.0, y)
     npos = (y > 0).sum(0)
     zero = npos == 0
     counts["zero"] += int((zero & finite).sum())
@@ -256,11 +268,17 @@ def _chunk(t: np.ndarray, y: np.ndarray, lam_p: float, method: str, counts: dict
             # whose activity appears late (zeros first) is not back-extrapolated to the early times
             first = np.argmax(y > 0, axis=0)
             tia = _trapezoid_part(t, y, 0) + np.exp(c - lam * t[0]) / lam
+            start_value = np.exp(c - lam * t[0])
             for k in range(1, n):  # over timepoints (a handful), not voxels
                 at_k = first == k
                 if np.any(at_k):
                     late = _trapezoid_part(t, y, k) + np.exp(c - lam * t[k]) / lam
                     tia = np.where(at_k, late, tia)
+                    start_value = np.where(at_k, np.exp(c - lam * t[k]), start_value)
+            # a fit that starts far above every measured value is not supported by the data
+            wild = start_value > _MAX_START_FACTOR * y.max(axis=0)
+            counts["unsupported_fit"] += int((wild & ~few & ~zero).sum())
+            tia = np.where(wild, trap_phys, tia)
         else:
             tia = np.exp(c) / lam
         tia = np.where(few, trap_phys, tia)

@@ -127,11 +127,18 @@ def test_voxel_bad_input_raises():
 
 
 def test_hybrid_never_back_extrapolates_a_voxel_whose_activity_appears_late():
-    """Regression (demo patient, a voxel at the body edge after motion): zeros at the first two times,
-    2.49 Bq then 5.7e-29 Bq gave a TIA of 4.5e27 Bq·h by extrapolating the fit back to t = 0."""
+    """Regressions from the demo patient (voxels at the body edge after motion and resampling): zeros, or
+    round-off values of 1e-26 Bq, at the first times and one real value gave TIAs of 1e16–1e27 Bq·h by
+    extrapolating a fit back to the first time. Round-off is zero, and one real point is a trapezoid
+    with a physical tail (here 0 after the last point)."""
     t = [5.4, 24.3, 96.1, 192.1]
-    maps = [np.array([[[0.0]]], np.float32), np.array([[[0.0]]], np.float32), np.array([[[2.49]]], np.float32),
-            np.array([[[5.7e-29]]], np.float32)]
-    lam = (np.log(2.49) - np.log(np.float32(5.7e-29))) / (192.1 - 96.1)  # exact two-point fit
-    expected = 0.5 * 2.49 * (96.1 - 24.3) + 2.49 / lam  # trapezoid to the first positive point, then the tail
-    assert float(voxel_tia(maps, t)[0, 0, 0]) == pytest.approx(expected, rel=1e-3)
+    for values in ([0.0, 0.0, 2.49, 5.7e-29], [1.29e-26, 0.0, 44.14, 1.29e-14]):
+        maps = [np.array([[[v]]], np.float32) for v in values]
+        peak = values[2]
+        expected = 0.5 * peak * (t[2] - t[1]) + 0.5 * peak * (t[3] - t[2])
+        assert float(voxel_tia(maps, t)[0, 0, 0]) == pytest.approx(expected, rel=1e-6), values
+    # activity appearing at the third time and then washing out: trapezoid to t3, fitted tail from t3
+    maps = [np.array([[[v]]], np.float32) for v in (0.0, 0.0, 40.0, 20.0)]
+    lam = np.log(2.0) / (t[3] - t[2])
+    expected = 0.5 * 40.0 * (t[2] - t[1]) + 40.0 / lam
+    assert float(voxel_tia(maps, t)[0, 0, 0]) == pytest.approx(expected, rel=1e-4)
