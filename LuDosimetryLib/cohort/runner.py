@@ -54,6 +54,7 @@ class PatientTask:
     output_dir: Path
     parameters: Mapping[str, Any] = field(default_factory=dict)
     pipeline: str = DEFAULT_PIPELINE
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,10 @@ def load_pipeline(spec: str) -> Callable[..., dict]:
 def _process(task: PatientTask) -> PatientOutcome:
     """Run one patient (in a worker). Never raises: failures become outcomes."""
     t0 = time.perf_counter()
+    if task.threads:  # share the cores between concurrent patients (SimpleITK filters and registration)
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(task.threads)
     try:
         in_hash = input_hash(task.input_dir)
         par_hash = parameter_hash(task.parameters, task.pipeline)
@@ -216,7 +221,10 @@ def run_cohort(patients: Sequence[tuple[str, Path]], out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out)
     params = dict(parameters or {})
-    tasks = [PatientTask(pid, Path(p).resolve(), (out / pid).resolve(), params, pipeline) for pid, p in patients]
+    n_local = max(1, min(workers or os.cpu_count() or 1, len(patients))) if not scheduler else 1
+    threads = max(1, (os.cpu_count() or 1) // n_local) if n_local > 1 else None
+    tasks = [PatientTask(pid, Path(p).resolve(), (out / pid).resolve(), params, pipeline, threads)
+             for pid, p in patients]
     t0 = time.perf_counter()
     outcomes: dict[str, PatientOutcome] = {}
 
