@@ -64,9 +64,16 @@ class PipelineSettings:
         Overrides the calibration store.
     calibration : str or None
         Calibration store path (default: ``calibration.json`` in the patient folder if present).
-    recovery_correction : bool
-        Divide region activities by the recovery coefficient of their volume, from the camera's
-        recovery curve in the calibration store (when it has one; a warning otherwise).
+    partial_volume : {"gtm", "recovery", "none"}
+        Partial-volume correction of the region activities (default ``gtm``). On the small sample
+        patient the fitted TIA / truth is liver 1.01, spleen 1.02, kidneys 1.01/1.00, parotid
+        0.98, lesions 0.93–0.99 with ``gtm``; 1.08, 1.14, 1.02/1.01, 1.04, 0.94–0.98 with
+        ``recovery``; 0.99, 0.95, 0.85/0.84, 0.73, 0.56–0.74 with ``none``. ``recovery``: divide by the recovery
+        coefficient of the region's volume from the camera's recovery curve in the calibration
+        store (when it has one; a warning otherwise), right for regions in cold surroundings;
+        ``gtm``: geometric transfer matrix of all labelled regions at ``spect_fwhm_mm``
+        (:mod:`LuDosimetryLib.partial_volume`), which also removes spill-in from neighbours;
+        ``none``.
     predict : bool
         When the patient has a pre-therapy PET, also predict the 177Lu doses from it into
         ``prediction/`` (:mod:`LuDosimetryLib.prediction`), for concordance.
@@ -87,7 +94,7 @@ class PipelineSettings:
     spect_fwhm_mm: float = 11.0
     sensitivity_cps_per_MBq: float | None = None
     calibration: str | None = None
-    recovery_correction: bool = True
+    partial_volume: str = "gtm"
     predict: bool = True
     alpha_beta_Gy: Mapping[str, float] | None = None
     repair_half_time_h: Mapping[str, float] | None = None
@@ -97,6 +104,9 @@ class PipelineSettings:
             raise InputError(f"must be 'convolution' or 'led', got {self.dose_method!r}", source="dose_method")
         if int(self.cycle) != self.cycle or self.cycle < 1:
             raise InputError(f"must be an integer ≥ 1, got {self.cycle!r}", source="cycle")
+        if self.partial_volume not in ("recovery", "gtm", "none"):
+            raise InputError(f"must be 'recovery', 'gtm' or 'none', got {self.partial_volume!r}",
+                             source="partial_volume")
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
 
@@ -171,6 +181,8 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
     tacs = extract_tacs(timepoints, segmentation, administration, density=density,
                         spect_fwhm_mm=settings.spect_fwhm_mm, cycle=settings.cycle, on_empty="flag",
                         recovery=recovery, progress=progress)
+    if settings.partial_volume == "gtm":
+        tacs = _gtm_corrected(tacs, timepoints, segmentation, settings.spect_fwhm_mm)
     by_region: dict[str, list] = {}
     for row in tacs:
         by_region.setdefault(row.region, []).append(row)
@@ -188,6 +200,41 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
         except InputError as exc:
             note(f"not fitted: {exc}", region)
     return tacs, fits
+
+
+def _gtm_corrected(tacs, timepoints, segmentation, fwhm_mm: float):
+    """TAC rows with ``activity_corrected_Bq`` = GTM-corrected mean concentration × region volume.
+
+    ``recovery_coefficient`` becomes measured / corrected activity (groups: sums of their leaves).
+    """
+    import SimpleITK as sitk
+
+    from .partial_volume import GTM_SUBDIVISION, gtm_correct, labels_on_grid, subdivided_grid
+
+    grid = timepoints[0].spect
+    lab = labels_on_grid(segmentation.image, grid)
+    fine = labels_on_grid(segmentation.image, subdivided_grid(grid, GTM_SUBDIVISION))
+    ids, conc = gtm_correct(lab, [sitk.GetArrayViewFromImage(tp.spect) for tp in timepoints], grid.GetSpacing(),
+                            fwhm_mm, fine_labels=fine, factor=GTM_SUBDIVISION)
+    index = {int(v): i for i, v in enumerate(ids)}
+    leaves = {r.name: (r.label,) for r in segmentation.table}
+    leaves.update({g: tuple(r.label for r in rs) for g, rs in segmentation.table.groups().items()})
+    order = {tp.label: k for k, tp in enumerate(timepoints)}
+    volume = {r.region: r.volume_mL for r in tacs if r.region in leaves and len(leaves[r.region]) == 1}
+    out = []
+    for row in tacs:
+        k = order[row.timepoint]
+        labels = [lb for lb in leaves.get(row.region, ()) if lb in index]
+        if not labels or "empty" in row.flags:
+            out.append(row)
+            continue
+        names = [r.name for r in segmentation.table if r.label in labels]
+        corrected = float(sum(max(conc[k, index[r.label]], 0.0) * volume.get(r.name, 0.0)
+                              for r in segmentation.table if r.name in names))
+        rc = row.activity_Bq / corrected if corrected > 0 else float("nan")
+        out.append(replace(row, activity_corrected_Bq=corrected, recovery_coefficient=rc,
+                           recovery_rel_uncertainty=0.0, flags=(*row.flags, "gtm")))
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -428,11 +475,12 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.4, "time-activity curves")
     density_ct = ct_to_density(reference.ct)
     recovery = None
-    if settings.recovery_correction:
+    record.stages["tac"] = {"partial_volume": settings.partial_volume, "spect_fwhm_mm": settings.spect_fwhm_mm}
+    if settings.partial_volume == "recovery":
         recovery = recovery_for_camera(store, reference.camera,
                                        warn=lambda m: record.warn(m, stage="tac", source=str(cal_path)))
         if recovery is not None:
-            record.stages["tac"] = {"recovery_curve": recovery.to_dict()}
+            record.stages["tac"]["recovery_curve"] = recovery.to_dict()
     tacs, fits = region_kinetics(aligned, seg, admin, density=density_ct, recovery=recovery, settings=settings,
                                  warn=lambda m, r: record.warn(m, stage="kinetics", source=r))
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)

@@ -53,6 +53,7 @@ class LuDosimetryTACParameterNode:
     model: Annotated[str, Choice(["auto", "mono", "uptake_washout", "uptake_washout_fixed", "tri",
                                   "trapezoid"])] = "auto"
     spectFwhmMm: Annotated[float, WithinRange(1.0, 40.0)] = 11.0
+    partialVolume: Annotated[str, Choice(["gtm", "recovery", "none"])] = "gtm"
     tacTable: Optional[slicer.vtkMRMLTableNode]
     fitTable: Optional[slicer.vtkMRMLTableNode]
 
@@ -140,7 +141,8 @@ class LuDosimetryTACWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             store = p.calibrationStore if str(p.calibrationStore) not in ("", ".") else None
             with progress_dialog(_("Time-activity curves")) as progress:
                 outputs = self.logic.process(p.alignedSpect, p.labels, calibrationStore=store, model=p.model,
-                                             spectFwhmMm=p.spectFwhmMm, progress=progress)
+                                             spectFwhmMm=p.spectFwhmMm, partialVolume=p.partialVolume,
+                                             progress=progress)
             p.tacTable, p.fitTable = outputs.tac_table, outputs.fit_table
             lines = [_("{n} regions fitted.").format(n=len(outputs.fits)),
                      _("Calibration: {c}").format(c=outputs.calibration_text or _("none recorded"))]
@@ -158,7 +160,8 @@ class LuDosimetryTACLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return LuDosimetryTACParameterNode(super().getParameterNode())
 
-    def process(self, alignedSpect, labels, calibrationStore=None, model="auto", spectFwhmMm=11.0, progress=None):
+    def process(self, alignedSpect, labels, calibrationStore=None, model="auto", spectFwhmMm=11.0,
+                partialVolume="gtm", progress=None):
         """TAC and fit tables and the TAC chart (returns ``TacOutputs``)."""
         from LuDosimetrySlicerLib.tac_logic import run_tac
 
@@ -166,7 +169,7 @@ class LuDosimetryTACLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Aligned SPECT or label map is missing")
         logging.info("LuDosimetryTAC: %s, %s", alignedSpect.GetName(), labels.GetName())
         return run_tac(alignedSpect, labels, calibration_store=calibrationStore, model=model,
-                       spect_fwhm_mm=spectFwhmMm, progress=progress)
+                       spect_fwhm_mm=spectFwhmMm, partial_volume=partialVolume, progress=progress)
 
 
 class LuDosimetryTACTest(ScriptedLoadableModuleTest):

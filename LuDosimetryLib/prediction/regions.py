@@ -21,6 +21,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import PetStudy, Segmentation
+from ..partial_volume import GTM_SUBDIVISION, gtm_correct, gtm_matrix, labels_on_grid
+from ..partial_volume import subdivided_grid as _subdivided
 from ..timing import DecayState
 from ..units import ML_PER_MM3
 from .decay import BiologicalTac, PetTac, to_biological
@@ -28,57 +30,6 @@ from .parameters import PredictionParameters
 
 __all__ = ["RegionFov", "RegionSet", "region_sets", "labels_on_grid", "region_pet_tacs", "biological_tacs",
            "gtm_matrix", "gtm_correct"]
-
-
-def gtm_matrix(labels: np.ndarray, spacing_mm, fwhm_mm: float, *, fine_labels: np.ndarray | None = None,
-               factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Geometric transfer matrix of the label values present (0 = unlabelled included).
-
-    G[i, j] = mean over the voxels labelled i of (Gaussian PSF ⊛ fraction of each voxel occupied by
-    region j): the share of region j's concentration that the PET shows in region i (Rousset OG,
-    Ma Y, Evans AC. J Nucl Med 1998;39:904–911). Occupied fractions come from ``fine_labels`` (the
-    labels on the PET grid subdivided ``factor`` times per axis, block-averaged) or, without it,
-    from ``labels`` (whole voxels). PSF: isotropic Gaussian of ``fwhm_mm``, reflecting edges.
-    Returns (label values, G).
-    """
-    from scipy.ndimage import find_objects, gaussian_filter
-
-    ids, inv = np.unique(labels, return_inverse=True)
-    inv = inv.reshape(labels.shape)
-    counts = np.bincount(inv.ravel(), minlength=ids.size).astype(float)
-    sigma = [fwhm_mm / np.sqrt(8 * np.log(2)) / s for s in tuple(spacing_mm)[::-1]]
-    margin = [int(np.ceil(4 * s)) + 1 for s in sigma]
-    g = np.zeros((ids.size, ids.size))
-    f = int(factor)
-    # each region is blurred inside its bounding box grown by 4σ (+1 voxel for fractions beyond its
-    # nearest-neighbour voxels): the PSF is negligible beyond, and the box is far smaller than the grid
-    for j, (value, box) in enumerate(zip(ids, find_objects(inv + 1))):
-        sl = tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(box, margin, labels.shape))
-        if fine_labels is not None:
-            sub = fine_labels[tuple(slice(s.start * f, s.stop * f) for s in sl)] == value
-            k, jj, i = (s.stop - s.start for s in sl)
-            frac = sub.reshape(k, f, jj, f, i, f).mean(axis=(1, 3, 5), dtype=np.float32)
-        else:
-            frac = (labels[sl] == value).astype(np.float32)
-        b = gaussian_filter(frac, sigma, mode="reflect")
-        g[:, j] = np.bincount(inv[sl].ravel(), weights=b.ravel().astype(float), minlength=ids.size) / counts
-    return ids, g
-
-
-def gtm_correct(labels: np.ndarray, frames: Sequence[np.ndarray], spacing_mm, fwhm_mm: float, *,
-                fine_labels: np.ndarray | None = None, factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Partial-volume corrected mean concentration of every label value, per frame (GTM).
-
-    Returns (label values, array [frame, label]) solving G·T = observed means (least squares).
-    """
-    ids, g = gtm_matrix(labels, spacing_mm, fwhm_mm, fine_labels=fine_labels, factor=factor)
-    _, inv = np.unique(labels, return_inverse=True)
-    inv = inv.reshape(labels.shape).ravel()
-    counts = np.bincount(inv, minlength=ids.size).astype(float)
-    obs = np.array([np.bincount(inv, weights=np.asarray(f, dtype=float).ravel(), minlength=ids.size) / counts
-                    for f in frames])
-    true = np.linalg.lstsq(g, obs.T, rcond=None)[0].T
-    return ids, true
 
 
 @dataclass(frozen=True)
@@ -113,31 +64,6 @@ def region_sets(segmentation: Segmentation, *, kinds: Sequence[str] = ("organ", 
     return tuple(out)
 
 
-def labels_on_grid(labels, grid, transform=None) -> np.ndarray:
-    """Label map resampled (nearest neighbour) onto ``grid``; array [k, j, i]."""
-    import SimpleITK as sitk
-
-    tx = transform if transform is not None else sitk.Transform(3, sitk.sitkIdentity)
-    out = sitk.Resample(labels, grid, tx, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt32)
-    return sitk.GetArrayViewFromImage(out).astype(np.int64)
-
-
-#: Subdivision of each PET voxel (per axis) for the occupied fractions of the GTM.
-GTM_SUBDIVISION = 2
-
-
-def _subdivided(image, factor: int):
-    """An empty grid covering ``image``'s voxels, each split ``factor`` times per axis."""
-    import SimpleITK as sitk
-
-    sp = np.asarray(image.GetSpacing())
-    d = np.asarray(image.GetDirection()).reshape(3, 3)
-    origin = np.asarray(image.GetOrigin()) + d @ (-sp / 2 + sp / (2 * factor))
-    out = sitk.Image([int(n) * factor for n in image.GetSize()], sitk.sitkUInt8)
-    out.SetSpacing(tuple(sp / factor))
-    out.SetDirection(image.GetDirection())
-    out.SetOrigin(tuple(origin))
-    return out
 
 
 def _voxel_mL(image) -> float:

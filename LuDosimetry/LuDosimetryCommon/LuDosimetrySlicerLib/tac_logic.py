@@ -75,7 +75,7 @@ def calibration_for(spect_node, store_path):
 
 
 def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto", spect_fwhm_mm: float = 11.0,
-            progress=None) -> TacOutputs:
+            partial_volume: str = "gtm", progress=None) -> TacOutputs:
     """TACs, fits and TIA of every region for the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
     Parameters
@@ -89,7 +89,9 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     model : str
         One of :data:`FIT_MODELS` (``auto``: chosen by AICc per region).
     spect_fwhm_mm : float
-        SPECT resolution (mm) for the below-resolution flag.
+        SPECT resolution (mm): PSF of the GTM correction and the below-resolution flag.
+    partial_volume : {"gtm", "recovery", "none"}
+        Partial-volume correction (:class:`LuDosimetryLib.pipeline.PipelineSettings`).
     """
     from LuDosimetryLib.calibration.store import CalibrationStore
     from LuDosimetryLib.density import ct_to_density
@@ -126,10 +128,11 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
 
     # the library's own stage function, as LuDosimetryLib.pipeline.run_patient calls it
     recovery = None
-    if calibration_store:
+    if calibration_store and partial_volume == "recovery":
         recovery = recovery_for_camera(CalibrationStore.load(calibration_store), timepoints[0].camera,
                                        warn=warnings.append)
-    settings = PipelineSettings(cycle=cycle, kinetic_models=(model,), spect_fwhm_mm=spect_fwhm_mm)
+    settings = PipelineSettings(cycle=cycle, kinetic_models=(model,), spect_fwhm_mm=spect_fwhm_mm,
+                                partial_volume=partial_volume)
     rows, fits = region_kinetics(timepoints, seg, admin, density=density, recovery=recovery, settings=settings,
                                  warn=lambda m, r: warnings.append(f"{r}: {m}"), progress=sub)
     folder = hierarchy.stage_folder(patient_id, "TAC")
