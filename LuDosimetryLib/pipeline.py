@@ -305,8 +305,34 @@ def dose_maps(timepoints, segmentation, administration, density_ct, *, settings:
     return DoseMaps(tia_img, dose_img, stats)
 
 
-def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
-    """BED and EQD2 per region with radiobiology parameters (kidneys by default)."""
+def region_tia_from_map(tia, segmentation) -> dict[str, float]:
+    """TIA (Bq·h) of every region and group in a voxel TIA map (Bq·h per voxel, SPECT grid).
+
+    The map is resampled as a concentration (linear) onto the segmentation grid, as the regional
+    dose statistics are, and summed over each region's label voxels.
+    """
+    import SimpleITK as sitk
+
+    from .units import ML_PER_MM3
+
+    v_map = float(np.prod(tia.GetSpacing())) * ML_PER_MM3
+    v_lab = float(np.prod(segmentation.image.GetSpacing())) * ML_PER_MM3
+    conc = sitk.Resample(tia, segmentation.image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat64)
+    lab = sitk.GetArrayViewFromImage(segmentation.image).astype(np.int64).ravel()
+    sums = np.bincount(lab, weights=sitk.GetArrayViewFromImage(conc).ravel() * (v_lab / v_map))
+    out = {r.name: float(sums[r.label]) if r.label < sums.size else 0.0 for r in segmentation.table}
+    for g, leaves in segmentation.table.groups().items():
+        out[g] = sum(out[r.name] for r in leaves)
+    return out
+
+
+def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord, *,
+              map_tia: dict[str, float] | None = None) -> dict[str, dict]:
+    """BED and EQD2 per region with radiobiology parameters (kidneys by default).
+
+    The dose per TIA of a region is its mean dose over the TIA the voxel map holds in it (the
+    region's S-value from the map), applied to the fitted, partial-volume-corrected curve.
+    """
     from .radiobiology import bed_from_model, tissue_parameters
 
     mean_dose = {s.region: s.mean_dose_Gy for s in dose_stats}
@@ -325,9 +351,10 @@ def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord) -
             record.warn(str(exc), stage="radiobiology", source=region)
             continue
         d = mean_dose.get(region)
-        if d is None or not (fit.tia_Bq_h > 0):
+        tia_in_map = (map_tia or {}).get(region, fit.tia_Bq_h)
+        if d is None or not (fit.tia_Bq_h > 0 and tia_in_map > 0):
             continue
-        res = bed_from_model(fit.model, d / fit.tia_Bq_h, params)
+        res = bed_from_model(fit.model, d / tia_in_map, params)
         out[region] = {"bed_Gy": res.bed_Gy, "eqd2_Gy": res.eqd2_Gy}
         for w in getattr(res, "warnings", ()):
             if w not in warned:  # the same parameter status once per tissue, not once per region
@@ -494,7 +521,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
         sitk.WriteImage(maps.tia, str(tmp), useCompression=True)
     dose_map, stats = maps.dose, list(maps.stats)
-    beds = _bed_rows(fits, stats, settings, record)
+    map_tia_bed = region_tia_from_map(maps.tia, seg)
+    beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia_bed)
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")
     summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
@@ -512,14 +540,20 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:
         written["rtdose/"] = rt_dose
-    if beds:  # add BED/EQD2 to doses.csv rows of the regions that have them
-        from .results import DOSES_COLUMNS, read_csv
+    # partial-volume-corrected mean dose: the region's mean dose scaled by its corrected (fitted)
+    # TIA over the TIA the voxel map holds in it; BED/EQD2 use it
+    from .results import DOSES_COLUMNS, read_csv
 
-        rows = read_csv(out / "doses.csv")
-        for row in rows:
-            if row["region"] in beds:
-                row.update({k: repr(v) for k, v in beds[row["region"]].items()})
-        write_csv(out / "doses.csv", rows, DOSES_COLUMNS)
+    map_tia = map_tia_bed
+    fit_tia = {f.region: f.tia_Bq_h for f in fits}
+    rows = read_csv(out / "doses.csv")
+    for row in rows:
+        region = row["region"]
+        if region in fit_tia and map_tia.get(region, 0.0) > 0 and row.get("mean_dose_Gy"):
+            row["mean_dose_pv_corrected_Gy"] = repr(float(row["mean_dose_Gy"]) * fit_tia[region] / map_tia[region])
+        if region in beds:
+            row.update({k: repr(v) for k, v in beds[region].items()})
+    write_csv(out / "doses.csv", rows, (*DOSES_COLUMNS, "mean_dose_pv_corrected_Gy"))
     if settings.predict and patient.pet_studies:
         report_progress(0.95, "prediction from the pre-therapy PET")
         _predict(patient, out / "prediction", admin, report, record)
