@@ -521,8 +521,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
         sitk.WriteImage(maps.tia, str(tmp), useCompression=True)
     dose_map, stats = maps.dose, list(maps.stats)
-    map_tia_bed = region_tia_from_map(maps.tia, seg)
-    beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia_bed)
+    # partial-volume-corrected mean dose: the region's mean dose scaled by its corrected (fitted) TIA
+    # over the TIA the voxel map holds in it; BED/EQD2 use the same dose per TIA
+    map_tia = region_tia_from_map(maps.tia, seg)
+    fit_tia = {f.region: f.tia_Bq_h for f in fits}
+    pv_dose = {s.region: s.mean_dose_Gy * fit_tia[s.region] / map_tia[s.region] for s in stats
+               if s.region in fit_tia and map_tia.get(s.region, 0.0) > 0}
+    beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia)
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")
     summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
@@ -536,24 +541,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
             tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
     extra_notes = [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
-                                 injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes)
+                                 injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
+                                 region_values={"mean_dose_pv_corrected_Gy": pv_dose,
+                                                "bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
+                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:
         written["rtdose/"] = rt_dose
-    # partial-volume-corrected mean dose: the region's mean dose scaled by its corrected (fitted)
-    # TIA over the TIA the voxel map holds in it; BED/EQD2 use it
-    from .results import DOSES_COLUMNS, read_csv
-
-    map_tia = map_tia_bed
-    fit_tia = {f.region: f.tia_Bq_h for f in fits}
-    rows = read_csv(out / "doses.csv")
-    for row in rows:
-        region = row["region"]
-        if region in fit_tia and map_tia.get(region, 0.0) > 0 and row.get("mean_dose_Gy"):
-            row["mean_dose_pv_corrected_Gy"] = repr(float(row["mean_dose_Gy"]) * fit_tia[region] / map_tia[region])
-        if region in beds:
-            row.update({k: repr(v) for k, v in beds[region].items()})
-    write_csv(out / "doses.csv", rows, (*DOSES_COLUMNS, "mean_dose_pv_corrected_Gy"))
     if settings.predict and patient.pet_studies:
         report_progress(0.95, "prediction from the pre-therapy PET")
         _predict(patient, out / "prediction", admin, report, record)

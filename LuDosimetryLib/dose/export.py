@@ -140,9 +140,10 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
     sec = report.section("dose", "Absorbed dose")
     for n in notes:
         sec.paragraph(n)
-    cols = [c for c in ("region", "kind", "method", "volume_mL", "mass_g", "mean_dose_Gy", "median_dose_Gy",
-                        "min_dose_Gy", "max_dose_Gy", "d2_Gy", "d50_Gy", "d98_Gy", "dose_per_activity_Gy_per_GBq",
-                        "flags")]
+    present = {k for r in rows for k, v in r.items() if v is not None}
+    cols = [c for c in ("region", "kind", "method", "volume_mL", "mass_g", "mean_dose_Gy", "mean_dose_pv_corrected_Gy",
+                        "median_dose_Gy", "min_dose_Gy", "max_dose_Gy", "d2_Gy", "d50_Gy", "d98_Gy",
+                        "dose_per_activity_Gy_per_GBq", "bed_Gy", "eqd2_Gy", "flags") if c in present]
     sec.table(rows, cols, caption="Absorbed dose per region (Gy); D_x = minimum dose to the hottest x % of the volume")
     if dvh_png:
         sec.figure(dvh_png, "Cumulative dose-volume histograms")
@@ -151,11 +152,14 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
 def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequence[RegionDose],
                        report: Report | None = None, cycle: int | None = None,
                        injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
+                       region_values: Mapping[str, Mapping[str, float]] | None = None,
                        notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write the dose outputs of one run into a results folder.
 
     Writes ``dose_Gy.nii.gz``, ``doses.csv`` (regions, then ``extra_rows`` such as the red marrow),
     ``dvh.png``, ``dvh.csv`` and, with ``report``, its ``dose`` section (the caller writes the page).
+    ``region_values`` maps a column (``bed_Gy``, ``eqd2_Gy``, or one of its own such as
+    ``mean_dose_pv_corrected_Gy``) to region → value, filled in by other stages.
 
     Returns
     -------
@@ -163,7 +167,12 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         File name → path written.
     """
     out = Path(folder)
-    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq) + [dict(r) for r in extra_rows]
+    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq)
+    for column, by_region in (region_values or {}).items():
+        for row in rows:
+            if row["region"] in by_region:
+                row[column] = by_region[row["region"]]
+    rows += [dict(r) for r in extra_rows]
     written = {
         DOSE_NIFTI_NAME: write_dose_nifti(dose_Gy, out / DOSE_NIFTI_NAME),
         "doses.csv": write_doses_csv(rows, out / "doses.csv"),

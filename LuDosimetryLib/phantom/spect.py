@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..calibration.dead_time import live_fraction
 from ..units import BQ_PER_MBQ
 
-__all__ = ["FWHM_TO_SIGMA", "block_sum", "blur", "live_fraction", "true_rate_from_observed", "BedCounts",
+__all__ = ["FWHM_TO_SIGMA", "block_sum", "blur", "live_fraction", "BedCounts",
            "simulate_bed_counts"]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
@@ -41,28 +42,6 @@ def blur(array_kji: np.ndarray, fwhm_mm: float, spacing_xyz_mm: tuple[float, flo
     """Isotropic Gaussian blur (FWHM in mm) with reflecting edges; the sum is conserved."""
     sigma = [fwhm_mm * FWHM_TO_SIGMA / s for s in (spacing_xyz_mm[2], spacing_xyz_mm[1], spacing_xyz_mm[0])]
     return ndimage.gaussian_filter(array_kji.astype(np.float64), sigma, mode="reflect", truncate=4.0)
-
-
-def live_fraction(true_rate_cps: float, dead_time_s: float) -> float:
-    """Live fraction m/n = e^(−n τ) of a paralysable counter (dimensionless)."""
-    return math.exp(-true_rate_cps * dead_time_s)
-
-
-def true_rate_from_observed(observed_cps: float, dead_time_s: float) -> float:
-    """Solve m = n e^(−n τ) for n on the low-rate branch (n τ < 1) by Newton iteration (cps)."""
-    if dead_time_s == 0:
-        return observed_cps
-    if observed_cps * dead_time_s > math.exp(-1):
-        raise ValueError("observed rate above the paralysable maximum 1/(e τ)")
-    n = observed_cps
-    for _ in range(100):
-        f = n * math.exp(-n * dead_time_s) - observed_cps
-        df = math.exp(-n * dead_time_s) * (1 - n * dead_time_s)
-        step = f / df
-        n -= step
-        if abs(step) < 1e-12 * n:
-            break
-    return n
 
 
 @dataclass(frozen=True)

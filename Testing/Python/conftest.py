@@ -3,5 +3,25 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+import mrml_standin
+import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+#: The hidden Slicer module whose package LuDosimetrySlicerLib holds the modules' edge code.
+EDGE = Path(__file__).resolve().parents[2] / "LuDosimetry" / "LuDosimetryCommon"
+
+
+@pytest.fixture()
+def slicer():
+    """The MRML stand-in installed as ``slicer``, with LuDosimetrySlicerLib importable (fresh each test)."""
+    mod = mrml_standin.install()
+    sys.path.insert(0, str(EDGE))
+    for name in [n for n in sys.modules if n.startswith("LuDosimetrySlicerLib")]:
+        del sys.modules[name]
+    yield mod
+    sys.path.remove(str(EDGE))
+    mrml_standin.uninstall()

@@ -7,7 +7,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import sys
 from pathlib import Path
 
 import mrml_standin
@@ -29,17 +28,6 @@ def _symbols():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.Symbols(str(CHECKER.with_name("api_symbols.json")), "v5.10.0", [])
-
-
-@pytest.fixture()
-def slicer():
-    mod = mrml_standin.install()
-    sys.path.insert(0, str(EDGE))
-    for name in [n for n in sys.modules if n.startswith("LuDosimetrySlicerLib")]:
-        del sys.modules[name]
-    yield mod
-    sys.path.remove(str(EDGE))
-    mrml_standin.uninstall()
 
 
 def test_every_standin_method_exists_in_slicer_api():

@@ -14,7 +14,6 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import mrml_standin
 import numpy as np
 import pytest
 
@@ -36,17 +35,6 @@ CONNECTABLE = {"float": {"QDoubleSpinBox"}, "int": {"QSpinBox"}, "bool": {"QChec
                "str": {"QLineEdit", "QComboBox"}, "pathlib.Path": {"ctkPathLineEdit"}, "node": {"qMRMLNodeComboBox"}}
 ALLOWED_IMPORTS = {"slicer", "qt", "ctk", "vtk", "logging", "typing", "pathlib", "LuDosimetrySlicerLib",
                    "LuDosimetryLib"}
-
-
-@pytest.fixture()
-def slicer():
-    mod = mrml_standin.install()
-    sys.path.insert(0, str(EDGE))
-    for name in [n for n in sys.modules if n.startswith("LuDosimetrySlicerLib")]:
-        del sys.modules[name]
-    yield mod
-    sys.path.remove(str(EDGE))
-    mrml_standin.uninstall()
 
 
 def _module_source(name: str) -> ast.Module:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import sys
 from pathlib import Path
 
-import mrml_standin
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -23,17 +21,6 @@ TIMES_H = (4.0, 24.0, 96.0)
 HALF_LIFE_EFF_H = 40.0
 C0_BQ_PER_ML = 2.0e5
 INJECTED_BQ = 7.4e9
-
-
-@pytest.fixture()
-def slicer():
-    mod = mrml_standin.install()
-    sys.path.insert(0, str(EDGE))
-    for name in [n for n in sys.modules if n.startswith("LuDosimetrySlicerLib")]:
-        del sys.modules[name]
-    yield mod
-    sys.path.remove(str(EDGE))
-    mrml_standin.uninstall()
 
 
 def _image(arr: np.ndarray, origin=(-80.0, -80.0, -60.0)) -> sitk.Image:
