@@ -58,6 +58,9 @@ class PipelineSettings:
         Kernel convolution (FFT) or local energy deposition.
     photons : bool
         Include the photon part of the kernel.
+    kernel_energy : {"icrp107", "table"}
+        Electron energy per decay of the dose kernel: ICRP-107 (default) or the published S-value
+        tables' own, for comparisons with software that uses those tables (docs/kernels.md).
     spect_fwhm_mm : float
         Reconstructed SPECT resolution, for the below-resolution flags (mm).
     sensitivity_cps_per_MBq : float or None
@@ -91,6 +94,7 @@ class PipelineSettings:
     voxel_method: str = "hybrid"
     dose_method: str = "convolution"
     photons: bool = True
+    kernel_energy: str = "icrp107"
     spect_fwhm_mm: float = 11.0
     sensitivity_cps_per_MBq: float | None = None
     calibration: str | None = None
@@ -107,6 +111,8 @@ class PipelineSettings:
         if self.partial_volume not in ("recovery", "gtm", "none"):
             raise InputError(f"must be 'recovery', 'gtm' or 'none', got {self.partial_volume!r}",
                              source="partial_volume")
+        if self.kernel_energy not in ("icrp107", "table"):
+            raise InputError(f"must be 'icrp107' or 'table', got {self.kernel_energy!r}", source="kernel_energy")
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
 
@@ -265,7 +271,8 @@ def dose_from_tia(tia, segmentation, density_ct, *, nuclide: str = "Lu-177",
     spacing = tuple(float(v) for v in tia.GetSpacing())
     arr = sitk.GetArrayFromImage(tia).astype(np.float32)
     if settings.dose_method == "convolution":
-        dose_soft = convolve_dose(arr, dose_kernel(spacing, nuclide=nuclide, photons=settings.photons))
+        dose_soft = convolve_dose(arr, dose_kernel(spacing, nuclide=nuclide, photons=settings.photons,
+                                                   electron_energy=settings.kernel_energy))
     else:
         dose_soft = led_dose(arr, spacing, nuclide=nuclide, photons=settings.photons)
     soft_img = sitk.GetImageFromArray(dose_soft.astype(np.float32))

@@ -41,7 +41,7 @@ from .errors import InputError
 __all__ = [
     "TAC_COLUMNS", "FITS_COLUMNS", "DOSES_COLUMNS", "DOSE_METHODS", "OLD_DOSES_COLUMNS", "RESULT_FILES",
     "atomic_write_bytes", "atomic_write_text", "write_json", "write_csv", "read_csv", "read_doses_csv",
-    "reported_dose",
+    "reported_dose", "OnceFilter",
     "atomic_directory", "RunRecord", "to_jsonable", "package_versions",
 ]
 
@@ -289,6 +289,27 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+class OnceFilter(logging.Filter):
+    """A logging filter passing each distinct warning text once (the console of one command).
+
+    Run records already keep each warning once per run; a command that runs several (the demo,
+    a cohort) would still print the same parameter-status warning once per patient.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
 @dataclass
 class RunRecord:
     """What ``run.json`` holds: inputs, parameters, versions, warnings and per-stage notes.
@@ -319,8 +340,15 @@ class RunRecord:
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     def warn(self, message: str, *, stage: str = "", source: str = "") -> None:
-        """Record a warning (also sent to the ``logging`` module)."""
-        self.warnings.append({"stage": stage, "source": source, "message": message})
+        """Record a warning (also sent to the ``logging`` module), once per run.
+
+        A warning with the same stage, source and message as one already recorded is neither
+        recorded nor logged again (run.json and the report list each distinct warning once).
+        """
+        entry = {"stage": stage, "source": source, "message": message}
+        if entry in self.warnings:
+            return
+        self.warnings.append(entry)
         log.warning("%s%s%s", f"[{stage}] " if stage else "", f"{source}: " if source else "", message)
 
     def to_dict(self) -> dict:

@@ -159,3 +159,21 @@ def test_doses_csv_reader_refuses_the_old_column_names_and_names_the_new_ones(tm
         read_doses_csv(write_csv(tmp_path / "bare.csv", [{"region": "x", "map_mean_dose_Gy": 1.0}], ["region"]))
     with pytest.raises(InputError, match="not a finite dose"):
         reported_dose({"region": "x", "dose_Gy": "nan"})
+
+
+def test_each_distinct_warning_is_recorded_and_printed_once(caplog):
+    import logging
+
+    from LuDosimetryLib.results import OnceFilter
+
+    rec = RunRecord("ludosimetry test")
+    with caplog.at_level(logging.WARNING, logger="LuDosimetryLib.results"):
+        for _ in range(3):
+            rec.warn("kidney alpha_beta_Gy = 2.6 Gy is 'unverified'", stage="radiobiology", source="kidney")
+        rec.warn("kidney alpha_beta_Gy = 2.6 Gy is 'unverified'", stage="radiobiology", source="parotid")
+    assert [w["source"] for w in rec.warnings] == ["kidney", "parotid"]
+    assert len(caplog.records) == 2
+    once = OnceFilter()
+    msgs = [logging.LogRecord("x", logging.WARNING, "f", 1, m, None, None) for m in ("a", "a", "b")]
+    assert [once.filter(m) for m in msgs] == [True, False, True]
+    assert once.filter(logging.LogRecord("x", logging.INFO, "f", 1, "a", None, None))
