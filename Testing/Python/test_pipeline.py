@@ -122,6 +122,11 @@ def test_bad_settings_are_refused_by_name(tmp_path):
         settings_from_parameters({"dose_mthod": "led"})
     with pytest.raises(InputError, match="dose_method"):
         settings_from_parameters({"dose_method": "monte-carlo"})
+    for key, bad in (("kernel_energy", "mcnp"), ("red_marrow", "biopsy"), ("spect_interpolation", "sinc")):
+        with pytest.raises(InputError, match=key):
+            settings_from_parameters({key: bad})
+    assert settings_from_parameters({"kernel_energy": "table"}).kernel_energy == "table"
+    assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--kernel-energy", "table"]) == 2
     assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
 
 
