@@ -1,6 +1,6 @@
 """The LuDosimetry Slicer modules without Slicer: API use checked against Slicer 5.10, valid .ui files
 bound to the parameter nodes, no science in the module files, and each stage's logic run through
-the MRML stand-in from input nodes to output nodes."""
+Slicer's real MRML (slicer-core) from input nodes to output nodes."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ CONNECTABLE = {"float": {"QDoubleSpinBox"}, "int": {"QSpinBox"}, "bool": {"QChec
                "str": {"QLineEdit", "QComboBox"}, "pathlib.Path": {"ctkPathLineEdit"}, "node": {"qMRMLNodeComboBox"}}
 ALLOWED_IMPORTS = {"slicer", "qt", "ctk", "vtk", "logging", "typing", "pathlib", "LuDosimetrySlicerLib",
                    "LuDosimetryLib"}
+
+def _column(table, name: str):
+    """A table column through the helper the logic uses (text and numbers; Slicer's own
+    ``slicer.util.arrayFromTableColumn`` raises on text columns)."""
+    from LuDosimetrySlicerLib.nodes import table_column
+
+    return table_column(table, name)
+
 
 
 def _module_source(name: str) -> ast.Module:
@@ -141,7 +149,7 @@ def test_module_files_import_no_science_and_compute_nothing(name):
     assert "'Nuclear Medicine'" in text and "['LuDosimetryCommon']" in text and "helpText" in text
 
 
-# --- logic through the stand-in -------------------------------------------------------------------
+# --- logic on the real MRML classes ---------------------------------------------------------------
 def _rows(path: Path) -> list[dict]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -166,14 +174,14 @@ def test_concordance_logic_stores_statistics_pairs_and_charts(slicer):
     kid = [r for r in raw if r["region"].startswith("kidney")]
     pairs = out.pairs["kidney"]
     assert pairs.GetNumberOfRows() == len(kid)
-    diff = slicer.util.arrayFromTableColumn(pairs, "difference_Gy")
+    diff = _column(pairs, "difference_Gy")
     expected = [float(r["predicted_Gy"]) - float(r["measured_Gy"]) for r in kid]
     np.testing.assert_allclose(sorted(diff), sorted(expected), rtol=1e-12)
     chart = out.bland_altman["kidney"]
     assert chart.GetNumberOfPlotSeriesNodes() == 4  # points, bias, two limits
     bias_series = slicer.mrmlScene.GetNodeByID(chart.GetNthPlotSeriesNodeID(1))
     lines = slicer.mrmlScene.GetNodeByID(bias_series.GetTableNodeID())
-    assert slicer.util.arrayFromTableColumn(lines, bias_series.GetYColumnName())[0] == pytest.approx(np.mean(expected))
+    assert _column(lines, bias_series.GetYColumnName())[0] == pytest.approx(np.mean(expected))
     # organised under the cohort and the patient
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     folder = sh.GetItemParent(sh.GetItemByDataNode(stats))
@@ -208,12 +216,12 @@ def test_planning_logic_proposes_activity_and_stores_the_cumulative_ledger(slice
     assert out.activity_GBq == pytest.approx(math.floor(5.0 / d_last / 0.1 + 1e-9) * 0.1, abs=1e-9)
     ledger = out.ledger
     n_given = sum(len(c["organs"]) for c in led["cycles"])
-    planned = slicer.util.arrayFromTableColumn(ledger, "dosimetry_method")
+    planned = _column(ledger, "dosimetry_method")
     assert ledger.GetNumberOfRows() == n_given + sum(planned == "planned") and sum(planned == "planned") >= 1
     assert ledger.GetColumnUnitLabel("cumulative_dose_Gy") == "Gy"
     assert ledger.GetColumnUnitLabel("administered_activity_GBq") == "GBq"
-    kidney_cum = [float(v) for v, o, m in zip(slicer.util.arrayFromTableColumn(ledger, "cumulative_dose_Gy"),
-                                              slicer.util.arrayFromTableColumn(ledger, "organ"), planned)
+    kidney_cum = [float(v) for v, o, m in zip(_column(ledger, "cumulative_dose_Gy"),
+                                              _column(ledger, "organ"), planned)
                   if o == "kidney" and m != "planned"]
     by_hand = np.cumsum([c["administered_activity_GBq"] * c["organs"]["kidney"]["dose_per_activity_Gy_per_GBq"]
                          for c in led["cycles"]])
