@@ -126,6 +126,27 @@ def test_ui_is_valid_designer_xml_bound_to_the_parameter_node(name):
             assert text.startswith("Optional["), f"{fname}: {text}"
 
 
+def test_widgets_share_one_base_and_keep_only_their_inputs_and_outputs():
+    """The template's parameter-node plumbing is in LuDosimetrySlicerLib/widget.py once; every module's
+    widget derives from it, defines none of the plumbing again, and its .ui has the names the base uses."""
+    base = ast.parse((EDGE / "LuDosimetrySlicerLib" / "widget.py").read_text(encoding="utf-8"))
+    classes = {c.name: c for c in base.body if isinstance(c, ast.ClassDef)}
+    plumbing = {f.name for f in classes["LuDosimetryModuleWidget"].body if isinstance(f, ast.FunctionDef)}
+    assert {"setup", "setParameterNode", "initializeParameterNode", "exit", "onSceneStartClose"} <= plumbing
+    base_ui = {n.attr for n in ast.walk(base) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute)
+               and n.value.attr == "ui"}
+    assert base_ui == {"applyButton"}
+    for name in MODULES:
+        tree = _module_source(name)
+        widget = next(c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == f"{name}Widget")
+        assert [ast.unparse(b) for b in widget.bases][0] in classes, f"{name}Widget does not use the shared base"
+        methods = {f.name for f in widget.body if isinstance(f, ast.FunctionDef)}
+        assert not methods & (plumbing - {"connectButtons", "selectDefaultInputs", "missingInputs", "onApplyButton"})
+        assert len(ast.unparse(widget).splitlines()) < 60, f"{name}Widget is not thin"
+        root = ET.parse(REPO / "LuDosimetry" / name / "Resources" / "UI" / f"{name}.ui").getroot()
+        assert base_ui | {"resultLabel"} <= {w.get("name") for w in root.iter("widget")}
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_module_files_import_no_science_and_compute_nothing(name):
     tree = _module_source(name)
