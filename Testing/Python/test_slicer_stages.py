@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,13 +190,30 @@ def test_dose_logic_stores_a_slicerrt_dose_volume_statistics_and_dvh(slicer):
     assert out.dvh_chart.GetNumberOfPlotSeriesNodes() >= 2
 
 
-def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(slicer, tmp_path):
-    """The synthetic patient (generated locally, as Sample Data does) through ingest into volume nodes."""
-    from LuDosimetrySlicerLib import samples
-    from LuDosimetrySlicerLib.patient_nodes import segmentation_from_node
+def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(slicer, monkeypatch):
+    """The Sample Data loader (the downloader registered with Sample Data): the synthetic patient,
+    generated locally into Slicer's cache folder, through ingest into volume nodes."""
+    import types
 
-    folder, patient = samples.generate_sample_patient_folder("small", seed=0, folder=tmp_path / "sample")
-    nodes = samples.load_patient_folder(folder)  # the folder's calibration.json, as 'ludosimetry run' does
+    from LuDosimetrySlicerLib import samples
+    from LuDosimetrySlicerLib.patient_nodes import PatientNodes, segmentation_from_node
+
+    monkeypatch.delenv("LUDOSIMETRY_CACHE", raising=False)
+    registered = {}
+    sample_data = types.SimpleNamespace(SampleDataLogic=types.SimpleNamespace(
+        registerCustomSampleDataSource=lambda **kw: registered.update(kw)))  # SampleData is Qt: not in slicer-core
+    monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+    samples.register_sample_data()
+    # the patient generated once into slicer.app.cachePath; the loader finds it there and loads it
+    folder, patient = samples.generate_sample_patient_folder("small", seed=0)
+    assert Path(slicer.app.cachePath) in folder.parents
+    loaded = registered["customDownloader"](None)
+    assert all(n.GetScene() is slicer.mrmlScene for n in loaded)
+    spects = sorted((n for n in loaded if n.GetAttribute("LuDosimetry.Modality") == "SPECT"),
+                    key=lambda n: float(n.GetAttribute("LuDosimetry.TimeHoursPostInjection")))
+    nodes = PatientNodes(spects[0].GetAttribute("LuDosimetry.PatientID"), 1, spects,
+                         [n for n in loaded if n.GetAttribute("LuDosimetry.Modality") == "CT"],
+                         next(n for n in loaded if n.IsA("vtkMRMLLabelMapVolumeNode")))
     truth = patient.cycles[0]
     assert len(nodes.spect) == len(truth.timepoints) == len(nodes.ct)
     for node, tp in zip(nodes.spect, truth.timepoints):
