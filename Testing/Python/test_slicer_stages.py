@@ -293,6 +293,7 @@ def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer
         assert reopened[key]["attributes"] == node["attributes"], key
         assert reopened[key]["references"] == node["references"], key
         assert reopened[key]["parameters"] == node["parameters"], key
+        assert reopened[key]["content"] == node["content"], key
         if node["matrix"] is not None:
             np.testing.assert_allclose(reopened[key]["matrix"], node["matrix"], rtol=0, atol=1e-12)
     params = next(n for n in reopened.values() if n["attributes"].get("ModuleName") == batch.BATCH_MODULE_NAME)
@@ -327,7 +328,8 @@ def _scene_snapshot(scene) -> dict:
         node = scene.GetNthNode(i)
         attributes = {a: node.GetAttribute(a) for a in node.GetAttributeNames() or ()}
         if not any(a.startswith(("LuDosimetry.", "DicomRtImport.")) for a in attributes) and \
-                attributes.get("ModuleName") != "LuDosimetryBatch":
+                attributes.get("ModuleName") != "LuDosimetryBatch" and not node.IsA("vtkMRMLPlotChartNode") and \
+                not node.IsA("vtkMRMLPlotSeriesNode"):
             continue
         references = {}
         for r in range(node.GetNumberOfNodeReferenceRoles()):
@@ -343,9 +345,21 @@ def _scene_snapshot(scene) -> dict:
             m = vtk.vtkMatrix4x4()
             node.GetMatrixTransformToParent(m)
             matrix = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+        content = None
+        if node.IsA("vtkMRMLTableNode"):  # columns, their units and the row count (values: see the doses below)
+            content = [(node.GetColumnName(c), node.GetColumnUnitLabel(node.GetColumnName(c)),
+                        node.GetTable().GetColumn(c).GetDataTypeAsString()) for c in range(node.GetNumberOfColumns())]
+            content.append(node.GetNumberOfRows())
+        elif node.IsA("vtkMRMLTextNode"):
+            content = node.GetText()
+        elif node.IsA("vtkMRMLPlotSeriesNode"):
+            content = (node.GetXColumnName(), node.GetYColumnName(), node.GetPlotType(), node.GetMarkerStyle())
+        elif node.IsA("vtkMRMLPlotChartNode"):
+            content = (node.GetTitle(), node.GetXAxisTitle(), node.GetYAxisTitle())
         key = (node.GetClassName(), node.GetName())
         assert key not in out, f"two nodes {key}"
-        out[key] = {"attributes": attributes, "references": references, "parameters": parameters, "matrix": matrix}
+        out[key] = {"attributes": attributes, "references": references, "parameters": parameters, "matrix": matrix,
+                    "content": content}
     return out
 
 
