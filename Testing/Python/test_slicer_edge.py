@@ -118,6 +118,18 @@ def test_rows_become_a_table_with_units_and_back(slicer):
     assert table.GetNumberOfRows() == 2 and table.GetColumnUnitLabel("mean_dose_Gy") == "Gy"
     back = nodes.table_to_rows(table)
     assert back[0] == {"region": "kidney_left", "mean_dose_Gy": 3.5} and np.isnan(back[1]["mean_dose_Gy"])
+    assert table.GetColumnTitle("mean_dose_Gy") == "Mean dose" and table.GetColumnTitle("region") == ""  # unset: empty
+    # one helper reads text and numeric columns; Slicer's own arrayFromTableColumn refuses text columns
+    regions, doses = nodes.table_column(table, "region"), nodes.table_column(table, "mean_dose_Gy")
+    assert regions.tolist() == ["kidney_left", "liver"] and regions.dtype.kind == "U"
+    assert doses.dtype == np.float64 and doses[0] == 3.5 and np.isnan(doses[1])
+    with pytest.raises(AssertionError, match="Unsupported array type"):
+        slicer.util.arrayFromTableColumn(table, "region")
+    np.testing.assert_array_equal(slicer.util.arrayFromTableColumn(table, "mean_dose_Gy"), doses)
+    from LuDosimetryLib.errors import InputError
+
+    with pytest.raises(InputError, match=r"doses.*no column 'dose_Gy' \(columns: region, mean_dose_Gy\)"):
+        nodes.table_column(table, "dose_Gy")
     chart = nodes.plot_chart(table, [{"x": "region", "y": "mean_dose_Gy", "style": "points"}], name="c",
                              title="Dose", x_title="region", y_title="Gy")
     series = slicer.mrmlScene.GetNodeByID(chart.GetNthPlotSeriesNodeID(0))
