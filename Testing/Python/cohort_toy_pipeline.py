@@ -23,7 +23,7 @@ def run_patient(input_dir: Path, output_dir: Path, *, parameters: dict, progress
     if delay:
         time.sleep(delay)
     dose = activity * float(parameters.get("gy_per_unit", 1.0))
-    write_csv(Path(output_dir) / "doses.csv", [{"region": "kidney_left", "mean_dose_Gy": dose, "pid": os.getpid()}],
-              ["region", "mean_dose_Gy"])
+    write_csv(Path(output_dir) / "doses.csv", [{"region": "kidney_left", "dose_Gy": dose, "pid": os.getpid()}],
+              ["region", "dose_Gy"])
     RunRecord("toy").write(output_dir)
-    return {"mean_dose_Gy": dose, "pid": os.getpid()}
+    return {"dose_Gy": dose, "pid": os.getpid()}

@@ -175,9 +175,9 @@ def test_dose_logic_stores_a_slicerrt_dose_volume_statistics_and_dvh(slicer):
     assert sh.IsItemLevel(study, "Study") and sh.GetItemAttribute(study, "DicomRtImport.DoseUnitName") == "Gy"
     assert sh.GetItemName(sh.GetItemParent(study)) == "SYN1"
     stats = out.statistics
-    assert stats.GetColumnUnitLabel("mean_dose_Gy") == "Gy" and stats.GetColumnUnitLabel("volume_mL") == "mL"
+    assert stats.GetColumnUnitLabel("dose_Gy") == "Gy" and stats.GetColumnUnitLabel("volume_mL") == "mL"
     regions = list(_column(stats, "region"))
-    mean_table = _column(stats, "mean_dose_Gy")[regions.index("kidney_left")]
+    mean_table = _column(stats, "map_mean_dose_Gy")[regions.index("kidney_left")]
     dose_arr = slicer.util.arrayFromVolume(dose)  # LED: dose stays in the kidney voxels; the table matches the map
     assert mean_table == pytest.approx(float(dose_arr[kidney].mean()), rel=1e-4)
     tia_arr = slicer.util.arrayFromVolume(out.tia_volume)
@@ -261,8 +261,9 @@ def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer
     assert list(read(dest / "tac.csv")[0])[:len(TAC_COLUMNS)] == list(TAC_COLUMNS)
     assert list(read(dest / "fits.csv")[0])[:len(FITS_COLUMNS)] == list(FITS_COLUMNS)
     assert list(read(dest / "doses.csv")[0]) == list(DOSES_COLUMNS)
-    batch_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(dest / "doses.csv")}
-    run_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(tmp_path / "run" / "doses.csv")}
+    batch_dose = {r["region"]: float(r["dose_Gy"]) for r in read(dest / "doses.csv")}
+    run_dose = {r["region"]: float(r["dose_Gy"]) for r in read(tmp_path / "run" / "doses.csv")}
+    assert {r["dose_method"] for r in read(dest / "doses.csv") if r["region"] == "kidney_left"} == {"kernel+gtm-pvc"}
     batch_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(dest / "fits.csv")}
     run_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(tmp_path / "run" / "fits.csv")}
     assert set(batch_dose) == set(run_dose) and set(batch_tia) == set(run_tia)
@@ -307,8 +308,8 @@ def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer
     stats = scene.GetFirstNodeByName(f"{dest.name} cycle1 dose statistics")
     fits = scene.GetFirstNodeByName(f"{dest.name} fits")
     assert stats.GetNodeReference(FULL_PRECISION_ROLE) is not None
-    reloaded_dose = dict(zip(table_column(stats, "region"), table_column(stats, "mean_dose_Gy")))
-    kept_dose = {r["region"]: r["mean_dose_Gy"] for r in full_precision_rows(stats)}
+    reloaded_dose = dict(zip(table_column(stats, "region"), table_column(stats, "dose_Gy")))
+    kept_dose = {r["region"]: r["dose_Gy"] for r in full_precision_rows(stats)}
     kept_tia = {r["region"]: r["tia_Bq_h"] for r in full_precision_rows(fits)}
     for region in run_dose:
         assert kept_dose[region] == pytest.approx(run_dose[region], rel=1e-6), region
