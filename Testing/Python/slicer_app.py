@@ -88,7 +88,10 @@ class Application:
 
 
 def new_scene(cache: Path):
-    """A fresh real scene with what the application wires to every scene; returns (scene, app logic)."""
+    """A fresh real scene with what the application wires to every scene; returns (scene, application logic).
+
+    Keep the application logic as long as the scene is used: it holds the IO, colour and hierarchy logics.
+    """
     scene = slicer.vtkMRMLScene()
     assert type(scene).__module__ == SLICER_CORE_MODULE, f"not slicer-core's scene: {type(scene).__module__}"
     cache.mkdir(parents=True, exist_ok=True)

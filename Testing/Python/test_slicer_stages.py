@@ -286,7 +286,7 @@ def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer
     # reopened in a fresh real scene, by Slicer's own reader
     import slicer_app
 
-    scene, _ = slicer_app.new_scene(tmp_path / "reopen-cache")
+    scene, _app_logic = slicer_app.new_scene(tmp_path / "reopen-cache")  # the logic keeps the data IO alive
     assert scene.ReadFromMRB(str(mrb)), f"Slicer could not read {mrb}"
     reopened = _scene_snapshot(scene)
     assert set(reopened) == set(saved) and len(saved) > 20
