@@ -4,13 +4,14 @@ slicer-core (Kitware's wheel) gives ``import slicer`` Slicer's own MRMLCore, MRM
 logics and ``slicer/util.py``, but no Qt application: no ``slicer.app`` and no ``slicer.mrmlScene``.
 :func:`install` makes a fresh ``vtkMRMLScene`` and wires to it only what the application does for
 every scene, each a few lines naming the Slicer source it mirrors; :class:`Application` answers the
-two calls of ``slicer.app`` that ``slicer.util.saveScene`` and the application logic need, on
-Slicer's own writers. :class:`VtkMessages` captures VTK's output window so that a test fails on any
+calls of ``slicer.app`` that ``slicer.util.saveScene``, ``slicer.util.exit`` and the application logic
+need, the scene writer on Slicer's own. :class:`VtkMessages` captures VTK's output window so that a test fails on any
 VTK/MRML warning or error (a logged "Invalid item ID" cannot hide).
 """
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import slicer
@@ -77,6 +78,9 @@ class Application:
         self._io = _CoreIOManager(self)
         #: ``qSlicerCoreApplication::cachePath``: the remote cache directory of the data IO manager.
         self.cachePath = str(cache)
+        self._options = types.SimpleNamespace(runPythonAndExit=True)
+        #: The status given to :meth:`exit` (None: not called).
+        self.exitStatus = None
 
     def applicationLogic(self):
         """The ``vtkSlicerApplicationLogic`` of the scene."""
@@ -85,6 +89,15 @@ class Application:
     def coreIOManager(self) -> _CoreIOManager:
         """The IO manager (scene writer only)."""
         return self._io
+
+    def commandOptions(self):
+        """The command-line options ``slicer.util.exit`` sets (``runPythonAndExit``)."""
+        return self._options
+
+    def exit(self, status: int = 0) -> None:
+        """``qSlicerCoreApplication::exit``: the application leaves its event loop with ``status``
+        (recorded here as :attr:`exitStatus`; there is no event loop)."""
+        self.exitStatus = int(status)
 
 
 def new_scene(cache: Path):

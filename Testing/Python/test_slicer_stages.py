@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[2]
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
+SCRIPT = REPO / "LuDosimetry" / "Scripts" / "batch.py"
 SHIFT_MM = (8.0, 0.0, 0.0)  # the later timepoints' patient is displaced by this (LPS, mm): 2 voxels along x
 SPACING = 4.0
 TIMES_H = (4.0, 24.0, 96.0)
@@ -390,7 +391,7 @@ def _assert_patient_hierarchy(scene, patient_id: str, *, n_timepoints: int) -> N
         assert classes.count("vtkMRMLScalarVolumeNode") >= 3 and "vtkMRMLLinearTransformNode" in classes
 
 
-def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_path, capsys):
+def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_path, capsys, monkeypatch):
     from LuDosimetrySlicerLib import batch
 
     args = batch.parse_args(["--", "--patients", str(tmp_path / "missing1"), str(tmp_path / "missing2"),
@@ -402,3 +403,11 @@ def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_pat
     assert status == 1
     assert f"{tmp_path / 'missing1'}: FAILED" in out and f"{tmp_path / 'missing2'}: FAILED" in out  # both tried
     assert "0 of 2 patients processed" in out and not (tmp_path / "out").exists()
+    # the entry script Slicer runs (--python-script): the same main, its status handed to slicer.util.exit
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--", "--patients", str(tmp_path / "missing1"),
+                                      "--out", str(tmp_path / "out")])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert slicer.app.exitStatus == 1 and slicer.app.commandOptions().runPythonAndExit is False
+    assert "0 of 1 patients processed" in capsys.readouterr().out
