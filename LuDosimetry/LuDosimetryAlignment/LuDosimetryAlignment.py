@@ -21,7 +21,7 @@ from slicer.ScriptedLoadableModule import (
 )
 
 from LuDosimetrySlicerLib.gui import progress_dialog
-from LuDosimetrySlicerLib.widget import LuDosimetryModuleWidget, firstSpect
+from LuDosimetrySlicerLib.widget import LuDosimetryModuleWidget, fillSpectAndLabels
 
 
 class LuDosimetryAlignment(ScriptedLoadableModule):
@@ -64,10 +64,7 @@ class LuDosimetryAlignmentWidget(LuDosimetryModuleWidget):
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
 
     def selectDefaultInputs(self, parameterNode) -> None:
-        if not parameterNode.referenceSpect:
-            parameterNode.referenceSpect = firstSpect(aligned=False)
-        if not parameterNode.labels:
-            parameterNode.labels = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLabelMapVolumeNode")
+        fillSpectAndLabels(parameterNode, "referenceSpect", aligned=False)
 
     def missingInputs(self, parameterNode) -> list:
         missing = []

@@ -14,7 +14,7 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-__all__ = ["LuDosimetryModuleWidget", "AlignedStageWidget", "firstSpect"]
+__all__ = ["LuDosimetryModuleWidget", "AlignedStageWidget", "firstSpect", "fillSpectAndLabels"]
 
 
 class LuDosimetryModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -114,14 +114,19 @@ def firstSpect(aligned: bool):
     return None
 
 
+def fillSpectAndLabels(parameterNode, spectField: str, aligned: bool) -> None:
+    """Fill a parameter node's empty SPECT field (:func:`firstSpect`) and ``labels`` (the first label map)."""
+    if not getattr(parameterNode, spectField):
+        setattr(parameterNode, spectField, firstSpect(aligned))
+    if not parameterNode.labels:
+        parameterNode.labels = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLabelMapVolumeNode")
+
+
 class AlignedStageWidget(LuDosimetryModuleWidget):
     """A stage working on the aligned SPECT volumes and the label map (parameters ``alignedSpect``, ``labels``)."""
 
     def selectDefaultInputs(self, parameterNode) -> None:
-        if not parameterNode.alignedSpect:
-            parameterNode.alignedSpect = firstSpect(aligned=True)
-        if not parameterNode.labels:
-            parameterNode.labels = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLabelMapVolumeNode")
+        fillSpectAndLabels(parameterNode, "alignedSpect", aligned=True)
 
     def missingInputs(self, parameterNode) -> list:
         missing = []
