@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, replace
 
 from . import hierarchy
-from .nodes import rows_to_table, set_node_attributes
+from .nodes import keep_full_precision, rows_to_table, set_node_attributes
 
 __all__ = ["PlanningOutputs", "plan_settings", "run_planning", "SETTINGS_SOURCE"]
 
@@ -86,13 +86,14 @@ def run_planning(ledger_path, settings, *, alpha_beta_Gy: float = 0.0, repair_ha
     proposal = plan_next_cycle(ledger, settings)
     activity_GBq = Bq_to_GBq(proposal.activity_Bq)
     folder = hierarchy.stage_folder(ledger.patient_id, "planning")
-    table = rows_to_table(ledger_rows(ledger) + planned_rows(ledger, proposal), name=f"{ledger.patient_id} ledger",
-                          columns=LEDGER_CSV_COLUMNS)
+    ledger_table_rows = ledger_rows(ledger) + planned_rows(ledger, proposal)
+    table = rows_to_table(ledger_table_rows, name=f"{ledger.patient_id} ledger", columns=LEDGER_CSV_COLUMNS)
     set_node_attributes(table, {"Stage": "planning", "PatientID": ledger.patient_id, "Ledger": str(ledger_path),
                                 "NextCycle": proposal.cycle, "NextCycleKind": proposal.kind,
                                 "NextCycleActivityGBq": repr(activity_GBq), "Refused": int(proposal.refused),
                                 "Reason": proposal.reason, "Mode": proposal.mode})
     hierarchy.place(table, folder)
+    keep_full_precision(table, ledger_table_rows, LEDGER_CSV_COLUMNS)
     rows = [{"quantity": v.name, "value": v.value if isinstance(v.value, int | float) else str(v.value),
              "unit": v.unit, "source": v.source} for v in proposal.values]
     rows += [{"quantity": f"constraint {c['name']} (max activity)", "value": Bq_to_GBq(c["max_activity_Bq"]),
