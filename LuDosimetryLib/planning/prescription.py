@@ -46,7 +46,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from scipy import integrate, optimize
 from scipy.stats import norm
 
@@ -226,32 +225,6 @@ def _split_sigma(rel_uncertainty: float, shared_rel_uncertainty: float | None) -
     return sigma * math.sqrt(frac), sigma * math.sqrt(1.0 - frac)
 
 
-#: Gauss–Hermite (probabilists') nodes and weights for the shared factor, weights summing to 1.
-_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(48)
-_GH_W = _GH_W / _GH_W.sum()
-
-
-def _exceedance_independent(dose_med: float, sd: float, past_med: float, sp: float, g: float, ab: float,
-                            limit: float) -> float:
-    """P(past·e^{σ_p z_p} + BED(dose·e^{σ_d z_d}) > limit) with z_p, z_d independent standard normals."""
-    L, B = limit, past_med
-
-    def cond(rem: float) -> float:  # P(BED(A) > rem | past)
-        if rem <= 0:
-            return 1.0
-        x = math.log(_dose_for_bed(rem, g, ab) / dose_med)
-        return float(x < 0) if sd == 0 else float(norm.sf(x / sd))
-
-    if dose_med <= 0:
-        return float(B > L) if sp == 0 or B <= 0 else float(norm.sf(math.log(L / B) / sp))
-    if sp == 0 or B <= 0:
-        return cond(L - max(B, 0.0))
-    z_l = math.log(L / B) / sp
-    val, _ = integrate.quad(lambda z: norm.pdf(z) * cond(L - B * math.exp(sp * z)), -12.0, min(z_l, 12.0),
-                            limit=200, epsabs=1e-12, epsrel=1e-9)
-    return float(norm.sf(z_l) + val)
-
-
 def exceedance_probability(activity_Bq: float, *, d_Gy_per_Bq: float, d_rel_uncertainty: float, g_factor: float,
                            alpha_beta_Gy: float, past_bed_Gy: float, past_bed_rel_uncertainty: float,
                            bed_limit_Gy: float, d_shared_rel_uncertainty: float | None = 0.0,
@@ -260,27 +233,49 @@ def exceedance_probability(activity_Bq: float, *, d_Gy_per_Bq: float, d_rel_unce
 
     Model: d and BED_past log-normal with medians the recorded values and σ = √(ln(1 + u²)),
     each σ split by variance into a shared part (the relative uncertainty shared by all cycles:
-    calibration, method) and an independent part. The shared parts are driven by **one**
-    standard normal z_s (fully correlated: the same calibration error in the past cycles and in
-    the next); the independent parts by independent z_p, z_d. G and α/β fixed. Given z_s, with
-    z_L = ln(limit/BED_past')/σ_p,i::
+    calibration, method) and an independent part. The shared parts come from **one** standard
+    normal (fully correlated: the same calibration error in the past cycles and in the next), so
+    (ln BED_past, ln d) is bivariate normal with covariance c = σ_p,s σ_d,s. G and α/β fixed.
+    With z the standard normal of BED_past, z_L = ln(limit/BED_past)/σ_p, and given z the
+    conditional ln d ~ N(ln d + (c/σ_p) z, σ_c²), σ_c² = σ_d² − c²/σ_p²::
 
-        P(· | z_s) = Φ(−z_L) + ∫_{−∞}^{z_L} φ(z) · Φ(−ln(f⁻¹(limit − BED_past' e^{σ_p,i z}) / (A d')) / σ_d,i) dz
+        P = Φ(−z_L) + ∫_{−∞}^{z_L} φ(z) · Φ(((c/σ_p) z − ln(f⁻¹(limit − BED_past e^{σ_p z}) / (A d))) / σ_c) dz
 
-    with BED_past' = BED_past e^{σ_p,s z_s}, d' = d e^{σ_d,s z_s} and f⁻¹ the dose whose cycle BED is
-    its argument (scipy.integrate.quad); P = E_{z_s}[P(· | z_s)] by 48-node Gauss–Hermite
-    quadrature. ``*_shared_rel_uncertainty = 0`` (the default) is the independent model; None
-    means all of the uncertainty is shared.
+    with f⁻¹ the dose whose cycle BED is its argument, by scipy.integrate.quad (σ_c = 0, all
+    shared: the integrand is a step and P = Φ(−z₀) at its root z₀, by brentq).
+    ``*_shared_rel_uncertainty = 0`` (the default) is the independent model; None means all of
+    the uncertainty is shared.
     """
     sd_s, sd_i = _split_sigma(d_rel_uncertainty, d_shared_rel_uncertainty)
     sp_s, sp_i = _split_sigma(past_bed_rel_uncertainty, past_bed_shared_rel_uncertainty)
+    sd, sp = math.hypot(sd_s, sd_i), math.hypot(sp_s, sp_i)
+    L, B, g, ab = bed_limit_Gy, past_bed_Gy, g_factor, alpha_beta_Gy
     dose_med = activity_Bq * d_Gy_per_Bq
-    args = (g_factor, alpha_beta_Gy, bed_limit_Gy)
-    if sd_s == 0 and sp_s == 0:
-        return _exceedance_independent(dose_med, sd_i, past_bed_Gy, sp_i, *args)
-    return float(sum(w * _exceedance_independent(dose_med * math.exp(sd_s * z), sd_i,
-                                                 past_bed_Gy * math.exp(sp_s * z), sp_i, *args)
-                     for z, w in zip(_GH_Z, _GH_W)))
+    if dose_med <= 0:
+        return float(B > L) if sp == 0 or B <= 0 else float(norm.sf(math.log(L / B) / sp))
+    if sp == 0 or B <= 0:
+        rem = L - max(B, 0.0)
+        if rem <= 0:
+            return 1.0
+        x = math.log(_dose_for_bed(rem, g, ab) / dose_med)
+        return float(x < 0) if sd == 0 else float(norm.sf(x / sd))
+    slope = sd_s * sp_s / sp
+    sc = math.sqrt(max(sd * sd - slope * slope, 0.0))
+    z_l = math.log(L / B) / sp
+
+    def y(z: float) -> float:  # the cycle exceeds the remaining budget when the conditional ln d shift > y
+        return math.log(_dose_for_bed(L - B * math.exp(sp * z), g, ab) / dose_med) - slope * z
+
+    lo, hi = -12.0, min(z_l, 12.0) - 1e-12
+    if hi <= lo:
+        return float(norm.sf(z_l))
+    # z0: where the conditional median cycle just fills the remaining budget (y decreases with z)
+    z0 = None if y(lo) <= 0 or y(hi) > 0 else optimize.brentq(y, lo, hi, xtol=1e-12)
+    if sc < 1e-12 * max(sd, 1e-300):
+        return 1.0 if y(lo) <= 0 else float(norm.sf(z_l if z0 is None else z0))
+    val, _ = integrate.quad(lambda z: norm.pdf(z) * norm.sf(y(z) / sc), lo, hi, points=None if z0 is None else (z0,),
+                            limit=200, epsabs=1e-12, epsrel=1e-9)
+    return float(norm.sf(z_l) + val)
 
 
 def risk_constrained_activity_Bq(*, d_Gy_per_Bq: float, d_rel_uncertainty: float, g_factor: float,
