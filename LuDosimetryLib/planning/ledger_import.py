@@ -39,7 +39,7 @@ from typing import Any
 
 from ..errors import ConsistencyError, InputError
 from ..radiobiology import tissue_parameters
-from ..results import read_csv
+from ..results import read_doses_csv
 from ..units import BQ_PER_GBQ
 from .ledger import (
     DOSIMETRY_METHODS,
@@ -51,7 +51,7 @@ from .ledger import (
     cumulative_rel_uncertainty,
 )
 
-__all__ = ["ORGAN_REGIONS", "OLD_DOSES_COLUMNS", "ResultsCycle", "cycle_from_results", "add_results_cycle"]
+__all__ = ["ORGAN_REGIONS", "ResultsCycle", "cycle_from_results", "add_results_cycle"]
 
 #: Ledger organ → candidate region sets in doses.csv, first match wins (a set of sides is combined).
 ORGAN_REGIONS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -63,10 +63,6 @@ ORGAN_REGIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "liver": (("liver",),),
     "spleen": (("spleen",),),
 }
-#: Old doses.csv columns and their new names (issue 15 convention; refused).
-OLD_DOSES_COLUMNS = {"mean_dose_Gy": "dose_Gy (reported) or map_mean_dose_Gy (dose-map mean)",
-                     "mean_dose_pv_corrected_Gy": "dose_Gy", "mean_dose_rel_uncertainty": "dose_rel_uncertainty",
-                     "method": "dose_method"}
 _NEEDED = ("region", "kind", "dose_Gy", "dose_method", "dose_per_activity_Gy_per_GBq", "dose_rel_uncertainty",
            "mass_g")
 
@@ -105,12 +101,8 @@ def _sha256(p: Path) -> str:
 def _read_doses(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise InputError("doses.csv is missing (not a results folder of `ludosimetry run`?)", source=str(path))
-    rows = read_csv(path)
+    rows = read_doses_csv(path)  # refuses the old column names, naming the new ones
     header = list(rows[0]) if rows else []
-    old = [c for c in header if c in OLD_DOSES_COLUMNS]
-    if old:
-        raise InputError("old doses.csv columns " + ", ".join(f"{c!r} (now {OLD_DOSES_COLUMNS[c]})" for c in old)
-                         + "; rerun `ludosimetry run` to write the reported-dose columns", source=str(path))
     missing = [c for c in _NEEDED if c not in header]
     if missing:
         raise InputError(f"no column(s) {', '.join(missing)} (expected the doses.csv columns of "
