@@ -565,6 +565,10 @@ def plan_next_cycle(ledger: Ledger, settings: PlanSettings) -> PlanProposal:
     d, u_d = sel.dose_per_activity_Gy_per_Bq, sel.rel_uncertainty
     values.append(SourcedValue("kidney d", d * BQ_PER_GBQ, "Gy/GBq", sel.source))
     values.append(SourcedValue("kidney d relative uncertainty", u_d, "1", sel.source))
+    values.append(SourcedValue("  of which shared with the other cycles", u_d if sel.shared_rel_uncertainty is None
+                               else sel.shared_rel_uncertainty, "1",
+                               "ledger split" if sel.shared_rel_uncertainty is not None
+                               else "not split: all taken as shared (conservative)"))
     kcum = cum.get("kidney")
     d_cum = kcum.dose_Gy if kcum else 0.0
     values.append(SourcedValue("kidney cumulative dose so far", d_cum, "Gy",
@@ -634,6 +638,8 @@ def plan_next_cycle(ledger: Ledger, settings: PlanSettings) -> PlanProposal:
         u_bcum = (kcum.bed_rel_uncertainty or 0.0) if kcum else 0.0
         values.append(SourcedValue("kidney cumulative BED so far", b_cum, "Gy",
                                    f"ledger cumulative after cycle {cycle - 1}" if kcum else "no cycle given yet"))
+        values.append(SourcedValue("kidney cumulative BED relative uncertainty", u_bcum, "1",
+                                   "shared parts correlated across cycles (ledger)"))
 
     elif sel.g_factor is not None and (kcum is None or kcum.bed_Gy is not None):
         # not prescribing by BED, but report the kidney BED the proposal implies
