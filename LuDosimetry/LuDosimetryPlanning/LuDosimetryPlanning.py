@@ -34,9 +34,11 @@ class LuDosimetryPlanning(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Personalised activity for the next 177Lu-PSMA cycle. Choose the patient's ledger (JSON: cycles "
             "given so far with their kidney and organ dosimetry) and the prescription (kidney dose per cycle,"
-            " cumulative limits, or a risk constraint on the kidney BED). The module shows the proposed "
-            "activity (GBq) with what limited it, and stores the cumulative ledger (dose, BED and their "
-            "uncertainties per cycle and organ) as a table. The ledger file is never modified.")
+            " cumulative limits, or a risk constraint on the kidney BED). The reference safety limits (maximum "
+            "activity per cycle, cumulative kidney dose and BED of the patient's risk stratum) apply by default. "
+            "The module shows the proposed activity (GBq) with what limited it, flags a ledger already over a "
+            "limit, and stores the cumulative ledger (dose, BED and their uncertainties per cycle and organ) as "
+            "a table. The ledger file is never modified.")
         self.parent.acknowledgementText = _("Planning rules and sources: LuDosimetryLib.planning (docs/planning.md).")
 
 
@@ -51,7 +53,8 @@ class LuDosimetryPlanningParameterNode:
     kidneyDoseLimitGy: Annotated[float, WithinRange(0.0, 200.0)] = 0.0
     kidneyBedLimitGy: Annotated[float, WithinRange(0.0, 200.0)] = 0.0
     epsilon: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
-    remainingCycles: Annotated[int, WithinRange(1, 9)] = 1
+    remainingCycles: Annotated[int, WithinRange(0, 9)] = 0  # 0: the cycles left in the protocol
+    riskStratum: Annotated[str, Choice(["", "standard", "high"])] = ""  # "": the ledger's (else high)
     salvage: bool = False
     minActivityGBq: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
     maxActivityGBq: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
@@ -109,7 +112,7 @@ class LuDosimetryPlanningLogic(ScriptedLoadableModuleLogic):
                                  remaining_cycles=parameters.remainingCycles,
                                  min_activity_GBq=parameters.minActivityGBq,
                                  max_activity_GBq=parameters.maxActivityGBq, step_GBq=parameters.stepGBq,
-                                 salvage=parameters.salvage)
+                                 salvage=parameters.salvage, risk_stratum=parameters.riskStratum)
         logging.info("LuDosimetryPlanning: %s", parameters.ledgerPath)
         return run_planning(parameters.ledgerPath, settings, alpha_beta_Gy=parameters.alphaBetaGy,
                             repair_half_time_h=parameters.repairHalfTimeH, progress=progress)
@@ -133,10 +136,11 @@ class LuDosimetryPlanningTest(ScriptedLoadableModuleTest):
         p = logic.getParameterNode()
         p.ledgerPath = example_ledger_path()
         p.prescribedKidneyDoseGy = 5.0
-        p.maxActivityGBq = 10.0
+        p.maxActivityGBq = 9.0
         outputs = logic.process(p)
         self.assertFalse(outputs.proposal.refused)
         self.assertGreater(outputs.activity_GBq, 0.0)
-        self.assertLessEqual(outputs.activity_GBq, 10.0)
+        self.assertLessEqual(outputs.activity_GBq, 9.0)
+        self.assertEqual(outputs.ledger.GetAttribute("LuDosimetry.LedgerOverLimit"), "0")
         self.assertEqual(outputs.ledger.GetColumnUnitLabel("cumulative_dose_Gy"), "Gy")
         self.delayDisplay("Test passed")

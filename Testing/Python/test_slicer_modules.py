@@ -229,14 +229,15 @@ def test_planning_logic_proposes_activity_and_stores_the_cumulative_ledger(slice
     from LuDosimetrySlicerLib import planning_logic, samples
 
     led = json.loads(samples.example_ledger_path().read_text())
-    settings = planning_logic.plan_settings(prescribed_kidney_dose_Gy=5.0, max_activity_GBq=30.0, step_GBq=0.1)
+    settings = planning_logic.plan_settings(prescribed_kidney_dose_Gy=5.0, max_activity_GBq=30.0, step_GBq=0.1,
+                                            override_limits=("max_activity",))
     out = planning_logic.run_planning(samples.example_ledger_path(), settings)
     d_last = led["cycles"][-1]["organs"]["kidney"]["dose_per_activity_Gy_per_GBq"]
     assert not out.proposal.refused
     # 5 Gy at the last measured kidney d, rounded down to the 0.1 GBq step
     assert out.activity_GBq == pytest.approx(math.floor(5.0 / d_last / 0.1 + 1e-9) * 0.1, abs=1e-9)
     ledger = out.ledger
-    n_given = sum(len(c["organs"]) for c in led["cycles"])
+    n_given = sum(len(c["organs"]) + len(c.get("lesions", {})) for c in led["cycles"])
     planned = _column(ledger, "dosimetry_method")
     assert ledger.GetNumberOfRows() == n_given + sum(planned == "planned") and sum(planned == "planned") >= 1
     assert ledger.GetColumnUnitLabel("cumulative_dose_Gy") == "Gy"
@@ -257,9 +258,30 @@ def test_planning_logic_proposes_activity_and_stores_the_cumulative_ledger(slice
     assert float(attrs["LuDosimetry.NextCycleActivityGBq"]) == pytest.approx(out.activity_GBq)
     assert attrs["LuDosimetry.NextCycle"] == str(len(led["cycles"]) + 1)
     assert attrs["LuDosimetry.PatientID"] == led["patient_id"]
+    assert attrs["LuDosimetry.LedgerOverLimit"] == "0" and attrs["LuDosimetry.RiskStratum"] == "standard"
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     folder = sh.GetItemParent(sh.GetItemByDataNode(ledger))
     assert sh.GetItemName(sh.GetItemParent(folder)) == led["patient_id"]
+
+
+def test_planning_logic_flags_a_ledger_over_the_kidney_limit(slicer, tmp_path):
+    import datetime as dt
+
+    from LuDosimetryLib.planning import OrganDosePerActivity, append_cycle, new_ledger, write_ledger
+    from LuDosimetrySlicerLib import planning_logic
+
+    led = new_ledger("P-OVER", risk_stratum="high")
+    for k in (1, 2):  # 9 Gy per cycle with G = 0.2: BED 2 × 9(1 + 0.2·9/2.6) = 30.5 Gy > 28 Gy (high risk)
+        led = append_cycle(led, administration_date=dt.date(2026, 1, 5) + dt.timedelta(days=42 * k),
+                           administered_activity_Bq=9.0e9, dosimetry_method="full_protocol",
+                           dose_per_activity={"kidney": OrganDosePerActivity(1.0e-9, 0.1, 0.2, "test")})
+    out = planning_logic.run_planning(write_ledger(tmp_path / "over.json", led),
+                                      planning_logic.plan_settings(prescribed_kidney_dose_Gy=4.0))
+    attrs = {n: out.ledger.GetAttribute(n) for n in out.ledger.GetAttributeNames()}
+    assert attrs["LuDosimetry.LedgerOverLimit"] == "1" and "cumulative kidney BED" in attrs["LuDosimetry.LimitFlags"]
+    assert out.proposal.refused and "BED limit allows no further activity" in out.proposal.reason
+    assert [f.name for f in out.limit_flags] == ["kidney_bed"]
+    assert any(line.startswith("  LEDGER OVER LIMIT: cumulative kidney BED 30.") for line in out.lines)
 
 
 def test_planning_logic_reports_a_missing_prescription(slicer):
