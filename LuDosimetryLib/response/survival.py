@@ -21,7 +21,7 @@ from scipy import stats
 
 from ..errors import InputError
 
-__all__ = ["KaplanMeier", "kaplan_meier", "LogRank", "logrank_test"]
+__all__ = ["KaplanMeier", "kaplan_meier", "LogRank", "logrank_test", "median_ci95"]
 
 
 def _survival_data(time, event, name: str = "time") -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +90,19 @@ def kaplan_meier(time, event) -> KaplanMeier:
     median = float(uniq[below[0]]) if below.size else math.inf
     return KaplanMeier((0.0, *uniq.tolist()), (1.0, *s.tolist()), (1.0, *lo.tolist()), (1.0, *hi.tolist()),
                        (int(t.size), *n_risk), (0, *d), (0, *c), median)
+
+
+def median_ci95(km: KaplanMeier) -> tuple[float, float]:
+    """95 % interval of the median survival: the first times at which the lower and the upper
+    pointwise log(−log) bounds fall to 0.5 or below (inf when a bound never does; Brookmeyer R,
+    Crowley J. Biometrics 1982;38:29–41, in the form lifelines reports)."""
+    t = np.asarray(km.times)
+
+    def first(curve) -> float:
+        below = np.flatnonzero(np.asarray(curve) <= 0.5)
+        return float(t[below[0]]) if below.size else math.inf
+
+    return first(km.ci95_low), first(km.ci95_high)
 
 
 @dataclass(frozen=True)
