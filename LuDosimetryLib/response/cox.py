@@ -142,7 +142,11 @@ def cox_regression(time, event, covariates, *, names: Sequence[str] | None = Non
     ll, grad, hess = _efron(z, t, e, beta)
     converged = False
     for _ in range(max_iter):
-        step = np.linalg.solve(-hess, grad)
+        try:
+            step = np.linalg.solve(-hess, grad)
+        except np.linalg.LinAlgError:
+            raise InputError("Cox fit has no information on the covariate (too few patients at risk at "
+                             "the event times)", source="covariates") from None
         for _ in range(30):
             trial = beta + step
             lt, gt, ht = _efron(z, t, e, trial)

@@ -86,7 +86,7 @@ def penalised_log_likelihood(design: np.ndarray, y: np.ndarray, beta: np.ndarray
     eta, _p, _w, info = _pieces(design, y, beta)
     ll = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
     sign, logdet = np.linalg.slogdet(info)
-    return ll + 0.5 * logdet if sign > 0 else -math.inf
+    return ll + 0.5 * logdet if sign > 0 and np.isfinite(logdet) else -math.inf
 
 
 def penalised_score(design: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -104,9 +104,12 @@ def _fit(design: np.ndarray, y: np.ndarray, beta0: np.ndarray, free: np.ndarray,
     lpen = penalised_log_likelihood(design, y, beta)
     for it in range(1, max_iter + 1):
         _, _p, _w, info = _pieces(design, y, beta)
-        score = penalised_score(design, y, beta)[free]
-        step = np.zeros_like(beta)
-        step[free] = np.linalg.solve(info[np.ix_(free, free)], score)
+        try:
+            score = penalised_score(design, y, beta)[free]
+            step = np.zeros_like(beta)
+            step[free] = np.linalg.solve(info[np.ix_(free, free)], score)
+        except np.linalg.LinAlgError:  # fitted probabilities at 0/1 (far out on a profile): stop here
+            return beta, it
         big = np.max(np.abs(step))
         if big > max_step:
             step *= max_step / big
@@ -175,5 +178,5 @@ def firth_logistic_regression(x, y, *, max_iter: int = 200, tol: float = 1e-10) 
     lo, hi = bound(-1.0), bound(1.0)
     lr = max(0.0, 2 * (lmax - profile(0.0)))
     return FirthFit((float(beta[0]), float(beta[1])), (float(se[0]), float(se[1])), (lo, hi),
-                    float(stats.chi2.sf(lr, 1)), math.exp(beta[1]), (math.exp(lo), math.exp(hi)), lmax, it,
+                    float(stats.chi2.sf(lr, 1)), math.exp(beta[1]), (math.exp(lo), math.exp(hi)), float(lmax), it,
                     separation(xx, yy))

@@ -102,3 +102,51 @@ def test_combined_outcome_of_the_biomarker_trial():
     assert combined_outcome(None, None) == "not_evaluable"
     with pytest.raises(InputError, match="outcome"):
         outcome_definition("psa30")
+
+
+def _outcome_table(tmp_path):
+    """12 patients; the 6 with the highest dose respond (PSA −60 %, TTV −40 %), the others progress
+    by PSA (+50 % from week 12, confirmed) or by PSMA PET (+30 % with new lesions): the dose separates
+    the combined outcome completely."""
+    header = ("patient,lesion,dose_Gy,mass_g,psa_baseline_ng_per_mL,psa_best_ng_per_mL,ttv_baseline_mL,"
+              "ttv_followup_mL,new_lesions,rpfs_months,rpfs_event,os_months,os_event\n")
+    rows, series = [header], ["patient,day,psa_ng_per_mL\n"]
+    for i in range(12):
+        dose = 10.0 + 4 * i
+        good = i >= 6
+        by_pet = i % 2 == 0 and not good
+        ttv1, new = (60.0, 0) if good else ((130.0, 1) if by_pet else (95.0, 0))
+        psa = [(42, 8.0), (84, 7.0), (126, 6.0)] if good else (
+            [(42, 19.0), (84, 19.0), (126, 21.0)] if by_pet else [(42, 22.0), (84, 30.0), (126, 32.0)])
+        rows.append(f"p{i},l1,{dose},10,20,{min(v for _, v in psa)},100,{ttv1},{new},{3 + i},{int(i < 10)},"
+                    f"{10 + 2 * ((7 * i) % 12)},{int(i % 3 != 0)}\n")
+        series += [f"p{i},{d},{v}\n" for d, v in psa]
+    table, psa_file = tmp_path / "t.csv", tmp_path / "psa.csv"
+    table.write_text("".join(rows))
+    psa_file.write_text("".join(series))
+    return table, psa_file
+
+
+def test_response_command_with_the_combined_outcome_and_survival(tmp_path):
+    import json
+
+    from LuDosimetryLib.cli import main
+
+    table, psa = _outcome_table(tmp_path)
+    out = tmp_path / "out"
+    assert main(["response", str(table), "--out", str(out), "--outcome", "combined", "--psa-series", str(psa),
+                 "--bootstrap", "100"]) == 0
+    res = json.loads((out / "response.json").read_text())
+    assert res["outcome"] == "combined" and res["n_evaluable"] == 12 and res["n_responders_combined"] == 6
+    firth = res["logistic_firth_combined"]
+    assert firth["separated"] and 0 < firth["coefficients"][1] < 10  # finite where ordinary ML separates
+    assert "logistic_combined" not in res and any("separates" in w for w in res["warnings"])
+    assert res["roc_combined"]["auc"] == 1.0
+    assert {"rpfs", "os"} <= set(res) and "cox" in res["os"]
+    assert "combined" in (out / "report.html").read_text()
+    assert (out / "survival_cox.csv").read_text().startswith("endpoint,n_patients,n_events,log_hazard_ratio_per_Gy")
+    rows = {r["patient"]: r for r in
+            __import__("csv").DictReader((out / "response.csv").open())}
+    assert rows["p0"]["recip"] == "progression" and rows["p1"]["psa_pcwg3"] == "progression"
+    assert rows["p7"]["psa_pcwg3"] == "response" and rows["p7"]["recip"] == "partial_response"
+    assert main(["response", str(table), "--out", str(tmp_path / "o2"), "--outcome", "psa30"]) == 2
