@@ -31,6 +31,7 @@ import datetime as _dt
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from ..trial.followup import AdverseEvent, FollowUpVisit, Outcomes, PsmaPet, fol
 from ..units import BQ_PER_GBQ
 
 __all__ = ["FollowUpModel", "follow_up_for_patient", "synthetic_trial_ledgers", "PHASE1_WORKED_EXAMPLE",
-           "EscalationGroupDesign"]
+           "EscalationGroupDesign", "cohort_patient_ledger", "ledger_organ_doses", "write_trial_cohort"]
 
 DAYS_PER_MONTH = 365.25 / 12
 CYCLE_INTERVAL_DAYS = 42
@@ -291,3 +292,79 @@ def synthetic_trial_ledgers(groups: Sequence[EscalationGroupDesign], *, seed: in
             ledgers.append(doc)
             truth["patients"][pid] = {**t, "escalation_group": g.name, "activity_per_cycle_GBq": activity_gbq}
     return ledgers, truth
+
+
+#: ledger organ → phantom regions whose mass-weighted mean dose it is
+_LEDGER_ORGANS = {"kidney": ("kidney_cortex_left", "renal_pelvis_left", "kidney_cortex_right", "renal_pelvis_right"),
+                  "parotid": ("parotid_left", "parotid_right"),
+                  "submandibular": ("submandibular_left", "submandibular_right"),
+                  "lacrimal": ("lacrimal_left", "lacrimal_right"), "red_marrow": ("red_marrow",)}
+
+
+def ledger_organ_doses(truth: dict) -> dict[str, float]:
+    """Cycle-1 true absorbed dose (Gy) of each ledger organ: mass-weighted over its phantom regions (truth.json)."""
+    mass = {r["name"]: r["mass_g"] for r in truth["regions"]}
+    dose = truth["cycles"][0]["dose_Gy"]
+    out = {}
+    for organ, names in _LEDGER_ORGANS.items():
+        names = [n for n in names if n in dose and mass.get(n)]
+        if names:
+            out[organ] = sum(dose[n] * mass[n] for n in names) / sum(mass[n] for n in names)
+    return out
+
+
+def cohort_patient_ledger(patient_id: str, truth: dict, tumour_dose_Gy: float, activity_Bq: float, *,
+                          seed: Sequence[int], n_cycles: int = 4, model: FollowUpModel = FollowUpModel(),
+                          start: _dt.date = _dt.date(2026, 1, 5)) -> tuple[dict, dict]:
+    """Ledger (version 2) with follow-up for an imaged synthetic patient, from its true cycle-1 doses.
+
+    Every cycle repeats cycle 1's activity and dose per activity (the truth has one cycle); the
+    follow-up is drawn by :func:`follow_up_for_patient` from the true whole-body tumour dose, with
+    its own random stream (``seed``) so the imaging draws of the cohort are unchanged.
+    """
+    rng = np.random.default_rng([*seed, 0xF011])
+    organ = ledger_organ_doses(truth)
+    per_bq = {o: d / activity_Bq for o, d in organ.items()}
+    cycle_doses = [dict(organ) for _ in range(n_cycles)]
+    visits, outcomes, t = follow_up_for_patient(rng, start=start, tumour_dose_Gy=tumour_dose_Gy,
+                                                cycle_doses=cycle_doses, model=model)
+    followed = (outcomes.last_follow_up_date - start).days
+    led = new_ledger(patient_id)
+    for i in range(max(1, sum(1 for k in range(n_cycles) if k * CYCLE_INTERVAL_DAYS <= followed))):
+        led = append_cycle(led, administration_date=start + _dt.timedelta(days=i * CYCLE_INTERVAL_DAYS),
+                           administered_activity_Bq=activity_Bq,
+                           dosimetry_method="full_protocol" if i == 0 else "none",
+                           dose_per_activity=None if i else {o: OrganDosePerActivity(x, 0.1, None, "phantom truth")
+                                                             for o, x in per_bq.items()})
+    doc = ledger_to_dict(led)
+    doc.pop("escalation_group", None)
+    doc.update(version=2, patient={"risk_stratum": "", "phase": "2", "escalation_group": ""},
+               follow_up=follow_up_to_dict(visits), outcomes=outcomes_to_dict(outcomes))
+    return doc, {**t, "model": asdict(model)}
+
+
+def write_trial_cohort(out_dir, design: str = "phase1", *, n_patients: int = 200, seed: int = 0,
+                       force: bool = False) -> Path:
+    """Write a ledger-only synthetic trial cohort (no images), whole or not at all.
+
+    ``phase1``: the 3+3 worked example :data:`PHASE1_WORKED_EXAMPLE`; ``biomarker``: one group of
+    ``n_patients`` at 5 Gy kidney dose per cycle (phase 2). Files: ``P….json`` ledgers and
+    ``trial_truth.json`` (model parameters and each patient's drawn times).
+    """
+    from ..results import atomic_directory, write_json
+
+    if design == "phase1":
+        groups, phase = PHASE1_WORKED_EXAMPLE, "1"
+    elif design == "biomarker":
+        if n_patients < 1:
+            raise InputError(f"must be ≥ 1, got {n_patients}", source="n_patients")
+        groups, phase = (EscalationGroupDesign("B", n_patients, 5.0),), "2"
+    else:
+        raise InputError(f"unknown synthetic trial design {design!r}; choose phase1 or biomarker", source="design")
+    ledgers, truth = synthetic_trial_ledgers(groups, seed=seed, phase=phase)
+    truth["design"] = design
+    with atomic_directory(out_dir, overwrite=force) as tmp:
+        for d in ledgers:
+            write_json(tmp / f"{d['patient_id']}.json", d)
+        write_json(tmp / "trial_truth.json", truth)
+    return Path(out_dir)

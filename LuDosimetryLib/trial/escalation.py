@@ -8,7 +8,8 @@ DLT-evaluable patients and d DLTs in the group:
 - n < 3, d ≤ 1                  → ``enrol``: complete the first 3;
 - n ≥ 3, d = 0, n < 6           → ``escalate``;
 - n ≥ 3, d = 1, n < 6           → ``expand to 6``;
-- n ≥ 6, d ≤ 1                  → ``escalate`` (the level is tolerated).
+- n = 6, d ≤ 1                  → ``escalate`` (the level is tolerated);
+- n > 6                         → ``outside 3+3 (n > 6)`` (e.g. a phase-2 expansion).
 
 ``boin`` (Liu S, Yuan Y. J R Stat Soc C 2015;64:507–523, doi:10.1111/rssc.12089): with target DLT
 rate φ (default 0.30) the boundaries λe = ln((1−φ1)/(1−φ))/ln(φ(1−φ1)/(φ1(1−φ))) and
@@ -30,7 +31,9 @@ __all__ = ["ESCALATION_RULES", "escalation_decision", "three_plus_three", "boin"
 
 
 def three_plus_three(n_evaluable: int, n_dlt: int) -> str:
-    """3+3 decision for one group (module docstring)."""
+    """3+3 decision for one group (module docstring); more than 6 evaluable patients is outside the design."""
+    if n_evaluable > 6:
+        return "outside 3+3 (n > 6)"
     if n_dlt >= 2:
         return "stop"
     if n_evaluable < 3:

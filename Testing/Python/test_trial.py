@@ -168,3 +168,24 @@ def test_cox_recovers_the_generating_log_hazard_ratio_of_tumour_dose():
             lo, hi = fit.coefficient_ci95[0]
             assert lo < beta < hi, (fit.coefficients, fit.coefficient_ci95)
         assert fit.ph_test_p_value[0] > 0.01  # the generating model has proportional hazards
+
+
+def test_imaged_cohort_patient_ledger_uses_the_true_doses():
+    from LuDosimetryLib.phantom.followup import cohort_patient_ledger
+
+    masses = {"kidney_cortex_left": 120.0, "renal_pelvis_left": 30.0, "kidney_cortex_right": 120.0,
+              "renal_pelvis_right": 30.0, "red_marrow": 1000.0, "parotid_left": 25.0, "parotid_right": 25.0}
+    truth = {"regions": [{"name": k, "mass_g": m} for k, m in masses.items()],
+             "cycles": [{"dose_Gy": {"kidney_cortex_left": 4.0, "renal_pelvis_left": 2.0, "kidney_cortex_right": 3.0,
+                                     "renal_pelvis_right": 1.0, "red_marrow": 0.2, "parotid_left": 3.0,
+                                     "parotid_right": 5.0}}]}
+    doc, t = cohort_patient_ledger("P001", truth, 30.0, 7.4e9, seed=(0, 0))
+    p = trial_patient_from_ledger(doc, source="P001")
+    # mass-weighted kidney dose: (120·4 + 30·2 + 120·3 + 30·1) / 300 = 3.1 Gy
+    assert p.cycles[0].dose_Gy["kidney"] == pytest.approx(3.1) and p.cycles[0].dose_Gy["parotid"] == pytest.approx(4.0)
+    assert p.cycles[0].administered_activity_GBq == pytest.approx(7.4) and t["tumour_dose_Gy"] == 30.0
+    assert p.follow_up.outcomes is not None and p.follow_up.visits[0].psma_pet is not None
+
+
+def test_three_plus_three_is_not_applied_beyond_six():
+    assert three_plus_three(12, 0) == "outside 3+3 (n > 6)"
