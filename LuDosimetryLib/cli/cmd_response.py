@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "PSA nor PSMA PET vs progression); the report states which")
     parser.add_argument("--psa-series", type=Path, default=None,
                         help="CSV patient, day, psa_ng_per_mL (days after baseline): PCWG3 category at the landmark")
+    parser.add_argument("--patients-dir", type=Path, default=None,
+                        help="folder of patient folders: PSMA-PET lesion segmentations in <patient>/psma_pet/<date>/ "
+                             "give the total tumour volumes and new lesions for RECIP 1.0 (docs/response.md)")
     parser.add_argument("--landmark-weeks", type=float, default=12.0,
                         help="PCWG3 assessment time for --psa-series (default 12 weeks: after cycle 2)")
     parser.add_argument("--window-weeks", type=float, default=3.0, help="± window around the landmark (default 3)")
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..report import Report
     from ..response.categories import outcome_definition
     from ..response.outputs import write_response_results
-    from ..response.table import apply_psa_series, read_psa_series, read_response_table
+    from ..response.table import apply_psa_series, apply_psma_segmentations, read_psa_series, read_response_table
     from ..results import RunRecord, atomic_directory
 
     outcome_definition(args.outcome)
@@ -41,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if args.psa_series is not None:
         patients, notes = apply_psa_series(patients, read_psa_series(args.psa_series),
                                            landmark_day=7 * args.landmark_weeks, window_days=7 * args.window_weeks)
+    if args.patients_dir is not None:
+        patients, more = apply_psma_segmentations(patients, args.patients_dir, landmark_day=7 * args.landmark_weeks,
+                                                  window_days=7 * args.window_weeks)
+        notes += more
     record = RunRecord("ludosimetry response", inputs={"table": str(args.table),
                                                        "psa_series": str(args.psa_series or "")},
                        parameters={"response": {"outcome": args.outcome, "dose_groups": args.dose_groups,

@@ -144,7 +144,10 @@ def analyse_response(patients: Sequence[PatientRecord], *, outcome: str = "psa50
                 res["kaplan_meier"][g] = asdict(km)
                 res["median_ci95"][g] = median_ci95(km)
         if np.unique(groups).size == 2 and e.sum() > 0:
-            res["logrank"] = asdict(logrank_test(t, e, groups))
+            try:
+                res["logrank"] = asdict(logrank_test(t, e, groups))
+            except InputError as exc:
+                out["warnings"].append(f"{name}: no log-rank test: {exc}")
         try:
             res["cox"] = asdict(cox_regression(t, e, d, names=["wholebody_tumour_dose_Gy"]))
             if res["cox"]["ph_test_p_value"][0] < 0.05:

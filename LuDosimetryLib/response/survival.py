@@ -142,6 +142,10 @@ def logrank_test(time, event, group) -> LogRank:
             var += f * (np.diag(n_g * n) - np.outer(n_g, n_g))
     diff = (obs - exp)[:-1]
     v = var[:-1, :-1]
-    stat = float(diff @ np.linalg.solve(v, diff))
+    try:
+        stat = float(diff @ np.linalg.solve(v, diff))
+    except np.linalg.LinAlgError:
+        raise InputError("log-rank variance is zero: a group has no one at risk at any event time",
+                         source="group") from None
     return LogRank(stat, k - 1, float(stats.chi2.sf(stat, k - 1)), dict(zip(labels.tolist(), obs.tolist())),
                    dict(zip(labels.tolist(), exp.tolist())))

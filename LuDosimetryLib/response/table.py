@@ -42,7 +42,7 @@ from pathlib import Path
 from ..errors import InputError
 
 __all__ = ["LesionRecord", "PatientRecord", "read_response_table", "REQUIRED_COLUMNS", "apply_psa_series",
-           "read_psa_series"]
+           "read_psa_series", "apply_psma_segmentations"]
 
 REQUIRED_COLUMNS = ("patient", "lesion", "dose_Gy", "mass_g", "psa_baseline_ng_per_mL", "psa_best_ng_per_mL")
 _SURVIVAL = ("pfs", "rpfs", "os")
@@ -303,4 +303,49 @@ def apply_psa_series(patients: list[PatientRecord], series: dict[str, list[tuple
         days, vals = zip(*s)
         cat = pcwg3_response_at(days, vals, p.psa_baseline_ng_per_mL, day=landmark_day, window_days=window_days)
         out.append(replace(p, psa_pcwg3=cat.category))
+    return out, warnings
+
+
+def apply_psma_segmentations(patients: list[PatientRecord], patients_dir: str | Path, *, landmark_day: float,
+                             window_days: float) -> tuple[list[PatientRecord], list[str]]:
+    """Fill total tumour volumes and the new-lesion flag from ``<patients_dir>/<patient>/psma_pet/`` scans.
+
+    Baseline = the earliest scan; follow-up = the scan closest to ``landmark_day`` days after the
+    baseline within ± ``window_days``. Values given in the table are kept (a warning names
+    patients where table and folder both exist). Patients without scans are left as they are.
+    """
+    from dataclasses import replace
+
+    from .psma_volume import read_psma_scans
+
+    root = Path(patients_dir)
+    if not root.is_dir():
+        raise InputError("is not a folder of patient folders", source=str(root))
+    out, warnings = [], []
+    for p in patients:
+        scans = read_psma_scans(root / p.patient)
+        if len(scans) < 2:
+            out.append(p)
+            continue
+        base = scans[0]
+        near = [s for s in scans[1:] if abs((s.date - base.date).days - landmark_day) <= window_days]
+        if not near:
+            warnings.append(f"patient {p.patient}: no PSMA-PET scan within {window_days:g} days of day "
+                            f"{landmark_day:g}; RECIP from the table only")
+            out.append(p)
+            continue
+        fu = min(near, key=lambda s: abs((s.date - base.date).days - landmark_day))
+        if p.ttv_baseline_mL is not None:
+            warnings.append(f"patient {p.patient}: total tumour volume from the table kept, segmentations in "
+                            f"{root / p.patient / 'psma_pet'} not used")
+            out.append(p)
+            continue
+        new = None
+        if base.lesion_names is not None and fu.lesion_names is not None:
+            new = int(bool(set(fu.lesion_names) - set(base.lesion_names)))
+        elif p.new_lesions is None:
+            warnings.append(f"patient {p.patient}: no label tables beside the PSMA-PET segmentations, new lesions "
+                            "unknown (give the new_lesions column)")
+        out.append(replace(p, ttv_baseline_mL=base.total_tumour_volume_mL, ttv_followup_mL=fu.total_tumour_volume_mL,
+                           new_lesions=p.new_lesions if new is None else new))
     return out, warnings

@@ -150,3 +150,53 @@ def test_response_command_with_the_combined_outcome_and_survival(tmp_path):
     assert rows["p0"]["recip"] == "progression" and rows["p1"]["psa_pcwg3"] == "progression"
     assert rows["p7"]["psa_pcwg3"] == "response" and rows["p7"]["recip"] == "partial_response"
     assert main(["response", str(table), "--out", str(tmp_path / "o2"), "--outcome", "psa30"]) == 2
+
+
+def _scan(folder, date, voxels, names):
+    """A label map (2 mm voxels: 0.008 mL each) with ``voxels[i]`` voxels of label i + 1 and its label table."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    arr = np.zeros(40 * 40 * 40, np.uint8)
+    start = 0
+    for i, n in enumerate(voxels):
+        arr[start:start + n] = i + 1
+        start += n
+    img = sitk.GetImageFromArray(arr.reshape(40, 40, 40))
+    img.SetSpacing((2.0, 2.0, 2.0))
+    d = folder / "psma_pet" / date
+    d.mkdir(parents=True)
+    sitk.WriteImage(img, str(d / "lesions.nii.gz"))
+    (d / "labels.csv").write_text("label,name,side,kind,group\n" + "".join(
+        f"{i + 1},{n},none,lesion,\n" for i, n in enumerate(names)))
+
+
+def test_recip_from_psma_pet_segmentations_in_the_patient_folder(tmp_path):
+    import csv
+    import json
+
+    from LuDosimetryLib.cli import main
+    from LuDosimetryLib.response.psma_volume import read_psma_scans
+
+    table, _ = _outcome_table(tmp_path)
+    rows = table.read_text().splitlines()
+    keep = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]  # drop the TTV/new-lesion columns: the folder gives them
+    cut = [",".join(c for j, c in enumerate(r.split(",")) if j not in (6, 7, 8)) for r in rows]
+    table.write_text("\n".join(cut) + "\n")
+    pts = tmp_path / "patients"
+    for i in keep:
+        # baseline 1500 voxels (12 mL); p0: −60 % with a new lesion (stable); others: −60 %, no new lesion (PR)
+        _scan(pts / f"p{i}", "2026-01-02", [1000, 500], ["lesion_a", "lesion_b"])
+        if i == 0:
+            _scan(pts / f"p{i}", "2026-03-27", [400, 0, 200], ["lesion_a", "lesion_b", "lesion_new"])
+        else:
+            _scan(pts / f"p{i}", "2026-03-27", [400, 200], ["lesion_a", "lesion_b"])
+    scans = read_psma_scans(pts / "p0")
+    assert scans[0].total_tumour_volume_mL == pytest.approx(1500 * 0.008)
+    assert scans[1].total_tumour_volume_mL == pytest.approx(600 * 0.008)
+    out = tmp_path / "out"
+    assert main(["response", str(table), "--out", str(out), "--outcome", "recip_response", "--patients-dir", str(pts),
+                 "--bootstrap", "50"]) == 0
+    got = {r["patient"]: r["recip"] for r in csv.DictReader((out / "response.csv").open())}
+    assert got["p0"] == "stable" and got["p5"] == "partial_response"
+    assert json.loads((out / "response.json").read_text())["n_responders_recip_response"] == 11
