@@ -33,8 +33,8 @@ from ..response.survival import kaplan_meier, median_ci95
 from .cohort import TrialPatient
 from .escalation import escalation_decision
 
-__all__ = ["clopper_pearson", "dlt_rows", "response_rows", "rate_rows", "adverse_event_rows", "delayed_ae_rows",
-           "prom_rows", "survival_times", "survival_rows", "dose_toxicity_rows", "PROM_RULES",
+__all__ = ["clopper_pearson", "dlt_rows", "response_rows", "rate_rows", "salvage_rows", "adverse_event_rows",
+           "delayed_ae_rows", "prom_rows", "survival_times", "survival_rows", "dose_toxicity_rows", "PROM_RULES",
            "DELAYED_TERMS_OF_INTEREST", "TOXICITY_GROUPS", "DAYS_PER_MONTH"]
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -79,8 +79,15 @@ def _evaluable(p: TrialPatient, window_days: float) -> bool:
     return followed or _has_dlt(p, window_days)
 
 
+def _phase2(p: TrialPatient) -> bool:
+    return p.phase.strip().lower().replace("phase", "").strip() in ("2", "ii")
+
+
 def dlt_rows(patients: Sequence[TrialPatient], *, rule: str = "3+3", window_weeks: float = 12.0) -> list[dict]:
-    """One row per escalation group × risk stratum (and per group over all strata, stratum ``all``)."""
+    """One row per escalation group × risk stratum (and per group over all strata, stratum ``all``).
+
+    Groups whose patients are all phase 2 get no escalation decision (``not applicable (phase 2)``).
+    """
     window = 7.0 * window_weeks
     groups = sorted({p.escalation_group for p in patients if p.escalation_group}, key=_natural)
     rows = []
@@ -96,7 +103,8 @@ def dlt_rows(patients: Sequence[TrialPatient], *, rule: str = "3+3", window_week
                          "median_kidney_dose_per_cycle_Gy": float(np.median([c.dose_Gy["kidney"] for p in sel
                                                                              for c in p.cycles
                                                                              if "kidney" in c.dose_Gy] or [math.nan])),
-                         "decision": escalation_decision(rule, len(ev), d), "rule": rule,
+                         "decision": ("not applicable (phase 2)" if all(_phase2(p) for p in sel)
+                                      else escalation_decision(rule, len(ev), d)), "rule": rule,
                          "patients_with_dlt": ";".join(p.patient_id for p in ev if _has_dlt(p, window))})
     return rows
 
@@ -154,6 +162,23 @@ def rate_rows(resp: Sequence[dict]) -> list[dict]:
             out.append({"endpoint": name, "escalation_group": g, "n_responders": k, "n_evaluable": n,
                         "rate_percent": 100 * k / n if n else math.nan, "ci95_low_percent": 100 * lo,
                         "ci95_high_percent": 100 * hi})
+    return out
+
+
+def salvage_rows(patients: Sequence[TrialPatient], times: Sequence[dict]) -> list[dict]:
+    """Salvage eligibility (responder, then re-progression) per group and overall, Clopper–Pearson 95 %."""
+    out = []
+    groups = sorted({p.escalation_group for p in patients}, key=_natural)
+    for g in [*groups, "all"] if len(groups) > 1 else ["all"]:
+        flags = [t["salvage_eligible"] for p, t in zip(patients, times)
+                 if t and (g == "all" or p.escalation_group == g)]
+        if not flags:
+            continue
+        k, n = int(sum(flags)), len(flags)
+        lo, hi = clopper_pearson(k, n)
+        out.append({"endpoint": "salvage eligible (responder, then re-progression)", "escalation_group": g,
+                    "n_responders": k, "n_evaluable": n, "rate_percent": 100 * k / n, "ci95_low_percent": 100 * lo,
+                    "ci95_high_percent": 100 * hi})
     return out
 
 
@@ -259,6 +284,7 @@ def survival_times(p: TrialPatient, *, max_months: float = 60.0) -> dict:
                      ("os", (death,))):
         out[f"{name}_months"], out[f"{name}_event"] = endpoint(*ev)
     out["psa_progression_source"] = src if psa_date is not None else ""
+    out["salvage_eligible"] = int(o.salvage_eligible)
     return out
 
 

@@ -35,6 +35,7 @@ from .endpoints import (
     prom_rows,
     rate_rows,
     response_rows,
+    salvage_rows,
     survival_rows,
     survival_times,
 )
@@ -63,7 +64,7 @@ def analyse_trial(patients: Sequence[TrialPatient], *, rule: str = "3+3", dlt_wi
                            "best_response_horizon_months": horizon_months,
                            "delayed_after_months": delayed_after_months},
             "dlt": dlt_rows(patients, rule=rule, window_weeks=dlt_window_weeks),
-            "response": resp, "response_rates": rate_rows(resp),
+            "response": resp, "response_rates": rate_rows(resp) + salvage_rows(patients, times),
             "adverse_events": adverse_event_rows(patients) + adverse_event_rows(patients, related_only=True),
             "delayed_adverse_events": delayed_ae_rows(patients, after_months=delayed_after_months),
             "prom": prom,

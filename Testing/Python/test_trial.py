@@ -200,7 +200,8 @@ def test_documented_example_ledger_parses_and_gives_its_stated_categories():
     p = trial_patient_from_ledger(json.loads(path.read_text(encoding="utf-8")), source=str(path))
     row = response_rows([p])[0]
     # docs/trial.md: PSA 46 → 19.5 (day 42, −57.6 %) confirmed by 11.2 (day 84); TTV 182 → 88 mL (−52 %)
-    assert row["psa_best_response"] == "response" and row["psa_best_change_percent"] == pytest.approx(-57.6087, abs=1e-3)
+    assert row["psa_best_response"] == "response"
+    assert row["psa_best_change_percent"] == pytest.approx(-57.6087, abs=1e-3)
     assert row["recip_best_response"] == "partial_response"
     s = survival_times(p)
     assert s["pfs_event"] == 1 and s["os_event"] == 0 and s["psa_progression_source"] == "recorded"
