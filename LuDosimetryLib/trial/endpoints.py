@@ -3,6 +3,8 @@
 - **DLTs** within a window (default 12 weeks from cycle 1) per escalation group and risk stratum,
   with the decision of a named escalation rule (:mod:`.escalation`). A patient is DLT-evaluable
   when followed through the window or with a DLT in it.
+- **Response after two cycles** (week 12 ± 4 weeks): PCWG3, RECIP 1.0 and the biomarker trial's
+  combined category (progression by PSA or PSMA PET = ``non_response``) per patient.
 - **ORR** (RECIP 1.0 complete or partial response) and **PSA50** (confirmed PCWG3 PSA response):
   best response within 12 months, with exact Clopper–Pearson 95 % intervals (Clopper CJ, Pearson
   ES. Biometrika 1934;26:404–413).
@@ -28,7 +30,13 @@ from dataclasses import asdict
 import numpy as np
 from scipy import stats
 
-from ..response.categories import pcwg3_best_response, pcwg3_psa_progression, recip_category
+from ..response.categories import (
+    combined_outcome,
+    pcwg3_best_response,
+    pcwg3_psa_progression,
+    pcwg3_response_at,
+    recip_category,
+)
 from ..response.survival import kaplan_meier, median_ci95
 from .cohort import TrialPatient
 from .escalation import escalation_decision
@@ -114,14 +122,21 @@ def _baseline(p: TrialPatient, series: list) -> tuple | None:
     return before[-1] if before else None
 
 
-def response_rows(patients: Sequence[TrialPatient], *, horizon_months: float = 12.0) -> list[dict]:
-    """Per patient: PCWG3 best PSA response and RECIP 1.0 best response within the horizon."""
+def response_rows(patients: Sequence[TrialPatient], *, horizon_months: float = 12.0, landmark_weeks: float = 12.0,
+                  window_weeks: float = 4.0) -> list[dict]:
+    """Per patient: PCWG3 best PSA response and RECIP 1.0 best response within the horizon, and the
+    PCWG3, RECIP and combined (biomarker-trial) categories at the landmark (after cycle 2: week 12)
+    ± the window."""
     horizon = horizon_months * DAYS_PER_MONTH
+    landmark, window = 7.0 * landmark_weeks, 7.0 * window_weeks
     rows = []
     for p in patients:
         row = {"patient": p.patient_id, "escalation_group": p.escalation_group, "risk_stratum": p.risk_stratum,
                "psa_baseline_ng_per_mL": None, "psa_best_response": "not_evaluable", "psa_best_change_percent": None,
-               "psa50": None, "recip_best_response": "not_evaluable", "orr": None}
+               "psa50": None, "recip_best_response": "not_evaluable", "orr": None,
+               f"psa_pcwg3_week_{landmark_weeks:g}": "not_evaluable", f"recip_week_{landmark_weeks:g}": "not_evaluable",
+               f"combined_week_{landmark_weeks:g}": "not_evaluable"}
+        psa_at, recip_at = None, None
         psa = p.follow_up.lab_series("psa_ng_per_mL")
         base = _baseline(p, psa)
         if base is not None and base[1] > 0:
@@ -133,6 +148,8 @@ def response_rows(patients: Sequence[TrialPatient], *, horizon_months: float = 1
                            psa_best_change_percent=best.change_percent)
                 if best.category != "not_evaluable":
                     row["psa50"] = int(best.category == "response")
+                psa_at = pcwg3_response_at(days, vals, base[1], day=landmark, window_days=window).category
+                row[f"psa_pcwg3_week_{landmark_weeks:g}"] = psa_at
         pets = p.follow_up.psma_pet_series()
         bpet = _baseline(p, pets)
         if bpet is not None and bpet[1].total_tumour_volume_mL > 0:
@@ -145,6 +162,14 @@ def response_rows(patients: Sequence[TrialPatient], *, horizon_months: float = 1
                 order = ("complete_response", "partial_response", "stable")
                 best = next((c for c in order if c in before), "progression")
                 row.update(recip_best_response=best, orr=int(best in order[:2]))
+            near = [(abs(p.day(d) - landmark), d, pet) for d, pet in pets
+                    if d > p.start_date and abs(p.day(d) - landmark) <= window]
+            if near:
+                _, _, pet = min(near, key=lambda x: x[0])
+                recip_at = pet.recip or recip_category(bpet[1].total_tumour_volume_mL, pet.total_tumour_volume_mL,
+                                                       pet.new_lesions)
+                row[f"recip_week_{landmark_weeks:g}"] = recip_at
+        row[f"combined_week_{landmark_weeks:g}"] = combined_outcome(psa_at, recip_at)
         rows.append(row)
     return rows
 

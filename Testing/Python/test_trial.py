@@ -203,5 +203,8 @@ def test_documented_example_ledger_parses_and_gives_its_stated_categories():
     assert row["psa_best_response"] == "response"
     assert row["psa_best_change_percent"] == pytest.approx(-57.6087, abs=1e-3)
     assert row["recip_best_response"] == "partial_response"
+    # after cycle 2 (week 12 ± 4): PSA 11.2 (−76 %, confirmed by day 42) and TTV −52 % → responder
+    assert (row["psa_pcwg3_week_12"], row["recip_week_12"], row["combined_week_12"]) == (
+        "response", "partial_response", "response_or_stable")
     s = survival_times(p)
     assert s["pfs_event"] == 1 and s["os_event"] == 0 and s["psa_progression_source"] == "recorded"
