@@ -33,7 +33,7 @@ def _num(text) -> float:
 
 
 def outlier_cause(region: str, *, dose_ratio: float, tia_ratio: float, volume_mL: float, dose_method: str,
-                  spect_fwhm_mm: float, cross_fraction: float = 0.0) -> str:
+                  spect_fwhm_mm: float, cross_fraction: float = 0.0, true_tia_Bq_h: float = math.nan) -> str:
     """Why a region's dose is outside ±20 % of its like-for-like truth ('' inside), from its numbers.
 
     The like-for-like truth shares the pipeline's physics, so what remains is imaging (resolution,
@@ -47,16 +47,24 @@ def outlier_cause(region: str, *, dose_ratio: float, tia_ratio: float, volume_mL
     if dose_method.startswith("red_marrow"):
         return (f"method: {dose_method} estimates the whole red marrow from L2-L4 (or blood) activity and the L2-L4 "
                 "cross-dose; the truth averages all marrow, whose cross-dose differs by site")
-    if "pvc" in dose_method and (not math.isfinite(tia_ratio) or cross_fraction > 0.2):
-        return (f"method: {dose_method} scales the whole map dose, cross-dose included, by the region's own "
-                f"corrected/map TIA; here {cross_fraction:.0%} of the true dose is cross-dose from neighbours "
-                f"(TIA ratio {tia_ratio:.2f}), which the scaling wrongly corrects as if it were partial-volume "
-                "loss of the region's own activity")
+    if true_tia_Bq_h == 0 and "pvc" in dose_method and dose_ratio < 1:
+        return (f"method: {dose_method} scales the map dose by the region's corrected/map TIA, ≈ 0 for a region "
+                "without activity of its own: its cross-dose from neighbours is scaled away with the spill-in")
+    if true_tia_Bq_h == 0:
+        return ("imaging: resolution - the region holds no activity of its own; the SPECT blur spills activity of "
+                "hot neighbours (bone lesions, marrow) into it, which the kernel then deposits locally")
+    if not math.isfinite(tia_ratio):
+        return "imaging: fit - the region was not fitted (no usable activity at every timepoint); map dose reported"
     if abs(tia_ratio - 1.0) > 0.15:
-        if volume_mL < v_res:
+        if volume_mL < v_res and abs(tia_ratio - 1.0) < 0.5:
             return (f"imaging: resolution - {volume_mL:.2g} mL is below a {2 * spect_fwhm_mm:.0f} mm sphere at "
                     f"{spect_fwhm_mm:g} mm FWHM; GTM-corrected TIA ratio {tia_ratio:.2f}")
-        return f"imaging: fit/noise/registration - fitted TIA ratio {tia_ratio:.2f} against the true TIA"
+        return (f"imaging: fit - fitted TIA ratio {tia_ratio:.2f} against the true TIA (kinetics the scan times "
+                "do not sample, e.g. urine transit before the first scan, or noise/registration)")
+    if "pvc" in dose_method and cross_fraction > 0.2:
+        return (f"method: {dose_method} scales the whole map dose, cross-dose included, by the region's own "
+                f"corrected/map TIA; {cross_fraction:.0%} of the true dose is cross-dose from neighbours "
+                f"(TIA ratio {tia_ratio:.2f} is right), which the scaling wrongly treats as partial-volume loss")
     return (f"method: map S-value - TIA ratio {tia_ratio:.2f} is right but the dose per TIA of the "
             f"{spect_fwhm_mm:g} mm map (activity blurred across the edge of {volume_mL:.2g} mL) differs from the "
             "true distribution's")
@@ -102,5 +110,6 @@ def truth_comparison_rows(truth: Mapping, fits: Sequence[Mapping[str, str]], dos
                      "true_led_dose_Gy": led, "led_ratio": dose / led if led > 0 else math.nan,
                      "cause": outlier_cause(region, dose_ratio=ratio, tia_ratio=tia_ratio, volume_mL=vol,
                                             dose_method=method, spect_fwhm_mm=fwhm,
-                                            cross_fraction=1.0 - led / true if true > 0 and led >= 0 else 0.0)})
+                                            cross_fraction=1.0 - led / true if true > 0 and led >= 0 else 0.0,
+                                            true_tia_Bq_h=true_tia)})
     return rows

@@ -57,8 +57,12 @@ def test_outlier_causes_name_imaging_or_method_and_rows_use_the_like_for_like_tr
                          spect_fwhm_mm=11).startswith("imaging: resolution")
     assert outlier_cause("bladder", dose_ratio=1.3, tia_ratio=1.4, volume_mL=150, dose_method="kernel+gtm-pvc",
                          spect_fwhm_mm=11).startswith("imaging: fit")
-    assert outlier_cause("cortical_bone", dose_ratio=0.5, tia_ratio=math.nan, volume_mL=500,
-                         dose_method="kernel+gtm-pvc", spect_fwhm_mm=11, cross_fraction=1.0).startswith("method:")
+    assert outlier_cause("cortical_bone", dose_ratio=4.8, tia_ratio=math.nan, volume_mL=500, dose_method="kernel",
+                         spect_fwhm_mm=11, cross_fraction=1.0, true_tia_Bq_h=0.0).startswith("imaging: resolution")
+    assert outlier_cause("cortical_bone", dose_ratio=0.12, tia_ratio=math.nan, volume_mL=500,
+                         dose_method="kernel+gtm-pvc", spect_fwhm_mm=11, true_tia_Bq_h=0.0).startswith("method:")
+    assert outlier_cause("lung_left", dose_ratio=0.67, tia_ratio=1.04, volume_mL=1700, dose_method="kernel+gtm-pvc",
+                         spect_fwhm_mm=11, cross_fraction=0.55).startswith("method: kernel+gtm-pvc scales")
     truth = {"cycles": [{"tia_Bq_h": {"liver": 2e12, "red_marrow_total": 1e10},
                          "dose_Gy": {"liver": 9.0, "red_marrow_total": 0.2},
                          "dose_kernel_Gy": {"liver": 10.0, "red_marrow_total": 0.3}}],
