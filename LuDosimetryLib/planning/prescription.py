@@ -64,6 +64,7 @@ from .limits import (
     LIMIT_NAMES,
     LimitFlag,
     PlanningLimits,
+    canonical_stratum,
     ledger_limit_flags,
     ledger_risk_stratum,
     load_planning_limits,
@@ -514,10 +515,7 @@ def plan_next_cycle(ledger: Ledger, settings: PlanSettings) -> PlanProposal:
     warnings: list[str] = list(ledger.read_warnings)
     values: list[SourcedValue] = []
     if s.risk_stratum is not None:
-        if s.risk_stratum not in limits.kidney_dose_limit_Gy:
-            raise InputError(f"must be one of {', '.join(limits.kidney_dose_limit_Gy)}, got {s.risk_stratum!r}",
-                             source="risk_stratum")
-        stratum, stratum_src = s.risk_stratum, _setting_src(s, "risk_stratum")
+        stratum, stratum_src = canonical_stratum(s.risk_stratum), _setting_src(s, "risk_stratum")
     else:
         stratum, stratum_src = ledger_risk_stratum(ledger, limits)
         if not ledger.risk_stratum:

@@ -253,13 +253,13 @@ def test_follow_up_and_outcomes_pass_through_unmodified(tmp_path):
     led = read_ledger(tmp_path / "in.json")
     out = json.loads(write_ledger(tmp_path / "out.json", led).read_text())
     assert out["follow_up"] == doc["follow_up"] and out["outcomes"] == doc["outcomes"]
-    assert out["patient"] == {"risk_stratum": "standard", "phase": 1, "escalation_group": "G2"}
+    assert out["patient"] == {"risk_stratum": "standard", "phase": "1", "escalation_group": "G2"}
     assert out["cycles"] == doc["cycles"]  # the example is written by the library: a fixed point
 
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda d: d["patient"].__setitem__("risk_stratum", "medium"), r"patient\.risk_stratum: must be one of"),
-    (lambda d: d["patient"].__setitem__("phase", 3), r"patient\.phase: must be 1 or 2"),
+    (lambda d: d["patient"].__setitem__("phase", 3), r"patient\.phase: must be \"1\" or \"2\", got 3"),
     (lambda d: d.__setitem__("follow_up", {"a": 1}), r"follow_up: must be a list"),
     (lambda d: d["cycles"][1]["cumulative"]["kidney"].__setitem__("dose_rel_uncertainty", 0.05),
      r"cumulative\.kidney\.dose_rel_uncertainty: .*shared \(correlated\) and independent parts give 0\.13"),
@@ -273,6 +273,19 @@ def test_bad_version_2_fields_are_named(tmp_path, edit, message):
     (tmp_path / "l.json").write_text(json.dumps(doc))
     with pytest.raises(InputError, match=message):
         read_ledger(tmp_path / "l.json")
+
+
+def test_trial_ledgers_and_planning_ledgers_read_each_other():
+    from LuDosimetryLib.trial.cohort import trial_patient_from_ledger
+
+    trial = EXAMPLE.with_name("example_trial_ledger.json")  # written by the trial module: "low" stratum, phase "1"
+    led = read_ledger(trial)
+    assert led.risk_stratum == "low" and led.phase == 1
+    p = plan_next_cycle(led, PlanSettings(prescribed_kidney_dose_Gy=3.0, salvage=len(led.cycles) >= 6))
+    assert p.risk_stratum == "standard"
+    assert any("'low' = standard risk" in v.source for v in p.values if v.name == "risk stratum")
+    pt = trial_patient_from_ledger(json.loads(EXAMPLE.read_text()), source="example_ledger.json")
+    assert (pt.phase, pt.risk_stratum, pt.escalation_group, len(pt.cycles)) == ("1", "standard", "G2", 2)
 
 
 def test_hand_edited_shared_part_above_total_is_a_consistency_error():
