@@ -3,7 +3,7 @@
 A ledger is a JSON file (the record) with a CSV view (one row per cycle and organ). It holds,
 for each cycle in order: index, kind (``standard`` 1–6, then up to 3 ``salvage``), administration
 date, administered activity, the dosimetry method used, and for each organ (kidney, parotid,
-submandibular, lacrimal, red marrow) the absorbed dose per activity d, the cycle's absorbed dose
+submandibular, lacrimal, red marrow, liver, spleen) the absorbed dose per activity d, the cycle's absorbed dose
 D = A·d, the Lea–Catcheside factor G and BED = D(1 + G·D/(α/β)) where α/β is known, and the
 cumulative dose and BED, each with its relative standard uncertainty (k = 1). A pre-therapy PET
 prediction (d per organ) may be stored for cycle 1.
