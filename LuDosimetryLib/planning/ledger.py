@@ -648,6 +648,13 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
     if not isinstance(radio, Mapping) or not all(isinstance(v, Mapping) for v in radio.values()):
         raise InputError("must be an object organ → {alpha_beta_Gy, repair_half_time_h}",
                          source=f"{source}: radiobiology")
+    for organ, params in radio.items():
+        for key, v in params.items():
+            if key not in ("alpha_beta_Gy", "repair_half_time_h"):
+                raise InputError("unknown key (expected alpha_beta_Gy, repair_half_time_h)",
+                                 source=f"{source}: radiobiology.{organ}.{key}")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+                raise InputError(f"must be a number > 0, got {v!r}", source=f"{source}: radiobiology.{organ}.{key}")
     patient = _obj(doc.get("patient") or {}, f"{source}: patient") if version >= 2 else {}
     group = patient.get("escalation_group") if version >= 2 else doc.get("escalation_group")
     if group is not None and not isinstance(group, str | int):

@@ -556,6 +556,9 @@ def plan_next_cycle(ledger: Ledger, settings: PlanSettings) -> PlanProposal:
     else:
         n, n_src = s.remaining_cycles, _setting_src(s, "remaining_cycles")
     cycle = len(ledger.cycles) + 1
+    if s.planned_date is not None and ledger.cycles and s.planned_date <= ledger.cycles[-1].administration_date:
+        raise InputError(f"planned date {s.planned_date} is not after cycle {cycle - 1} "
+                         f"({ledger.cycles[-1].administration_date})", source="planned_date")
     cum = ledger.cycles[-1].cumulative if ledger.cycles else {}
 
     sel = select_dose_per_activity(ledger, "kidney", d_source=s.d_source, population_prior=s.population_prior)

@@ -266,6 +266,8 @@ def test_follow_up_and_outcomes_pass_through_unmodified(tmp_path):
     (lambda d: d["cycles"][0]["organs"]["kidney"].__setitem__("dose_rel_uncertainty_independent", 0.3),
      r"organs\.kidney\.dose_rel_uncertainty: √\(shared² \+ independent²\)"),
     (lambda d: d["cycles"][0]["organs"].__setitem__("kidney", [1, 2]), r"organs\.kidney: must be an object"),
+    (lambda d: d.__setitem__("radiobiology", {"kidney": {"alpha_beta_Gy": "x"}}),
+     r"radiobiology\.kidney\.alpha_beta_Gy: must be a number > 0, got 'x'"),
 ])
 def test_bad_version_2_fields_are_named(tmp_path, edit, message):
     doc = json.loads(EXAMPLE.read_text())
@@ -310,6 +312,7 @@ def test_hand_edited_shared_part_above_total_is_a_consistency_error():
     ("--organ-limit", "parotid=-3", "--organ-limit parotid: must be a finite number > 0 Gy, got -3 Gy"),
     ("--population-prior", "kidney=abc", "--population-prior kidney: must be a number, got 'abc'"),
     ("--planned-date", "2026-13-01", "--planned-date: must be a date YYYY-MM-DD, got '2026-13-01'"),
+    ("--planned-date", "2026-02-01", "planned_date: planned date 2026-02-01 is not after cycle 2 (2026-02-16)"),
 ])
 def test_every_numeric_plan_option_is_validated_in_the_users_units(tmp_path, capsys, option, value, message):
     rc = main(["plan", str(EXAMPLE), "--out", str(tmp_path / "p"), "--prescribed-kidney-dose-Gy", "4",
