@@ -155,7 +155,7 @@ def test_trial_cli_names_the_bad_ledger(phase1_cohort, tmp_path, capsys):
 def test_cox_recovers_the_generating_log_hazard_ratio_of_tumour_dose():
     # Cheap path: tumour doses drawn from the synthetic cohort's dose model, no imaging chain.
     model = FollowUpModel()
-    ledgers, truth = synthetic_trial_ledgers([EscalationGroupDesign("B", 400, 5.0)], seed=11, phase="2",
+    ledgers, truth = synthetic_trial_ledgers([EscalationGroupDesign("B", 400, 5.0)], seed=11, phase=2,
                                              n_cycles=2, model=model)
     patients = [trial_patient_from_ledger(d, source=d["patient_id"]) for d in ledgers]
     dose = np.array([truth["patients"][p.patient_id]["tumour_dose_Gy"] for p in patients])
