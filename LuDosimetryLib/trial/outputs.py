@@ -82,7 +82,8 @@ def analyse_trial(patients: Sequence[TrialPatient], *, rule: str = "3+3", dlt_wi
 def _plot_km(curves: dict, path: Path, title: str) -> Path:
     fig, ax = new_figure()
     for name, km in curves.items():
-        ax.step(km["times"], km["survival"], where="post", label=f"{name} (median {km['median']:.3g} months)")
+        med = f"{km['median']:.3g} months" if np.isfinite(km["median"]) else "not reached"
+        ax.step(km["times"], km["survival"], where="post", label=f"{name} (median {med})")
         cens = [t for t, n in zip(km["times"], km["censored"]) if n]
         ax.plot(cens, [np.interp(t, km["times"], km["survival"]) for t in cens], "|", color="k")
     ax.set(xlabel="months from cycle 1", ylabel=title, ylim=(0, 1.02), title=f"Kaplan–Meier: {title}")
