@@ -42,7 +42,8 @@ from .cohort import TrialPatient
 from .escalation import escalation_decision
 
 __all__ = ["clopper_pearson", "dlt_rows", "response_rows", "rate_rows", "salvage_rows", "adverse_event_rows",
-           "delayed_ae_rows", "prom_rows", "survival_times", "survival_rows", "dose_toxicity_rows", "PROM_RULES",
+           "delayed_ae_rows", "prom_rows", "dose_toxicity_models", "survival_times", "survival_rows",
+           "dose_toxicity_rows", "PROM_RULES",
            "DELAYED_TERMS_OF_INTEREST", "TOXICITY_GROUPS", "DAYS_PER_MONTH"]
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -360,3 +361,48 @@ def dose_toxicity_rows(patients: Sequence[TrialPatient]) -> list[dict]:
             row["dlt"] = int(any(a.dlt for a in inside))
             rows.append(row)
     return rows
+
+
+def dose_toxicity_models(patients: Sequence[TrialPatient], *,
+                         window_weeks: float = 12.0) -> tuple[list[dict], list[str]]:
+    """Firth logistic regressions of toxicity on organ dose (finite with few or separated events).
+
+    - DLT in the window against the kidney dose of cycle 1 (Gy);
+    - worst renal AE grade ≥ 2 against the cumulative kidney dose (Gy);
+    - worst haematological AE grade ≥ 2 against the cumulative red-marrow dose (Gy);
+    - worst salivary AE grade ≥ 2 against the cumulative parotid dose (Gy).
+
+    Returns rows (intercept, slope per Gy with profile 95 % CI, LR p) and warnings for models
+    that cannot be fitted (one class only, constant dose).
+    """
+    from ..errors import InputError
+    from ..response.firth import firth_logistic_regression
+
+    window = 7.0 * window_weeks
+    groups = {g: {t.lower() for t in terms} for g, terms in TOXICITY_GROUPS.items()}
+
+    def worst(p: TrialPatient, group: str) -> int:
+        return max((a.grade for a in p.follow_up.adverse_events() if a.term.lower() in groups[group]), default=0)
+
+    specs = [("DLT within window", "kidney dose of cycle 1", "kidney_cycle1_dose_Gy",
+              lambda p: p.cycles[0].dose_Gy.get("kidney"), lambda p: int(_has_dlt(p, window)))]
+    for group, organ in (("renal", "kidney"), ("haematological", "red_marrow"), ("salivary", "parotid")):
+        specs.append((f"{group} AE grade ≥ 2", f"cumulative {organ} dose", f"cumulative_{organ}_dose_Gy",
+                      lambda p, o=organ: p.cumulative_dose_Gy(o) if any(o in c.dose_Gy for c in p.cycles) else None,
+                      lambda p, g=group: int(worst(p, g) >= 2)))
+    rows, warnings = [], []
+    for outcome, predictor, column, dose_of, event_of in specs:
+        pairs = [(dose_of(p), event_of(p)) for p in patients if dose_of(p) is not None]
+        if len(pairs) < 3:
+            continue
+        x, y = zip(*pairs)
+        try:
+            f = firth_logistic_regression(x, y)
+        except InputError as exc:
+            warnings.append(f"{outcome} vs {predictor}: no model ({exc.reason})")
+            continue
+        rows.append({"outcome": outcome, "predictor": predictor, "predictor_column": column, "n_patients": len(y),
+                     "n_events": int(sum(y)), "intercept": f.coefficients[0], "slope_per_Gy": f.coefficients[1],
+                     "slope_ci95_low_per_Gy": f.slope_ci95[0], "slope_ci95_high_per_Gy": f.slope_ci95[1],
+                     "p_value": f.slope_p_value, "separated": int(f.separated), "method": "Firth penalised logistic"})
+    return rows, warnings

@@ -155,7 +155,7 @@ def test_trial_cli_names_the_bad_ledger(phase1_cohort, tmp_path, capsys):
 def test_cox_recovers_the_generating_log_hazard_ratio_of_tumour_dose():
     # Cheap path: tumour doses drawn from the synthetic cohort's dose model, no imaging chain.
     model = FollowUpModel()
-    ledgers, truth = synthetic_trial_ledgers([EscalationGroupDesign("B", 400, 5.0)], seed=11, phase="2",
+    ledgers, truth = synthetic_trial_ledgers([EscalationGroupDesign("B", 400, 5.0)], seed=11, phase=2,
                                              n_cycles=2, model=model)
     patients = [trial_patient_from_ledger(d, source=d["patient_id"]) for d in ledgers]
     dose = np.array([truth["patients"][p.patient_id]["tumour_dose_Gy"] for p in patients])
@@ -208,3 +208,15 @@ def test_documented_example_ledger_parses_and_gives_its_stated_categories():
         "response", "partial_response", "response_or_stable")
     s = survival_times(p)
     assert s["pfs_event"] == 1 and s["os_event"] == 0 and s["psa_progression_source"] == "recorded"
+
+
+def test_firth_recovers_the_generating_dlt_dose_slope():
+    # DLT model of the synthetic cohort: logit P = −7 + 0.6·(kidney dose of cycle 1, Gy); 5 × 100 patients
+    from LuDosimetryLib.trial.endpoints import dose_toxicity_models
+
+    model = FollowUpModel()
+    groups = [EscalationGroupDesign(f"G{d}", 100, float(d)) for d in (6, 8, 10, 12, 14)]
+    ledgers, _ = synthetic_trial_ledgers(groups, seed=5, n_cycles=1, model=model)
+    rows, _ = dose_toxicity_models([trial_patient_from_ledger(d, source=d["patient_id"]) for d in ledgers])
+    dlt = next(r for r in rows if r["outcome"] == "DLT within window")
+    assert dlt["slope_ci95_low_per_Gy"] < model.dlt_per_Gy < dlt["slope_ci95_high_per_Gy"]
