@@ -122,6 +122,11 @@ def test_bad_settings_are_refused_by_name(tmp_path):
         settings_from_parameters({"dose_mthod": "led"})
     with pytest.raises(InputError, match="dose_method"):
         settings_from_parameters({"dose_method": "monte-carlo"})
+    for key, bad in (("kernel_energy", "mcnp"), ("red_marrow", "biopsy"), ("spect_interpolation", "sinc")):
+        with pytest.raises(InputError, match=key):
+            settings_from_parameters({key: bad})
+    assert settings_from_parameters({"kernel_energy": "table"}).kernel_energy == "table"
+    assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--kernel-energy", "table"]) == 2
     assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
 
 
@@ -157,3 +162,29 @@ def test_partial_volume_corrected_organ_doses_lie_between_electron_deposition_an
         assert 0.97 <= ratio <= 1.237 + 0.03, (organ, ratio)
         assert float(rows[organ]["map_mean_dose_Gy"]) < float(rows[organ]["dose_Gy"])
     assert float(rows["kidney_left"]["bed_Gy"]) > float(rows["kidney_left"]["dose_Gy"])
+
+
+def test_like_for_like_truth_comparison_organs_at_risk_and_red_marrow(sample_run):
+    """Against the true TIA through the same kernel physics (truth.json dose_kernel_Gy), the reported
+    dose of every organ at risk lies within ±20 % (or its row names the cause), and the reported
+    red marrow (image-based L2–L4 by default) is 0.02–0.05 Gy/GBq and within ±25 % of its truth."""
+    from LuDosimetryLib.phantom.comparison import truth_comparison_rows
+    from LuDosimetryLib.results import read_doses_csv
+
+    _, out, patient = sample_run
+    rows = {r["region"]: r for r in truth_comparison_rows(patient.truth, read_csv(out / "fits.csv"),
+                                                           read_doses_csv(out / "doses.csv"))}
+    for organ in ("kidney_left", "kidney_right", "parotid_left", "parotid_right", "submandibular_left",
+                  "submandibular_right", "lacrimal_left", "lacrimal_right", "liver", "spleen"):
+        r = rows[organ]
+        assert 0.8 <= r["dose_ratio"] <= 1.2 or r["cause"], (organ, r["dose_ratio"])
+        assert 0.85 <= r["dose_ratio"] <= 1.15, (organ, r["dose_ratio"])  # what this phantom reaches
+    marrow = rows["red_marrow"]
+    assert marrow["dose_method"] == "red_marrow_l2l4"
+    assert 0.02 <= marrow["dose_Gy"] / 7.4 <= 0.05
+    assert 0.75 <= marrow["dose_ratio"] <= 1.25, marrow["dose_ratio"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["stages"]["red_marrow"]["reported"] == "red_marrow_l2l4"
+    assert run["stages"]["dose"]["kernel_energy"] == "icrp107" and "ICRP-107" in (out / "report.html").read_text()
+    messages = [(w["stage"], w["source"], w["message"]) for w in run["warnings"]]
+    assert len(messages) == len(set(messages))
