@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..results import RunRecord
 from ..units import MBq_to_Bq
+from .options import number
 
 HELP = "what ingest found: series, times, units, decay state, calibration, and where each value came from"
 
@@ -26,11 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing run.json in --out")
     parser.add_argument("--route", choices=("auto", "dicom", "nifti"), default="auto", help="which files to read")
     parser.add_argument("--calibration", type=Path, help="calibration store (default PATIENT_DIR/calibration.json)")
-    parser.add_argument("--sensitivity", type=float, metavar="CPS_PER_MBQ",
+    parser.add_argument("--sensitivity", type=number("cps/MBq", minimum=0), metavar="CPS_PER_MBQ",
                         help="SPECT sensitivity (cps/MBq), overrides the calibration store")
-    parser.add_argument("--dead-time-s", type=float, help="paralysable dead time τ (s), overrides the store")
+    parser.add_argument("--dead-time-s", type=number("s", minimum=0, strict_minimum=False),
+                        help="paralysable dead time τ (s), overrides the store")
     parser.add_argument("--injection-datetime", help="injection datetime (ISO, local time), overrides headers")
-    parser.add_argument("--injected-activity-MBq", type=float, help="net injected activity (MBq), overrides headers")
+    parser.add_argument("--injected-activity-MBq", type=number("MBq", minimum=0),
+                        help="net injected activity (MBq), overrides headers")
     parser.add_argument("--nuclide", default="Lu-177", help="expected therapy radionuclide (default Lu-177)")
     parser.add_argument("--sources", action="store_true", help="print the source of every value")
 
@@ -74,11 +77,13 @@ def run(args) -> int:
     """Inspect a patient folder; print the table; write run.json with --out."""
     from ..calibration.store import CalibrationStore
     from ..ingest import inspect_patient
-    from ..results import atomic_directory
+    from ..results import atomic_directory, check_output_folder
 
+    if args.out is not None:
+        check_output_folder(args.out, overwrite=True, inputs=[args.patient_dir, args.calibration])
     if args.out is not None and (args.out / "run.json").exists() and not args.force:
         raise InputError("run.json exists (use --force to overwrite)", source=str(args.out / "run.json"))
-    store = CalibrationStore.load(args.calibration) if args.calibration else None
+    store = CalibrationStore.load(args.calibration, required=True) if args.calibration else None
     record = RunRecord(command="ludosimetry inspect")
     record.inputs["patient_dir"] = str(args.patient_dir)
     res = inspect_patient(args.patient_dir, calibration_store=store, overrides=_overrides(args),
@@ -99,6 +104,6 @@ def run(args) -> int:
         if args.out.exists():
             record.write(args.out)
         else:
-            with atomic_directory(args.out) as tmp:
+            with atomic_directory(args.out, inputs=[args.patient_dir, args.calibration]) as tmp:
                 record.write(tmp)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import integer
+
 HELP = "dose–response statistics and plots (one row per lesion; see docs/statistics.md for the columns)"
 
 
@@ -14,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="results folder to create")
     parser.add_argument("--dose-groups", default="youden",
                         help="survival dose groups: 'youden' (PSA50 threshold), 'median', or a dose in Gy")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=integer(100), default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     parser.add_argument("--force", action="store_true", help="replace an existing results folder")
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
                        parameters={"response": {"dose_groups": args.dose_groups, "bootstrap": args.bootstrap,
                                                 "seed": args.seed}})
     report = Report("Tumour dose and response")
-    with atomic_directory(args.out, overwrite=args.force) as tmp:
+    with atomic_directory(args.out, overwrite=args.force, inputs=[args.table]) as tmp:
         res = write_response_results(patients, tmp, report=report, group_rule=args.dose_groups,
                                      n_bootstrap=args.bootstrap, seed=args.seed)
         for w in res.get("warnings", []):

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .options import integer, number
+
 HELP = "the post-therapy chain for one patient: ingest, alignment, TACs, fits, TIA map, dose, report"
 
 
@@ -15,12 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing results folder")
     parser.add_argument("--parameters", type=Path, default=None,
                         help="JSON file of pipeline settings (LuDosimetryLib.pipeline.PipelineSettings fields)")
-    parser.add_argument("--cycle", type=int, default=None, help="therapy cycle to compute (default 1)")
+    parser.add_argument("--cycle", type=integer(1, 9), default=None, help="therapy cycle to compute (default 1)")
     parser.add_argument("--no-align", action="store_true", help="do not register the timepoints (not recommended)")
     parser.add_argument("--dose-method", choices=("convolution", "led"), default=None,
                         help="kernel convolution (default) or local energy deposition")
     parser.add_argument("--no-photons", action="store_true", help="leave the photon part out of the dose")
-    parser.add_argument("--sensitivity", type=float, default=None, metavar="CPS_PER_MBQ",
+    parser.add_argument("--sensitivity", type=number("cps/MBq", minimum=0), default=None, metavar="CPS_PER_MBQ",
                         help="camera sensitivity (cps/MBq), overriding the calibration store")
     parser.add_argument("--calibration", type=Path, default=None, help="calibration store (JSON)")
 
@@ -48,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         params["photons"] = False
     if not args.patient.is_dir():
         raise InputError("is not a folder", source=str(args.patient))
-    with atomic_directory(args.out, overwrite=args.force) as tmp:
+    if args.calibration is not None and not args.calibration.is_file():
+        raise InputError("calibration store not found (leave --calibration out to use the patient folder's "
+                         "calibration.json)", source=f"--calibration {args.calibration}")
+    with atomic_directory(args.out, overwrite=args.force,
+                          inputs=[args.patient, args.parameters, args.calibration]) as tmp:
         summary = run_patient(args.patient, tmp, parameters=params, progress=progress_printer("run "))
     print(f"patient {summary['patient']}, cycle {summary['cycle']}: {summary['regions']} regions; results in "
           f"{args.out} (report.html)")
