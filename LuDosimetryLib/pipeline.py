@@ -17,7 +17,6 @@ Grids
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -378,8 +377,7 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
     from .dicomio.write import DicomPatient, DicomStudy
     from .dose.export import write_dose_rt
 
-    # the provenance is the series label of discovery: "FIRST_FILE (+N files)"; a path may hold spaces
-    first = re.sub(r" \(\+\d+ files\)$", "", str(reference.provenance.get("ct", "")))
+    first = str(reference.provenance.get("ct_file", ""))  # a whole path: it may hold spaces
     if not first.lower().endswith(".dcm") or not Path(first).is_file():
         return None
     try:

@@ -156,7 +156,7 @@ def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label
 
 
 def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int,
-                    ct_source: str = "") -> Timepoint:
+                    ct_source: str = "", ct_file: str = "") -> Timepoint:
     _duplicate_beds([(n, le) for n, _, le in beds], cycle=cycle, label=label)
     beds = sorted(beds, key=lambda b: b[2].acquisition_start)
     bed_objs = tuple(Bed(le.acquisition_start, le.duration_s, le.time_h, le.image, _axial_extent(le.image), uid,
@@ -170,7 +170,7 @@ def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmis
     cam = next((le.camera for _, _, le in beds if le.camera is not None), None)
     return Timepoint(label, time_h, spect, ct, bed_objs, tmap, cam,
                      {"beds": [n for n, _, _ in beds], "time_h": "mean of the beds' mid-acquisition times",
-                      "ct": ct_source or ("none found" if ct is None else "")})
+                      "ct": ct_source or ("none found" if ct is None else ""), "ct_file": ct_file})
 
 
 def _group_timepoints(items: list) -> list[list]:
@@ -328,7 +328,8 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
             ct_src = "" if ct_info is None else (
                 f"{ct_info.name}: HU = stored × RescaleSlope (0028,1053) + RescaleIntercept (0028,1052); paired by "
                 f"{'FrameOfReferenceUID' if same_for else 'study/time'}")
-            tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci, ct_src)
+            tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci, ct_src,
+                                 "" if ct_info is None else str(ct_info.files[0]))
             tps.append(tp)
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
