@@ -460,20 +460,21 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
 
     report_progress = progress or (lambda f, m: None)
     settings = settings_from_parameters(parameters)
+    if settings.calibration and not Path(settings.calibration).is_file():
+        raise InputError("calibration store not found (a store that is given must be readable; leave it out to use "
+                         "the patient folder's calibration.json)", source=f"calibration {settings.calibration}")
+    sens = settings.sensitivity_cps_per_MBq
+    if sens is not None and not (isinstance(sens, int | float) and math.isfinite(sens) and sens > 0):
+        raise InputError(f"must be a positive number of cps/MBq, got {sens!r}", source="sensitivity_cps_per_MBq")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord("ludosimetry run", inputs={"patient_dir": str(Path(input_dir).resolve())},
                        parameters={"pipeline": asdict(settings)})
     report_progress(0.0, "ingest")
-    if settings.calibration and not Path(settings.calibration).is_file():
-        raise InputError("calibration store not found (a store that is given must be readable; leave it out to use "
-                         "the patient folder's calibration.json)", source=f"calibration {settings.calibration}")
     cal_path = Path(settings.calibration) if settings.calibration else Path(input_dir) / "calibration.json"
     store = CalibrationStore.load(cal_path) if cal_path.exists() else None
-    sens = settings.sensitivity_cps_per_MBq
-    if sens is not None and not (isinstance(sens, int | float) and math.isfinite(sens) and sens > 0):
-        raise InputError(f"must be a positive number of cps/MBq, got {sens!r}", source="sensitivity_cps_per_MBq")
-    overrides = {"sensitivity_cps_per_MBq": sens} if sens is not None else None
+    overrides = {"sensitivity_cps_per_MBq": settings.sensitivity_cps_per_MBq} \
+        if settings.sensitivity_cps_per_MBq is not None else None
     patient = load_patient(input_dir, calibration_store=store, overrides=overrides, record=record,
                            progress=lambda f, m: report_progress(0.15 * f, f"ingest: {m}"))
     if settings.cycle > len(patient.cycles):

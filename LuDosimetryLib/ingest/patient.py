@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +50,7 @@ from .nifti import (
     sidecar_units,
 )
 from .overrides import normalise_overrides, sidecar_for_series
+from .plausibility import CHECKS, fov_activity_problems, label_registration_problems
 from .quant import voxel_volume_mL
 from .segmentation import load_segmentation, read_label_map
 from .series import LoadedEmission, load_ct, load_pet_frames, load_spect_bed, quantify_bed
@@ -89,11 +90,25 @@ class _Ctx:
     warnings: list = field(default_factory=list)
     rows: list = field(default_factory=list)
     reference_for_uid: str | None = None
+    accept: frozenset = frozenset()
 
     def warn(self, message: str, source: str = "") -> None:
         if message not in self.warnings:
             self.warnings.append(message)
             self.record.warn(message, stage=_STAGE, source=source)
+
+    def plausibility(self, check: str, errors: list[str], warnings: list[str] = (), source: str = "") -> None:
+        """Raise the first of ``errors`` (ConsistencyError), or warn where the user accepted ``check``."""
+        for w in warnings:
+            self.warn(w, source=source)
+        if not errors:
+            return
+        if check in self.accept:
+            for e in errors:
+                self.warn(f"accepted ({check}): {e}", source=source)
+            return
+        raise ConsistencyError(f"{errors[0]} (if you are sure, accept this check by name: --accept {check})",
+                               source=f"plausibility check {check}")
 
     def step(self, f: float, msg: str) -> None:
         if self.progress:
@@ -141,6 +156,35 @@ def _later_check(ctx: _Ctx, cycle: int, tps: list[Timepoint], nuclide: str) -> N
                      "this cycle", source=f"cycle {cycle}")
 
 
+def _check_fov_activity(ctx: _Ctx, image, admin: Administration, time_h: float, what: str) -> None:
+    errors, warnings = fov_activity_problems(_total_activity_Bq(image), admin.injected_activity_Bq, admin.nuclide,
+                                             time_h, what=what)
+    ctx.plausibility("fov_activity", errors, warnings, source=what)
+
+
+def _check_label_registration(ctx: _Ctx, seg: Segmentation, ct, source: str) -> None:
+    import SimpleITK as sitk
+
+    if ct is None or seg.image.GetSize() != ct.GetSize():
+        return
+    errors = label_registration_problems(sitk.GetArrayViewFromImage(seg.image), sitk.GetArrayViewFromImage(ct),
+                                         seg.table, voxel_volume_mL=voxel_volume_mL(ct.GetSpacing()), source=source)
+    ctx.plausibility("label_registration", errors, source=source)
+
+
+def _same_units(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
+    """Beds of one timepoint come from one acquisition and one reconstruction: one stored unit."""
+    units = {}
+    for n, le in beds:
+        units.setdefault(le.units, []).append(n)
+    if len(units) > 1:
+        parts = "; ".join(f"{u}: {', '.join(ns)}" for u, ns in units.items())
+        raise ConsistencyError(f"the beds of timepoint {label} are stored in different units ({parts}); one "
+                               "bed relabelled or reconstructed differently would be quantified differently from "
+                               "its neighbours. Re-export the beds, or state the true units of a bed in its "
+                               "ludosimetry.json ('units')", source=f"cycle {cycle}")
+
+
 def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
     for i in range(len(beds)):
         for j in range(i + 1, len(beds)):
@@ -158,6 +202,7 @@ def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label
 def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int,
                     ct_source: str = "", ct_file: str = "") -> Timepoint:
     _duplicate_beds([(n, le) for n, _, le in beds], cycle=cycle, label=label)
+    _same_units([(n, le) for n, _, le in beds], cycle=cycle, label=label)
     beds = sorted(beds, key=lambda b: b[2].acquisition_start)
     bed_objs = tuple(Bed(le.acquisition_start, le.duration_s, le.time_h, le.image, _axial_extent(le.image), uid,
                          {"series": n, **le.provenance}) for n, uid, le in beds)
@@ -331,6 +376,7 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
             tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci, ct_src,
                                  "" if ct_info is None else str(ct_info.files[0]))
             tps.append(tp)
+            _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
             for _, s, le in group:
@@ -356,6 +402,8 @@ def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total) -> list[Pe
         admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
                                        sidecar=u, expected_nuclide=None)
         frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+        for f in frames:
+            _check_fov_activity(ctx, f.image, admin, f.time_h, f"{s.name} frame at {f.time_h:.2f} h")
         done += 1
         ctx.step(0.2 + 0.7 * done / n_total, f"loaded {s.name}")
         entry = by_inj.setdefault(admin.injection_datetime, {"admin": admin, "dynamic": [], "static": None,
@@ -387,6 +435,10 @@ def _reference(cycles: list[Cycle]):
     return None
 
 
+def _reference_ct(cycles: list[Cycle]):
+    return cycles[0].timepoints[0].ct if cycles and cycles[0].timepoints else None
+
+
 def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
     ref = _reference(cycles)
     labels = ctx.folder / "labels"
@@ -394,11 +446,13 @@ def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
         p = labels / cand
         if p.is_file():
             seg = read_label_map(p, reference=ref)
+            _check_label_registration(ctx, seg, _reference_ct(cycles), str(p))
             ctx.rows.append(_row("labels", str(p), extra={"regions": len(seg.table)}))
             return seg
     if seg_series and ref is not None:
         s = seg_series[0]
         seg = load_segmentation(s.files[0], ref, reference_for_uid=ctx.reference_for_uid)
+        _check_label_registration(ctx, seg, _reference_ct(cycles), s.name)
         ctx.rows.append(_row(s.kind, s.name, extra={"regions": len(seg.table)}))
         return seg
     return None
@@ -470,6 +524,7 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
             tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci,
                                  "" if ct_s is None else f"{ct_s.name} (HU as stored)")
             tps.append(tp)
+            _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             for _, s, le in group:
                 ctx.rows.append(_row("SPECT", s.name, le=le, admin=admin, cycle=ci, timepoint=label, image=le.image,
                                      extra={"modality": "NM", "camera": "" if le.camera is None else le.camera.key()}))
@@ -481,6 +536,8 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         admin = resolve_administration(InjectionHeader(), source=s.name, overrides={}, sidecar=s.sidecar,
                                        expected_nuclide=None)
         frames = load_nifti_pet_frames(s, admin, user={})
+        for im, _st, _d, t, _prov in frames:
+            _check_fov_activity(ctx, im, admin, t, f"{s.name} frame at {t:.2f} h")
         e = by_inj.setdefault(admin.injection_datetime, {"admin": admin, "dynamic": [], "static": None,
                                                          "folder": s.path.parent, "series": []})
         pf = [PetFrame(t - d / 2 / S_PER_H, d / S_PER_H, t, im) for im, _, d, t, _ in frames]
@@ -511,8 +568,11 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
 
 
 # --- entry points -----------------------------------------------------------------------------
-def _run(folder, *, calibration_store, overrides, expected_nuclide, record, progress, route):
+def _run(folder, *, calibration_store, overrides, expected_nuclide, record, progress, route, accept=()):
     folder = Path(folder)
+    unknown = sorted(set(accept) - set(CHECKS))
+    if unknown:
+        raise InputError(f"unknown plausibility check(s) {unknown}; known: {', '.join(CHECKS)}", source="accept")
     if not folder.is_dir():
         raise InputError("patient folder does not exist or is not a folder", source=str(folder))
     rec = record if record is not None else RunRecord(command="ingest")
@@ -521,7 +581,8 @@ def _run(folder, *, calibration_store, overrides, expected_nuclide, record, prog
         data = (folder / "calibration.json").read_bytes()
         rec.inputs["calibration_store"] = {"path": str(folder / "calibration.json"),
                                            "sha256": hashlib.sha256(data).hexdigest()}
-    ctx = _Ctx(folder, calibration_store, normalise_overrides(overrides), expected_nuclide, rec, progress)
+    ctx = _Ctx(folder, calibration_store, normalise_overrides(overrides), expected_nuclide, rec, progress,
+               accept=frozenset(accept))
     if route not in ("auto", "dicom", "nifti"):
         raise InputError(f"route {route!r}; expected auto, dicom or nifti", source="route")
     if route == "nifti" or (route == "auto" and not (folder / "dicom").is_dir() and (folder / "nifti").is_dir()):
@@ -543,7 +604,7 @@ def _run(folder, *, calibration_store, overrides, expected_nuclide, record, prog
 def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | None = None,
                  overrides: Mapping[str, Any] | None = None, expected_nuclide: str | None = "Lu-177",
                  record: RunRecord | None = None, progress: Callable[[float, str], None] | None = None,
-                 route: str = "auto") -> Patient:
+                 route: str = "auto", accept: Collection[str] = ()) -> Patient:
     """Load a patient folder into the data model.
 
     Parameters
@@ -564,6 +625,9 @@ def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | No
     progress : callable, optional
         ``progress(fraction, message)``.
     route : {"auto", "dicom", "nifti"}
+    accept : collection of str
+        Plausibility checks (:data:`LuDosimetryLib.ingest.plausibility.CHECKS`) whose failure the
+        user accepts: recorded as a warning instead of an error.
 
     Returns
     -------
@@ -577,13 +641,13 @@ def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | No
         (DicomError, InputError, ConsistencyError) naming the file and tag or parameter.
     """
     return _run(folder, calibration_store=calibration_store, overrides=overrides, expected_nuclide=expected_nuclide,
-                record=record, progress=progress, route=route).patient
+                record=record, progress=progress, route=route, accept=accept).patient
 
 
 def inspect_patient(folder: str | Path, *, calibration_store: CalibrationStore | None = None,
                     overrides: Mapping[str, Any] | None = None, expected_nuclide: str | None = "Lu-177",
                     record: RunRecord | None = None, progress: Callable[[float, str], None] | None = None,
-                    route: str = "auto") -> InspectResult:
+                    route: str = "auto", accept: Collection[str] = ()) -> InspectResult:
     """Load a patient and summarise it: one row per series (see :func:`load_patient` for parameters).
 
     Each row holds ``series``, ``kind``, ``modality``, ``cycle``, ``timepoint``, ``time_h``,
@@ -592,5 +656,5 @@ def inspect_patient(folder: str | Path, *, calibration_store: CalibrationStore |
     field of view, at its acquisition time) and ``sources`` (value → where it came from).
     """
     return _run(folder, calibration_store=calibration_store, overrides=overrides, expected_nuclide=expected_nuclide,
-                record=record, progress=progress, route=route)
+                record=record, progress=progress, route=route, accept=accept)
 
