@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..ingest.plausibility import CHECKS
 from ..results import RunRecord
 from ..units import MBq_to_Bq
 from .options import number
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="net injected activity (MBq), overrides headers")
     parser.add_argument("--nuclide", default="Lu-177", help="expected therapy radionuclide (default Lu-177)")
     parser.add_argument("--sources", action="store_true", help="print the source of every value")
+    parser.add_argument("--accept", action="append", default=[], choices=CHECKS, metavar="CHECK",
+                        help=f"accept a failed plausibility check by name ({', '.join(CHECKS)}); repeatable")
 
 
 def _overrides(args) -> dict:
@@ -87,7 +90,7 @@ def run(args) -> int:
     record = RunRecord(command="ludosimetry inspect")
     record.inputs["patient_dir"] = str(args.patient_dir)
     res = inspect_patient(args.patient_dir, calibration_store=store, overrides=_overrides(args),
-                          expected_nuclide=args.nuclide, record=record, route=args.route)
+                          expected_nuclide=args.nuclide, record=record, route=args.route, accept=args.accept)
     print(f"patient {res.patient.patient_id} ({res.route} route): {len(res.patient.cycles)} cycle(s), "
           f"{sum(len(c.timepoints) for c in res.patient.cycles)} timepoint(s), {len(res.patient.pet_studies)} PET "
           f"stud{'y' if len(res.patient.pet_studies) == 1 else 'ies'}")

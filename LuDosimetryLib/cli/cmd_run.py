@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..ingest.plausibility import CHECKS
 from .options import integer, number
 
 HELP = "the post-therapy chain for one patient: ingest, alignment, TACs, fits, TIA map, dose, report"
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensitivity", type=number("cps/MBq", minimum=0), default=None, metavar="CPS_PER_MBQ",
                         help="camera sensitivity (cps/MBq), overriding the calibration store")
     parser.add_argument("--calibration", type=Path, default=None, help="calibration store (JSON)")
+    parser.add_argument("--accept", action="append", default=[], choices=CHECKS, metavar="CHECK",
+                        help="accept a failed plausibility check by name, as a warning in run.json instead of an "
+                             f"error ({', '.join(CHECKS)}); repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
                        ("calibration", str(args.calibration) if args.calibration else None)):
         if value is not None:
             params[key] = value
+    if args.accept:
+        params["accept_checks"] = sorted({*params.get("accept_checks", ()), *args.accept})
     if args.no_align:
         params["align"] = False
     if args.no_photons:
