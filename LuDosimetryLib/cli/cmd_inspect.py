@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from pathlib import Path
 
 from ..errors import InputError
 from ..ingest.plausibility import CHECKS
-from ..results import RunRecord
+from ..results import RunRecord, to_jsonable
 from ..units import MBq_to_Bq
 from .options import number
 
@@ -17,8 +17,9 @@ HELP = "what ingest found: series, times, units, decay state, calibration, and w
 _COLUMNS = (("kind", "kind", "{}"), ("cycle", "cyc", "{}"), ("timepoint", "tp", "{}"),
             ("time_h", "time p.i. h", "{:.3f}"),
             ("units", "units", "{}"), ("decay_state", "decay", "{}"), ("corrections", "corr.", "{}"),
-            ("calibration", "calibration", "{}"), ("injected_activity_MBq", "inj. MBq", "{:.1f}"),
-            ("total_activity_MBq", "FoV MBq", "{:.2f}"), ("series", "series", "{}"))
+            ("calibration", "calibration", "{}"), ("nuclide", "nuclide", "{}"),
+            ("injected_activity_MBq", "inj. MBq", "{:.1f}"),
+            ("total_activity_MBq", "FoV MBq", "{:.2f}"), ("series", "series", "{}"), ("note", "note", "{}"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="net injected activity (MBq), overrides headers")
     parser.add_argument("--nuclide", default="Lu-177", help="expected therapy radionuclide (default Lu-177)")
     parser.add_argument("--sources", action="store_true", help="print the source of every value")
+    parser.add_argument("--json", action="store_true",
+                        help="print the series and every problem as one JSON document (for scripts)")
     parser.add_argument("--accept", action="append", default=[], choices=CHECKS, metavar="CHECK",
                         help=f"accept a failed plausibility check by name ({', '.join(CHECKS)}); repeatable")
 
@@ -89,8 +92,23 @@ def run(args) -> int:
     store = CalibrationStore.load(args.calibration, required=True) if args.calibration else None
     record = RunRecord(command="ludosimetry inspect")
     record.inputs["patient_dir"] = str(args.patient_dir)
+    if not args.patient_dir.is_dir():
+        raise InputError("patient folder does not exist or is not a folder", source=str(args.patient_dir))
     res = inspect_patient(args.patient_dir, calibration_store=store, overrides=_overrides(args),
-                          expected_nuclide=args.nuclide, record=record, route=args.route, accept=args.accept)
+                          expected_nuclide=args.nuclide, record=record, route=args.route, accept=args.accept,
+                          diagnose=True)
+    status = 2 if res.blocking else 0
+    if args.out is not None:
+        record.outputs["run.json"] = ("ingest summary: one row per series with the source of each value, and every "
+                                      "problem found (stages.ingest.problems)")
+        if args.out.exists():
+            record.write(args.out)
+        else:
+            with atomic_directory(args.out, inputs=[args.patient_dir, args.calibration]) as tmp:
+                record.write(tmp)
+    if args.json:
+        print(json.dumps(to_jsonable(diagnosis_document(res)), indent=1, ensure_ascii=False))
+        return status
     print(f"patient {res.patient.patient_id} ({res.route} route): {len(res.patient.cycles)} cycle(s), "
           f"{sum(len(c.timepoints) for c in res.patient.cycles)} timepoint(s), {len(res.patient.pet_studies)} PET "
           f"stud{'y' if len(res.patient.pet_studies) == 1 else 'ies'}")
@@ -100,13 +118,25 @@ def run(args) -> int:
             print(f"\n{r['series']}:")
             for k, v in (r.get("sources") or {}).items():
                 print(f"  {k}: {v}")
-    for w in res.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if args.out is not None:
-        record.outputs["run.json"] = "ingest summary: one row per series with the source of each value"
-        if args.out.exists():
-            record.write(args.out)
-        else:
-            with atomic_directory(args.out, inputs=[args.patient_dir, args.calibration]) as tmp:
-                record.write(tmp)
-    return 0
+    print(format_problems(res.problems))
+    return status
+
+
+def format_problems(problems) -> str:
+    """The problems, blocking ones first and marked, one per line, with a closing verdict."""
+    if not problems:
+        return "no problems found"
+    ordered = sorted(problems, key=lambda p: not p.blocking)
+    n_block = sum(p.blocking for p in problems)
+    lines = [f"{len(problems)} problem(s), {n_block} blocking 'ludosimetry run':"]
+    lines += [f"  [{'BLOCKING' if p.blocking else 'warning '}] {p.message}" for p in ordered]
+    return "\n".join(lines)
+
+
+def diagnosis_document(res) -> dict:
+    """What ``inspect --json`` prints: the patient, every series and every problem."""
+    p = res.patient
+    return {"patient": p.patient_id, "route": res.route, "cycles": len(p.cycles),
+            "timepoints": sum(len(c.timepoints) for c in p.cycles), "pet_studies": len(p.pet_studies),
+            "series": list(res.rows), "problems": [x.to_dict() for x in res.problems],
+            "blocking": len(res.blocking), "ready_to_run": not res.blocking}

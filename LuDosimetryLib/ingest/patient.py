@@ -37,6 +37,7 @@ from ..model import Administration, Bed, Cycle, Patient, PetFrame, PetStudy, Seg
 from ..nuclides import get_nuclide
 from ..results import RunRecord
 from ..units import S_PER_H
+from .diagnosis import Diagnosis, Problem, attempt
 from .dicomtags import Sourced, tag_label
 from .discovery import SeriesInfo, ct_candidates, scan_folder
 from .injection import InjectionHeader, read_injection_header, resolve_administration
@@ -71,12 +72,19 @@ _STAGE = "ingest"
 
 @dataclass(frozen=True, eq=False)
 class InspectResult:
-    """What :func:`inspect_patient` returns: the patient and one row per series."""
+    """What :func:`inspect_patient` returns: the patient (what could be read), one row per series and,
+    with ``diagnose``, every problem found (:class:`~LuDosimetryLib.ingest.diagnosis.Problem`)."""
 
     patient: Patient
     rows: tuple[dict, ...]
     warnings: tuple[str, ...] = ()
     route: str = ""
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def blocking(self) -> tuple[Problem, ...]:
+        """The problems on which ``ludosimetry run`` would stop."""
+        return tuple(p for p in self.problems if p.blocking)
 
 
 @dataclass
@@ -91,11 +99,18 @@ class _Ctx:
     rows: list = field(default_factory=list)
     reference_for_uid: str | None = None
     accept: frozenset = frozenset()
+    diagnosis: Diagnosis | None = None
 
     def warn(self, message: str, source: str = "") -> None:
         if message not in self.warnings:
             self.warnings.append(message)
             self.record.warn(message, stage=_STAGE, source=source)
+            if self.diagnosis is not None:
+                self.diagnosis.add(message, blocking=False, kind="warning")
+
+    def attempt(self):
+        """A block whose LuDosimetryError is recorded (diagnosis) or raised (loading)."""
+        return attempt(self.diagnosis)
 
     def plausibility(self, check: str, errors: list[str], warnings: list[str] = (), source: str = "") -> None:
         """Raise the first of ``errors`` (ConsistencyError), or warn where the user accepted ``check``."""
@@ -107,8 +122,9 @@ class _Ctx:
             for e in errors:
                 self.warn(f"accepted ({check}): {e}", source=source)
             return
-        raise ConsistencyError(f"{errors[0]} (if you are sure, accept this check by name: --accept {check})",
-                               source=f"plausibility check {check}")
+        with self.attempt():
+            raise ConsistencyError(f"{errors[0]} (if you are sure, accept this check by name: --accept {check})",
+                                   source=f"plausibility check {check}")
 
     def step(self, f: float, msg: str) -> None:
         if self.progress:
@@ -137,6 +153,7 @@ def _row(kind: str, name: str, *, le: LoadedEmission | None = None, admin: Admin
                            "decay_state": "" if le is None else le.decay_state,
                            "corrections": "" if le is None else "/".join(le.corrections),
                            "calibration": "" if le is None else le.calibration,
+                           "nuclide": None if admin is None else admin.nuclide,
                            "injected_activity_MBq": None if admin is None else admin.injected_activity_Bq / 1e6,
                            "injection_datetime": None if admin is None else admin.injection_datetime.isoformat(),
                            "total_activity_MBq": None if image is None else _total_activity_Bq(image) / 1e6,
@@ -267,16 +284,20 @@ def _assign_cycles(ctx: _Ctx, spects: list[SeriesInfo], heads: dict, users: dict
             i = max(match, key=lambda i: cycles[i][0].value)
             cycles[i][1].append(s)
         else:
-            raise DicomError(f"is missing and {tag_label('RadiopharmaceuticalStartTime')} gives the time of day only "
-                             f"({cand.value.strftime('%H:%M:%S')}); no "
-                             "other series of this patient gives the injection date, and the scan date cannot be "
-                             "trusted for it (a scan may be days after injection). Give injection.datetime in "
-                             "ludosimetry.json or --injection-datetime", source=str(s.files[0]),
-                             tag=tag_label("RadiopharmaceuticalStartDateTime"))
+            with ctx.attempt():
+                raise DicomError(f"is missing and {tag_label('RadiopharmaceuticalStartTime')} gives the time of day "
+                                 f"only ({cand.value.strftime('%H:%M:%S')}); no "
+                                 "other series of this patient gives the injection date, and the scan date cannot be "
+                                 "trusted for it (a scan may be days after injection). Give injection.datetime in "
+                                 "ludosimetry.json or --injection-datetime", source=str(s.files[0]),
+                                 tag=tag_label("RadiopharmaceuticalStartDateTime"))
     for s in none:
         h = heads[s.series_uid]
-        resolve_administration(h, source=str(s.files[0]), overrides=ctx.overrides, sidecar=users[s.series_uid],
-                               expected_nuclide=ctx.expected)  # raises: no injection time
+        # raises: no injection time; a diagnosis looks past a wrong nuclide for the next problem
+        for expected in ((ctx.expected, None) if ctx.diagnosis is not None and ctx.expected else (ctx.expected,)):
+            with ctx.attempt():
+                resolve_administration(h, source=str(s.files[0]), overrides=ctx.overrides,
+                                       sidecar=users[s.series_uid], expected_nuclide=expected)
     cycles.sort(key=lambda c: c[0].value)
     return cycles
 
@@ -309,7 +330,7 @@ def _cycle_administration(ctx: _Ctx, inj: Sourced, members: list[SeriesInfo], he
 
 def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     ctx.step(0.0, "scanning DICOM headers")
-    series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m))
+    series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m), diagnosis=ctx.diagnosis)
     if not series:
         raise InputError("no DICOM series found", source=str(root))
     pids = {s.patient_id for s in series}
@@ -334,9 +355,13 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     for s in [*spects, *pets]:
         u = users[s.series_uid] if s.kind == "SPECT" else sidecars[s.series_uid]
         start = u.get("acquisition_start")
-        heads[s.series_uid] = read_injection_header(s.header, source=str(s.files[0]), modality=s.modality,
-                                                    acquisition_start=start.value if start else s.acquisition_start,
-                                                    warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
+        with ctx.attempt():
+            heads[s.series_uid] = read_injection_header(s.header, source=str(s.files[0]), modality=s.modality,
+                                                        acquisition_start=start.value if start else
+                                                        s.acquisition_start,
+                                                        warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
+    spects = [s for s in spects if s.series_uid in heads]
+    pets = [s for s in pets if s.series_uid in heads]
     ct_cache: dict[str, Any] = {}
 
     def ct_of(s: SeriesInfo):
@@ -349,7 +374,11 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                      + ", ".join(f"{x.series_uid} with {len(x.files)} slices" for x in cands)
                      + f"); using the one with most slices, {c.name}", source=s.name)
         if c.series_uid not in ct_cache:
-            ct_cache[c.series_uid] = load_ct(c)
+            ct_cache[c.series_uid] = None
+            with ctx.attempt():
+                ct_cache[c.series_uid] = load_ct(c)
+        if ct_cache[c.series_uid] is None:
+            return None, None
         return c, ct_cache[c.series_uid]
 
     cycles = []
@@ -357,12 +386,17 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     n_total = max(len(spects) + len(pets), 1)
     done = 0
     for ci, (inj, members) in enumerate(assigned, start=1):
-        admin = _cycle_administration(ctx, inj, members, heads, users)
+        admin = None
+        with ctx.attempt():
+            admin = _cycle_administration(ctx, inj, members, heads, users)
+        if admin is None:
+            continue
         loaded = []
         for s in members:
-            le = load_spect_bed(s, admin, user=users[s.series_uid], calibration_store=ctx.store,
-                                warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
-            loaded.append((le.acquisition_start, s, le))
+            with ctx.attempt():
+                le = load_spect_bed(s, admin, user=users[s.series_uid], calibration_store=ctx.store,
+                                    warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
+                loaded.append((le.acquisition_start, s, le))
             done += 1
             ctx.step(0.2 + 0.7 * done / n_total, f"loaded {s.name}")
         tps = []
@@ -373,10 +407,11 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
             ct_src = "" if ct_info is None else (
                 f"{ct_info.name}: HU = stored × RescaleSlope (0028,1053) + RescaleIntercept (0028,1052); paired by "
                 f"{'FrameOfReferenceUID' if same_for else 'study/time'}")
-            tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci, ct_src,
-                                 "" if ct_info is None else str(ct_info.files[0]))
-            tps.append(tp)
-            _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
+            with ctx.attempt():
+                tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci,
+                                     ct_src, "" if ct_info is None else str(ct_info.files[0]))
+                tps.append(tp)
+                _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
             for _, s, le in group:
@@ -388,10 +423,21 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                                      extra={"modality": "CT", "units": "HU", "paired_with": group[0][1].name}))
             else:
                 ctx.warn(f"no CT found for cycle {ci} {label} ({group[0][1].name})", source=group[0][1].name)
+        if not tps:
+            continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
     studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
-    seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
+    seg = None
+    with ctx.attempt():
+        seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
+    if ctx.diagnosis is not None:  # list every series, also those that could not be used
+        listed = {r["series"] for r in ctx.rows}
+        for s in series:
+            if s.name not in listed:
+                failed = any(str(s.files[0]) in p.message for p in ctx.diagnosis.problems)
+                ctx.rows.append(_row(s.kind, s.name, extra={"modality": s.modality, "note": (
+                    "not loaded: see the problems" if failed else "read")}))
     return cycles, studies, seg, pid
 
 
@@ -399,9 +445,13 @@ def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total) -> list[Pe
     by_inj: dict[datetime, dict] = {}
     for s in pets:
         u = users[s.series_uid]
-        admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
-                                       sidecar=u, expected_nuclide=None)
-        frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+        frames = None
+        with ctx.attempt():
+            admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
+                                           sidecar=u, expected_nuclide=None)
+            frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+        if frames is None:
+            continue
         for f in frames:
             _check_fov_activity(ctx, f.image, admin, f.time_h, f"{s.name} frame at {f.time_h:.2f} h")
         done += 1
@@ -459,6 +509,27 @@ def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
 
 
 # --- NIfTI route ------------------------------------------------------------------------------
+def _load_nifti_bed(ctx: _Ctx, s: NiftiSeries, admin: Administration) -> LoadedEmission:
+    import SimpleITK as sitk
+
+    from .geometry import grid_of
+
+    user = {**s.sidecar, **ctx.overrides}
+    img = read_image(s.path)
+    values = sitk.GetArrayFromImage(img).astype(np.float64)
+    start = user.get("acquisition_start")
+    dur = user.get("duration_s")
+    if start is None or dur is None:
+        raise InputError(f"no '{'acquisition_start' if start is None else 'duration_s'}' in the sidecar; "
+                         "need the acquisition timing", source=s.name)
+    cam, cam_src = nifti_camera(user, source=s.name)
+    return quantify_bed(values, grid_of(img), units=sidecar_units(user, source=s.name), start=start,
+                        duration=dur, decay=nifti_decay_info(user, source=s.name), camera=cam,
+                        camera_source=cam_src, administration=admin, user=user, calibration_store=ctx.store,
+                        source=s.name, warn=lambda m, _s=s: ctx.warn(m, source=_s.name),
+                        check_corrections=False)
+
+
 def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     items = scan_nifti(root)
     if not items:
@@ -473,37 +544,26 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     for ci in sorted(by_cycle):
         members = by_cycle[ci]
         admin = None
+        usable = []
         for s in members:
-            a = resolve_administration(InjectionHeader(), source=s.name, overrides=ctx.overrides,
-                                       sidecar=s.sidecar, expected_nuclide=ctx.expected)
-            if admin is None:
-                admin = a
-            elif abs((a.injection_datetime - admin.injection_datetime).total_seconds()) >= 60:
-                raise ConsistencyError(f"injection {a.injection_datetime.isoformat()} "
-                                       f"({a.provenance['injection_datetime']}) differs from "
-                                       f"{admin.injection_datetime.isoformat()} in another file of cycle {ci}",
-                                       source=s.name)
+            with ctx.attempt():
+                a = resolve_administration(InjectionHeader(), source=s.name, overrides=ctx.overrides,
+                                           sidecar=s.sidecar, expected_nuclide=ctx.expected)
+                if admin is None:
+                    admin = a
+                elif abs((a.injection_datetime - admin.injection_datetime).total_seconds()) >= 60:
+                    raise ConsistencyError(f"injection {a.injection_datetime.isoformat()} "
+                                           f"({a.provenance['injection_datetime']}) differs from "
+                                           f"{admin.injection_datetime.isoformat()} in another file of cycle {ci}",
+                                           source=s.name)
+                usable.append(s)
+        if admin is None:
+            continue
         loaded = []
-        for s in members:
-            user = {**s.sidecar, **ctx.overrides}
-            img = read_image(s.path)
-            import SimpleITK as sitk
-
-            values = sitk.GetArrayFromImage(img).astype(np.float64)
-            from .geometry import grid_of
-
-            start = user.get("acquisition_start")
-            dur = user.get("duration_s")
-            if start is None or dur is None:
-                raise InputError(f"no '{'acquisition_start' if start is None else 'duration_s'}' in the sidecar; "
-                                 "need the acquisition timing", source=s.name)
-            cam, cam_src = nifti_camera(user, source=s.name)
-            le = quantify_bed(values, grid_of(img), units=sidecar_units(user, source=s.name), start=start,
-                              duration=dur, decay=nifti_decay_info(user, source=s.name), camera=cam,
-                              camera_source=cam_src, administration=admin, user=user, calibration_store=ctx.store,
-                              source=s.name, warn=lambda m, _s=s: ctx.warn(m, source=_s.name),
-                              check_corrections=False)
-            loaded.append((le.acquisition_start, s, le))
+        for s in usable:
+            with ctx.attempt():
+                le = _load_nifti_bed(ctx, s, admin)
+                loaded.append((le.acquisition_start, s, le))
         tps = []
         groups: dict[str, list] = {}
         if all(s.timepoint for _, s, _ in loaded):
@@ -521,21 +581,28 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                 import SimpleITK as sitk
 
                 ct = sitk.Cast(ct, sitk.sitkFloat32)
-            tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci,
-                                 "" if ct_s is None else f"{ct_s.name} (HU as stored)")
-            tps.append(tp)
-            _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
+            with ctx.attempt():
+                tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci,
+                                     "" if ct_s is None else f"{ct_s.name} (HU as stored)")
+                tps.append(tp)
+                _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             for _, s, le in group:
                 ctx.rows.append(_row("SPECT", s.name, le=le, admin=admin, cycle=ci, timepoint=label, image=le.image,
                                      extra={"modality": "NM", "camera": "" if le.camera is None else le.camera.key()}))
+        if not tps:
+            continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
     studies = []
     by_inj: dict[datetime, dict] = {}
     for s in pt:
-        admin = resolve_administration(InjectionHeader(), source=s.name, overrides={}, sidecar=s.sidecar,
-                                       expected_nuclide=None)
-        frames = load_nifti_pet_frames(s, admin, user={})
+        frames = None
+        with ctx.attempt():
+            admin = resolve_administration(InjectionHeader(), source=s.name, overrides={}, sidecar=s.sidecar,
+                                           expected_nuclide=None)
+            frames = load_nifti_pet_frames(s, admin, user={})
+        if frames is None:
+            continue
         for im, _st, _d, t, _prov in frames:
             _check_fov_activity(ctx, im, admin, t, f"{s.name} frame at {t:.2f} h")
         e = by_inj.setdefault(admin.injection_datetime, {"admin": admin, "dynamic": [], "static": None,
@@ -554,7 +621,9 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         ct = read_image(ct_s.path) if ct_s else None
         studies.append(PetStudy(e["admin"], tuple(sorted(e["dynamic"], key=lambda f: f.start_h)), e["static"], ct,
                                 {"series": e["series"]}))
-    seg = _segmentation(ctx, cycles, [], [])
+    seg = None
+    with ctx.attempt():
+        seg = _segmentation(ctx, cycles, [], [])
     pid = ""
     pj = ctx.folder / "patient.json"
     if pj.is_file():
@@ -568,7 +637,8 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
 
 
 # --- entry points -----------------------------------------------------------------------------
-def _run(folder, *, calibration_store, overrides, expected_nuclide, record, progress, route, accept=()):
+def _run(folder, *, calibration_store, overrides, expected_nuclide, record, progress, route, accept=(),
+         diagnosis: Diagnosis | None = None):
     folder = Path(folder)
     unknown = sorted(set(accept) - set(CHECKS))
     if unknown:
@@ -577,28 +647,41 @@ def _run(folder, *, calibration_store, overrides, expected_nuclide, record, prog
         raise InputError("patient folder does not exist or is not a folder", source=str(folder))
     rec = record if record is not None else RunRecord(command="ingest")
     if calibration_store is None and (folder / "calibration.json").is_file():
-        calibration_store = CalibrationStore.load(folder / "calibration.json")
-        data = (folder / "calibration.json").read_bytes()
-        rec.inputs["calibration_store"] = {"path": str(folder / "calibration.json"),
-                                           "sha256": hashlib.sha256(data).hexdigest()}
+        with attempt(diagnosis):
+            calibration_store = CalibrationStore.load(folder / "calibration.json")
+            data = (folder / "calibration.json").read_bytes()
+            rec.inputs["calibration_store"] = {"path": str(folder / "calibration.json"),
+                                               "sha256": hashlib.sha256(data).hexdigest()}
     ctx = _Ctx(folder, calibration_store, normalise_overrides(overrides), expected_nuclide, rec, progress,
-               accept=frozenset(accept))
+               accept=frozenset(accept), diagnosis=diagnosis)
     if route not in ("auto", "dicom", "nifti"):
         raise InputError(f"route {route!r}; expected auto, dicom or nifti", source="route")
-    if route == "nifti" or (route == "auto" and not (folder / "dicom").is_dir() and (folder / "nifti").is_dir()):
-        used = "nifti"
-        cycles, studies, seg, pid = _load_nifti(ctx, folder / "nifti" if (folder / "nifti").is_dir() else folder)
-    else:
-        used = "dicom"
-        cycles, studies, seg, pid = _load_dicom(ctx, folder / "dicom" if (folder / "dicom").is_dir() else folder)
+    cycles, studies, seg, pid = [], [], None, folder.name
+    with ctx.attempt():  # a diagnosis keeps what was read before a problem that stops the whole route
+        if route == "nifti" or (route == "auto" and not (folder / "dicom").is_dir() and (folder / "nifti").is_dir()):
+            used = "nifti"
+            cycles, studies, seg, pid = _load_nifti(ctx, folder / "nifti" if (folder / "nifti").is_dir() else folder)
+        else:
+            used = "dicom"
+            cycles, studies, seg, pid = _load_dicom(ctx, folder / "dicom" if (folder / "dicom").is_dir() else folder)
+    if diagnosis is not None:
+        if not cycles:
+            diagnosis.add(InputError("no therapy SPECT timepoint could be read: 'ludosimetry run' has nothing to "
+                                     "compute", source=str(folder)))
+        if seg is None and not any(p.blocking and "label" in p.message for p in diagnosis.problems):
+            diagnosis.add(InputError("no segmentation found (labels/labels.nii.gz + labels/labels.csv, a DICOM SEG "
+                                     "or an RTSTRUCT): 'ludosimetry run' needs the regions", source=str(folder)))
     patient = Patient(pid, tuple(cycles), tuple(studies), seg, tuple(ctx.warnings))
     rec.parameters.setdefault(_STAGE, {}).update({"folder": str(folder), "route": used,
                                                   "expected_nuclide": expected_nuclide,
                                                   "overrides": {k: {"value": v.value, "source": v.source}
                                                                 for k, v in ctx.overrides.items()}})
     rec.stages.setdefault(_STAGE, {})["series"] = ctx.rows
+    if diagnosis is not None:
+        rec.stages[_STAGE]["problems"] = [p.to_dict() for p in diagnosis.problems]
     ctx.step(1.0, "ingest done")
-    return InspectResult(patient, tuple(ctx.rows), tuple(ctx.warnings), used)
+    return InspectResult(patient, tuple(ctx.rows), tuple(ctx.warnings), used,
+                         tuple(diagnosis.problems) if diagnosis is not None else ())
 
 
 def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | None = None,
@@ -647,8 +730,11 @@ def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | No
 def inspect_patient(folder: str | Path, *, calibration_store: CalibrationStore | None = None,
                     overrides: Mapping[str, Any] | None = None, expected_nuclide: str | None = "Lu-177",
                     record: RunRecord | None = None, progress: Callable[[float, str], None] | None = None,
-                    route: str = "auto", accept: Collection[str] = ()) -> InspectResult:
+                    route: str = "auto", accept: Collection[str] = (), diagnose: bool = False) -> InspectResult:
     """Load a patient and summarise it: one row per series (see :func:`load_patient` for parameters).
+
+    With ``diagnose`` nothing is raised for the folder's content: every problem found is collected
+    in ``InspectResult.problems`` (blocking ones marked) and the patient holds what could be read.
 
     Each row holds ``series``, ``kind``, ``modality``, ``cycle``, ``timepoint``, ``time_h``,
     ``units`` (as stored), ``decay_state`` (as stored), ``corrections``, ``calibration``,
@@ -656,5 +742,6 @@ def inspect_patient(folder: str | Path, *, calibration_store: CalibrationStore |
     field of view, at its acquisition time) and ``sources`` (value → where it came from).
     """
     return _run(folder, calibration_store=calibration_store, overrides=overrides, expected_nuclide=expected_nuclide,
-                record=record, progress=progress, route=route, accept=accept)
+                record=record, progress=progress, route=route, accept=accept,
+                diagnosis=Diagnosis() if diagnose else None)
 

@@ -25,3 +25,12 @@ def slicer():
     yield mod
     sys.path.remove(str(EDGE))
     mrml_standin.uninstall()
+
+
+@pytest.fixture(scope="session")
+def small_dicom_patient(tmp_path_factory) -> Path:
+    """The small sample patient (2 timepoints, PET, DICOM and NIfTI), written once; copy before changing it."""
+    from LuDosimetryLib.phantom import generate_patient, write_patient_folder
+
+    patient = generate_patient("small", seed=4, timepoints_h=(5.0, 24.0))
+    return write_patient_folder(patient, tmp_path_factory.mktemp("small_dicom") / "patient", dicom=True)

@@ -21,18 +21,16 @@ from LuDosimetryLib.cli import main
 from LuDosimetryLib.errors import ConsistencyError, InputError
 from LuDosimetryLib.ingest import load_patient
 from LuDosimetryLib.ingest.plausibility import expected_tissue, fov_activity_problems
-from LuDosimetryLib.phantom import generate_patient, write_patient_folder
 from LuDosimetryLib.pipeline import run_patient
 from LuDosimetryLib.results import RunRecord
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    patient = generate_patient("small", seed=4, timepoints_h=(5.0, 24.0))
-    return write_patient_folder(patient, tmp_path_factory.mktemp("plaus") / "patient", dicom=True)
+@pytest.fixture()
+def sample(small_dicom_patient) -> Path:
+    return small_dicom_patient
 
 
-def _copy(sample: Path, dst: Path, *parts: str) -> Path:
+def copy_patient(sample: Path, dst: Path, *parts: str) -> Path:
     """A patient folder holding only ``parts`` of the sample (plus its calibration and patient.json)."""
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("calibration.json", "patient.json"):
@@ -44,7 +42,7 @@ def _copy(sample: Path, dst: Path, *parts: str) -> Path:
 
 # --- label map on the reference CT -----------------------------------------------------------------
 def test_label_map_shifted_60_mm_is_refused_naming_the_regions(sample, tmp_path):
-    p = _copy(sample, tmp_path / "P", "nifti/cycle1/tp1", "labels")
+    p = copy_patient(sample, tmp_path / "P", "nifti/cycle1/tp1", "labels")
     seg = load_patient(p, route="nifti").segmentation  # as written: the label map fits the CT
     assert seg is not None
     lab = sitk.ReadImage(str(p / "labels" / "labels.nii.gz"))
@@ -75,7 +73,7 @@ def test_expected_tissue_by_region_name():
     (172, r"PT_static.*MBq in the field of view.*of the administered 180 MBq Ga-68.*--accept fov_activity"),
 ])
 def test_pet_with_rescale_slope_removed_is_refused(sample, tmp_path, n_removed, match):
-    p = _copy(sample, tmp_path / "P", "dicom/pet/PT_static", "dicom/pet/CT")
+    p = copy_patient(sample, tmp_path / "P", "dicom/pet/PT_static", "dicom/pet/CT")
     files = sorted((p / "dicom" / "pet" / "PT_static").glob("*.dcm"))
     assert len(files) == 172
     for f in files[:n_removed]:
@@ -87,7 +85,7 @@ def test_pet_with_rescale_slope_removed_is_refused(sample, tmp_path, n_removed, 
 
 
 def test_one_bed_relabelled_bqml_among_counts_beds_is_refused(sample, tmp_path):
-    p = _copy(sample, tmp_path / "P", "dicom/cycle1/tp1")
+    p = copy_patient(sample, tmp_path / "P", "dicom/cycle1/tp1")
     f = p / "dicom" / "cycle1" / "tp1" / "NM_bed2" / "NM.dcm"
     ds = pydicom.dcmread(f)
     assert ds.Units == "CNTS"
@@ -99,7 +97,7 @@ def test_one_bed_relabelled_bqml_among_counts_beds_is_refused(sample, tmp_path):
 
 
 def test_activity_in_the_field_of_view_above_the_administered_is_refused(sample, tmp_path):
-    p = _copy(sample, tmp_path / "P", "dicom/cycle1/tp1")
+    p = copy_patient(sample, tmp_path / "P", "dicom/cycle1/tp1")
     load_patient(p)
     with pytest.raises(ConsistencyError, match=r"cycle 1 tp1 .*MBq in the field of view.*administered 1000 MBq"):
         load_patient(p, overrides={"injected_activity_Bq": 1e9})
@@ -115,7 +113,7 @@ def test_fov_activity_far_below_the_administered_is_a_warning():
 
 # --- labels.csv (item 7: inspect accepted it, run failed later) -------------------------------------
 def test_missing_labels_csv_is_refused_naming_the_file(sample, tmp_path, capsys):
-    p = _copy(sample, tmp_path / "P", "nifti/cycle1/tp1", "labels")
+    p = copy_patient(sample, tmp_path / "P", "nifti/cycle1/tp1", "labels")
     (p / "labels" / "labels.csv").unlink()
     with pytest.raises(InputError, match=r"labels\.csv not found; write it with the columns label,name,side"):
         load_patient(p, route="nifti")
@@ -123,7 +121,7 @@ def test_missing_labels_csv_is_refused_naming_the_file(sample, tmp_path, capsys)
 
 # --- calibration inputs given but unusable ------------------------------------------------------------
 def test_calibration_given_but_missing_or_zero_sensitivity_is_refused(sample, tmp_path, capsys):
-    p = _copy(sample, tmp_path / "P", "nifti/cycle1/tp1", "labels")
+    p = copy_patient(sample, tmp_path / "P", "nifti/cycle1/tp1", "labels")
     assert main(["run", str(p), "--out", str(tmp_path / "o"), "--calibration", str(tmp_path / "none.json")]) == 2
     assert "--calibration" in capsys.readouterr().err
     with pytest.raises(InputError, match="calibration store not found"):
