@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..concordance.outputs import write_concordance_results
     from ..concordance.table import read_concordance_table
+    from ..errors import InputError
     from ..report import Report
     from ..results import RunRecord, atomic_directory
 
@@ -32,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
                        parameters={"concordance": {"bootstrap": args.bootstrap, "seed": args.seed}})
     report = Report("Concordance of predicted and measured absorbed doses")
     with atomic_directory(args.out, overwrite=args.force, inputs=[args.table]) as tmp:
-        write_concordance_results(pairs, tmp, report=report, n_bootstrap=args.bootstrap, seed=args.seed)
+        try:
+            write_concordance_results(pairs, tmp, report=report, n_bootstrap=args.bootstrap, seed=args.seed)
+        except InputError as exc:  # name the file the group came from
+            if exc.source != "concordance table":
+                raise
+            raise InputError(exc.reason, source=str(args.table)) from None
         report.write(tmp / "report.html")
         record.outputs = {"concordance.json": "all statistics", "concordance.csv": "one row per group"}
         record.write(tmp)

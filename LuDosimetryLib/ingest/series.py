@@ -182,6 +182,22 @@ def _stack_values(headers, order, *, units_default_counts: bool):
     return np.stack(out), units
 
 
+def _nm_split_error(series: SeriesInfo) -> ConsistencyError:
+    """Name what a user must fix when one NM series uid is found in several files."""
+    sops = {str(read_header(f).get("SOPInstanceUID", "") or "") for f in series.files}
+    folders = sorted({str(f.parent) for f in series.files})
+    files = ", ".join(str(f) for f in series.files[:4]) + (" ..." if len(series.files) > 4 else "")
+    if len(sops) == 1:
+        return ConsistencyError(f"the same NM image (SOPInstanceUID {next(iter(sops)) or 'absent'}) is stored "
+                                f"{len(series.files)} times: {files}. A timepoint or bed folder was duplicated; "
+                                "remove the copies", source=f"SeriesInstanceUID {series.series_uid}")
+    return ConsistencyError(f"{len(series.files)} different NM images share one SeriesInstanceUID (0020,000E) in "
+                            f"{', '.join(folders)}: {files}. A duplicated timepoint folder whose images were "
+                            "re-stamped, or a reconstruction split into single frames; expected one multi-frame "
+                            "file per series: remove the copy or re-export the series",
+                            source=f"SeriesInstanceUID {series.series_uid}")
+
+
 def load_spect_bed(series: SeriesInfo, administration: Administration, *, user: dict,
                    calibration_store: CalibrationStore | None, warn=None) -> LoadedEmission:
     """One SPECT bed (NM multi-frame or a PT stack) in Bq/mL at its own mid-acquisition time.
@@ -205,8 +221,7 @@ def load_spect_bed(series: SeriesInfo, administration: Administration, *, user: 
     prov: dict[str, str] = {}
     if series.modality == "NM":
         if len(series.files) != 1:
-            raise ConsistencyError(f"NM reconstruction split over {len(series.files)} files; expected one multi-frame "
-                                   "file per series", source=series.name)
+            raise _nm_split_error(series)
         src = str(series.files[0])
         ds = read_header(series.files[0], pixels=True)
         grid, rev, gprov = nm_grid(ds, source=src, warn=warn)

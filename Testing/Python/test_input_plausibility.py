@@ -133,3 +133,30 @@ def test_calibration_given_but_missing_or_zero_sensitivity_is_refused(sample, tm
     assert main(["run", str(p), "--out", str(tmp_path / "o4"), "--parameters", str(params)]) == 2
     assert "got 0.0" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("o", "o2", "o3", "o4"))
+
+
+# --- item 7: messages that name what to fix --------------------------------------------------------
+def test_duplicated_timepoint_folder_is_named_as_such(sample, tmp_path):
+    p = copy_patient(sample, tmp_path / "P", "dicom/cycle1/tp1", "dicom/cycle1/tp2")
+    shutil.copytree(p / "dicom" / "cycle1" / "tp2", p / "dicom" / "cycle1" / "tp2 copy")
+    with pytest.raises(ConsistencyError, match=r"the same NM image .* is stored 2 times: .*tp2 copy.*"
+                                               r"A timepoint or bed folder was duplicated; remove the copies"):
+        load_patient(p)
+
+
+def test_zero_variance_names_the_file_and_the_group(tmp_path, capsys):
+    table = tmp_path / "pairs.csv"
+    table.write_text("patient,region,predicted_Gy,measured_Gy\n" + "".join(
+        f"P{i},kidney_left,3.0,{2.5 + 0.2 * i}\n" for i in range(1, 6)))
+    assert main(["concordance", str(table), "--out", str(tmp_path / "o"), "--bootstrap", "100"]) == 2
+    err = capsys.readouterr().err
+    assert f"{table}: group 'kidney' (cohort, 5 pairs): every predicted_Gy is 3 Gy" in err
+    assert "x, y" not in err
+
+
+def test_missing_transform_is_one_line_naming_the_option(tmp_path, capsys):
+    patient = tmp_path / "P"
+    patient.mkdir()
+    assert main(["predict", str(patient), "--out", str(tmp_path / "o"), "--transform", str(tmp_path / "t.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--transform" in err[0] and "not found" in err[0]
