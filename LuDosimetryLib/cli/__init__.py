@@ -26,7 +26,7 @@ __all__ = ["main", "COMMANDS", "get_parser", "os_error_message", "Terminated"]
 #: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
 COMMANDS: tuple[str, ...] = (
     "demo", "phantom", "inspect", "calibrate", "run", "kernel", "predict", "concordance",
-    "response", "plan", "cohort",
+    "response", "plan", "ledger", "cohort", "trial",
 )
 
 
@@ -70,9 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
+    from ..results import OnceFilter
+
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
+    once = OnceFilter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:  # each distinct warning printed once per command, for this command only
+        handler.addFilter(once)
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -95,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        for handler in handlers:
+            handler.removeFilter(once)
 
 
 def progress_printer(prefix: str = ""):

@@ -98,7 +98,7 @@ def run(args) -> int:
                           expected_nuclide=args.nuclide, record=record, route=args.route, accept=args.accept,
                           diagnose=True)
     status = 2 if res.blocking else 0
-    if args.out is not None:
+    if args.out is not None and not res.blocking:  # a folder that cannot run gets no results folder
         record.outputs["run.json"] = ("ingest summary: one row per series with the source of each value, and every "
                                       "problem found (stages.ingest.problems)")
         if args.out.exists():

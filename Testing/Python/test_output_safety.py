@@ -74,6 +74,20 @@ def test_output_guard_protects_sibling_patients_of_a_ledger(tmp_path):
     assert (d / "P002" / "ledger.json").is_file()
 
 
+def test_plan_with_out_above_the_ledger_keeps_the_other_patients(tmp_path, capsys):
+    # `plan d/P001/ledger.json --out d --force` deleted d/P002/ledger.json, exit 0
+    example = ROOT / "docs" / "examples" / "example_ledger.json"
+    d = tmp_path / "d"
+    for pid in ("P001", "P002"):
+        (d / pid).mkdir(parents=True)
+        (d / pid / "ledger.json").write_bytes(example.read_bytes())
+    before = _tree(d)
+    for out in (d, d / "P001"):
+        assert main(["plan", str(d / "P001" / "ledger.json"), "--out", str(out), "--force"]) == 2
+        assert "input" in _one_line_error(capsys.readouterr().err)
+    assert _tree(d) == before
+
+
 def test_force_replaces_an_existing_folder_whole_and_leaves_no_sibling(tmp_path):
     dst = tmp_path / "res"
     with atomic_directory(dst) as tmp:
@@ -233,12 +247,13 @@ def test_injected_activity_is_echoed_as_typed(capsys):
 
 
 def test_the_cli_turns_os_errors_into_one_line(tmp_path, capsys):
-    # a patient folder that vanishes or cannot be read is an OSError deep in ingest: one line, exit 2
-    patient = _fake_patient(tmp_path)
-    (patient / "labels" / "labels.nii.gz").mkdir()  # a folder where a file is expected
-    status = main(["inspect", str(patient)])
-    assert status == 2
-    _one_line_error(capsys.readouterr().err)
+    # a table that is a folder is an OSError where the file is opened: one line naming it, exit 2
+    table = tmp_path / "pairs.csv"
+    table.mkdir()
+    for args in (["concordance", str(table), "--out", str(tmp_path / "o")],
+                 ["response", str(table), "--out", str(tmp_path / "o")]):
+        assert main(args) == 2
+        assert str(table) in _one_line_error(capsys.readouterr().err)
 
 
 def test_run_record_is_plain_json(tmp_path):
