@@ -58,12 +58,14 @@ from .series import LoadedEmission, load_ct, load_pet_frames, load_spect_bed, qu
 from .stitch import stitch_beds
 
 __all__ = ["load_patient", "inspect_patient", "InspectResult", "TIMEPOINT_GAP_H", "CYCLE_MAX_DAYS",
-           "LATE_TIMEPOINT_RATIO"]
+           "LATE_TIMEPOINT_RATIO", "MIN_CYCLE_INTERVAL_DAYS"]
 
 #: Beds starting within this many hours of the previous bed belong to the same timepoint.
 TIMEPOINT_GAP_H = 3.0
 #: A time-only injection header is matched to a cycle injected at most this many days earlier.
 CYCLE_MAX_DAYS = 30
+#: Two therapy administrations closer than this are refused (cycles are 6–8 weeks apart).
+MIN_CYCLE_INTERVAL_DAYS = 7
 #: A timepoint later than this multiple of the previous one (itself ≥ 48 h), or later than three
 #: physical half-lives, is flagged as much later than the others.
 LATE_TIMEPOINT_RATIO = 4.0
@@ -165,6 +167,12 @@ def _row(kind: str, name: str, *, le: LoadedEmission | None = None, admin: Admin
 
 
 def _later_check(ctx: _Ctx, cycle: int, tps: list[Timepoint], nuclide: str) -> None:
+    counts = {tp.label: len(tp.beds) for tp in tps}
+    if len(set(counts.values())) > 1:
+        ctx.warn(f"cycle {cycle}: the timepoints have different numbers of beds "
+                 f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); if the protocol has the same fields of view "
+                 "at every timepoint, a bed's AcquisitionTime (0008,0032) or date may be wrong",
+                 source=f"cycle {cycle}")
     hl = get_nuclide(nuclide).half_life_h
     for prev, tp in itertools.pairwise(tps):
         if (prev.time_h >= 48 and tp.time_h > LATE_TIMEPOINT_RATIO * prev.time_h) or tp.time_h > 3 * hl:
@@ -202,6 +210,52 @@ def _same_units(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: st
                                "ludosimetry.json ('units')", source=f"cycle {cycle}")
 
 
+def _bed_consistency(ctx: _Ctx, beds: list[tuple[str, LoadedEmission, Any]], *, cycle: int, label: str) -> None:
+    """Beds of one timepoint are one acquisition: the same grid spacing, transaxial position,
+    quantitation tags and (warning) frame duration. A damaged header in one bed would otherwise
+    quantify or place that bed differently from its neighbours without a word."""
+    if len(beds) < 2:
+        return
+    where = f"cycle {cycle} {label}"
+
+    def groups(key) -> dict:
+        out: dict = {}
+        for n, le, ds in beds:
+            out.setdefault(key(n, le, ds), []).append(Path(n.split(" (+")[0]).parent.name or n)
+        return out
+
+    def describe(g: dict, fmt) -> str:
+        return "; ".join(f"{fmt(k)} in {', '.join(v)}" for k, v in g.items())
+
+    headers = [ds for _, _, ds in beds]
+    if all(ds is not None for ds in headers):
+        for keyword in ("RescaleSlope", "RescaleIntercept", "RealWorldValueMappingSequence"):
+            g = groups(lambda n, le, ds, k=keyword: k in ds)
+            if len(g) > 1:
+                with ctx.attempt():
+                    raise ConsistencyError(f"{tag_label(keyword)} is present in some beds of timepoint {label} and not "
+                                           f"in others ({describe(g, lambda k: 'present' if k else 'absent')}): the "
+                                           "beds of one acquisition cannot be quantified alike; re-export the beds",
+                                           source=where)
+    g = groups(lambda n, le, ds: tuple(round(x, 3) for x in le.image.GetSpacing()))
+    if len(g) > 1:
+        ctx.plausibility("bed_consistency", [f"{where}: the beds have different voxel spacings "
+                                             f"({describe(g, lambda k: ' × '.join(f'{x:g}' for x in k) + ' mm')}); "
+                                             "one acquisition is reconstructed on one grid: check PixelSpacing "
+                                             "(0028,0030) and SpacingBetweenSlices (0018,0088)"], source=where)
+    spacing = min(beds[0][1].image.GetSpacing()[:2])
+    xy0 = np.asarray(beds[0][1].image.GetOrigin()[:2])
+    off = [n for n, le, _ in beds if np.max(np.abs(np.asarray(le.image.GetOrigin()[:2]) - xy0)) > spacing / 2]
+    if off:
+        ctx.plausibility("bed_consistency", [f"{where}: the transaxial position of {', '.join(off)} differs from "
+                                             f"{beds[0][0]} by more than half a voxel; the beds of one acquisition "
+                                             "share x and y: check ImagePositionPatient (0020,0032)"], source=where)
+    g = groups(lambda n, le, ds: round(le.duration_s, 1))
+    if len(g) > 1:
+        ctx.warn(f"{where}: the beds have different acquisition durations ({describe(g, lambda k: f'{k:g} s')}); "
+                 "check ActualFrameDuration (0018,1242) if the protocol has one duration per bed", source=where)
+
+
 def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
     for i in range(len(beds)):
         for j in range(i + 1, len(beds)):
@@ -217,9 +271,11 @@ def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label
 
 
 def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int,
-                    ct_source: str = "", ct_file: str = "") -> Timepoint:
+                    ct_source: str = "", ct_file: str = "", headers: list | None = None) -> Timepoint:
     _duplicate_beds([(n, le) for n, _, le in beds], cycle=cycle, label=label)
     _same_units([(n, le) for n, _, le in beds], cycle=cycle, label=label)
+    _bed_consistency(ctx, [(n, le, None if headers is None else h) for (n, _, le), h in
+                           zip(beds, headers or [None] * len(beds))], cycle=cycle, label=label)
     beds = sorted(beds, key=lambda b: b[2].acquisition_start)
     bed_objs = tuple(Bed(le.acquisition_start, le.duration_s, le.time_h, le.image, _axial_extent(le.image), uid,
                          {"series": n, **le.provenance}) for n, uid, le in beds)
@@ -299,6 +355,15 @@ def _assign_cycles(ctx: _Ctx, spects: list[SeriesInfo], heads: dict, users: dict
                 resolve_administration(h, source=str(s.files[0]), overrides=ctx.overrides,
                                        sidecar=users[s.series_uid], expected_nuclide=expected)
     cycles.sort(key=lambda c: c[0].value)
+    for (a, ma), (b, mb) in itertools.pairwise(cycles):
+        gap_h = (b.value - a.value).total_seconds() / 3600
+        if gap_h < 24 * MIN_CYCLE_INTERVAL_DAYS:
+            with ctx.attempt():
+                raise ConsistencyError(f"two administrations {gap_h:.1f} h apart: {a.value.isoformat()} ({ma[0].name}, "
+                                       f"{a.source}) and {b.value.isoformat()} ({mb[0].name}, {b.source}); therapy "
+                                       f"cycles are at least {MIN_CYCLE_INTERVAL_DAYS} days apart, so one series' "
+                                       "injection time is wrong: correct it or give injection.datetime in "
+                                       "ludosimetry.json", source="cycles")
     return cycles
 
 
@@ -409,7 +474,8 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                 f"{'FrameOfReferenceUID' if same_for else 'study/time'}")
             with ctx.attempt():
                 tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci,
-                                     ct_src, "" if ct_info is None else str(ct_info.files[0]))
+                                     ct_src, "" if ct_info is None else str(ct_info.files[0]),
+                                     headers=[s.header for _, s, _ in group])
                 tps.append(tp)
                 _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             if ci == 1 and ti == 1 and ct_info is not None:

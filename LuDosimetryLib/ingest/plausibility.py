@@ -7,6 +7,8 @@ has accepted that check by name (:data:`CHECKS`), records a warning instead.
 - ``label_registration``: the label map must lie on the reference CT: organs on soft tissue,
   lungs on lung, bones on bone, by Hounsfield units (a label map whose origin is shifted by 60 mm
   put the kidneys partly in air and bone and reported a kidney dose of 0.95 Gy instead of 3.5 Gy).
+- ``bed_consistency``: the beds of one timepoint share their voxel spacing and transaxial
+  position (checked in :mod:`LuDosimetryLib.ingest.patient`).
 - ``fov_activity``: the activity in an image's field of view cannot exceed the administered
   activity decayed to the image's time (plus :data:`FOV_ACTIVITY_TOLERANCE`); far below it
   (:data:`FOV_ACTIVITY_LOW_FRACTION`) is a warning (a PET with RescaleSlope missing on 100 of 172
@@ -26,7 +28,7 @@ __all__ = ["CHECKS", "FOV_ACTIVITY_TOLERANCE", "FOV_ACTIVITY_LOW_FRACTION", "HU_
            "expected_tissue", "label_registration_problems", "fov_activity_problems"]
 
 #: Checks a user may accept by name (``--accept CHECK``), turning their error into a warning.
-CHECKS = ("label_registration", "fov_activity")
+CHECKS = ("label_registration", "fov_activity", "bed_consistency")
 #: The field of view may hold at most this multiple of the decayed administered activity
 #: (quantification uncertainty of SPECT/PET of about 10 %, assay uncertainty of about 5 %).
 FOV_ACTIVITY_TOLERANCE = 1.25
