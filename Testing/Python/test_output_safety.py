@@ -204,7 +204,7 @@ def _table(tmp_path: Path) -> Path:
     return t
 
 
-@pytest.mark.parametrize("command", ["kernel", "concordance", "run", "inspect"])
+@pytest.mark.parametrize("command", ["kernel", "concordance", "run", "inspect", "plan"])
 def test_an_unwritable_output_folder_is_one_line_and_exit_2(tmp_path, capsys, command):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -213,7 +213,9 @@ def test_an_unwritable_output_folder_is_one_line_and_exit_2(tmp_path, capsys, co
     args = {"kernel": ["kernel", "--voxel-size", "4.8", "4.8", "4.8", "--no-photons", "--out", str(out / "k.nii.gz")],
             "concordance": ["concordance", str(_table(tmp_path)), "--out", str(out), "--bootstrap", "100"],
             "run": ["run", str(patient), "--out", str(out)],
-            "inspect": ["inspect", str(patient), "--out", str(out)]}[command]
+            "inspect": ["inspect", str(patient), "--out", str(out)],
+            "plan": ["plan", str(ROOT / "docs" / "examples" / "example_ledger.json"), "--out", str(out),
+                     "--prescribed-kidney-dose-Gy", "5"]}[command]
     assert main(args) == 2
     line = _one_line_error(capsys.readouterr().err)
     assert str(blocker) in line
