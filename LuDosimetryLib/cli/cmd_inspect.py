@@ -14,7 +14,7 @@ from .options import number
 
 HELP = "what ingest found: series, times, units, decay state, calibration, and where each value came from"
 
-_COLUMNS = (("kind", "kind", "{}"), ("cycle", "cyc", "{}"), ("timepoint", "tp", "{}"),
+_COLUMNS = (("kind", "kind", "{}"), ("modality", "mod.", "{}"), ("cycle", "cyc", "{}"), ("timepoint", "tp", "{}"),
             ("time_h", "time p.i. h", "{:.3f}"),
             ("units", "units", "{}"), ("decay_state", "decay", "{}"), ("corrections", "corr.", "{}"),
             ("calibration", "calibration", "{}"), ("nuclide", "nuclide", "{}"),
@@ -72,7 +72,7 @@ def format_table(rows) -> str:
     for r in rows:
         cells.append([_fmt(r.get(k), f) for k, _, f in _COLUMNS])
     widths = [max(len(c[i]) for c in cells) for i in range(len(_COLUMNS))]
-    widths[7] = min(widths[7], 48)
+    widths[8] = min(widths[8], 48)  # calibration
     lines = []
     for c in cells:
         lines.append("  ".join(x[:w].ljust(w) for x, w in zip(c, widths)).rstrip())
