@@ -96,6 +96,10 @@ class PipelineSettings:
     alpha_beta_Gy, repair_half_time_h : dict
         Per region (or group) radiobiology parameters; kidneys default to the reference values
         (status unverified), salivary and lacrimal glands have none unless given.
+    accept_checks : tuple of str
+        Ingest plausibility checks the user accepts by name (``label_registration``,
+        ``fov_activity``; :mod:`LuDosimetryLib.ingest.plausibility`): a warning in run.json
+        instead of an error. Empty by default.
     """
 
     cycle: int = 1
@@ -120,6 +124,7 @@ class PipelineSettings:
     rmblr: float | None = None
     alpha_beta_Gy: Mapping[str, float] | None = None
     repair_half_time_h: Mapping[str, float] | None = None
+    accept_checks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dose_method not in ("convolution", "led"):
@@ -138,6 +143,15 @@ class PipelineSettings:
             raise InputError(f"must be 'icrp107' or 'table', got {self.kernel_energy!r}", source="kernel_energy")
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
+        sens = self.sensitivity_cps_per_MBq
+        if sens is not None and not (isinstance(sens, int | float) and math.isfinite(sens) and sens > 0):
+            raise InputError(f"must be a positive number of cps/MBq, got {sens!r}", source="sensitivity_cps_per_MBq")
+        from .ingest.plausibility import CHECKS
+
+        unknown = sorted(set(self.accept_checks) - set(CHECKS))
+        if unknown:
+            raise InputError(f"unknown plausibility check(s) {unknown}; known: {', '.join(CHECKS)}",
+                             source="accept_checks")
 
 
 def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSettings:
@@ -147,7 +161,7 @@ def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSe
     unknown = sorted(set(params) - known)
     if unknown:
         raise InputError(f"unknown parameter(s) {unknown}; known: {sorted(known)}", source="parameters")
-    for key in ("refine_regions", "kinetic_models"):
+    for key in ("refine_regions", "kinetic_models", "accept_checks"):
         if key in params:
             params[key] = tuple(params[key])
     return PipelineSettings(**params)
@@ -472,7 +486,7 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
     from .dicomio.write import DicomPatient, DicomStudy
     from .dose.export import write_dose_rt
 
-    first = str(reference.provenance.get("ct", "")).split(" ")[0]
+    first = str(reference.provenance.get("ct_file", ""))  # a whole path: it may hold spaces
     if not first.lower().endswith(".dcm") or not Path(first).is_file():
         return None
     try:
@@ -555,6 +569,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
 
     report_progress = progress or (lambda f, m: None)
     settings = settings_from_parameters(parameters)
+    if settings.calibration and not Path(settings.calibration).is_file():
+        raise InputError("calibration store not found (a store that is given must be readable; leave it out to use "
+                         "the patient folder's calibration.json)", source=f"calibration {settings.calibration}")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord("ludosimetry run", inputs={"patient_dir": str(Path(input_dir).resolve())},
@@ -562,10 +579,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.0, "ingest")
     cal_path = Path(settings.calibration) if settings.calibration else Path(input_dir) / "calibration.json"
     store = CalibrationStore.load(cal_path) if cal_path.exists() else None
-    overrides = {"sensitivity_cps_per_MBq": settings.sensitivity_cps_per_MBq} if settings.sensitivity_cps_per_MBq \
-        else None
+    overrides = {"sensitivity_cps_per_MBq": settings.sensitivity_cps_per_MBq} \
+        if settings.sensitivity_cps_per_MBq is not None else None
     patient = load_patient(input_dir, calibration_store=store, overrides=overrides, record=record,
-                           progress=lambda f, m: report_progress(0.15 * f, f"ingest: {m}"))
+                           progress=lambda f, m: report_progress(0.15 * f, f"ingest: {m}"),
+                           accept=settings.accept_checks)
     if settings.cycle > len(patient.cycles):
         raise InputError(f"cycle {settings.cycle} asked for, the patient has {len(patient.cycles)}", source="cycle")
     cycle = patient.cycles[settings.cycle - 1]

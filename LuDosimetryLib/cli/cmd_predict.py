@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import number
+
 HELP = "predict 177Lu absorbed doses from the pre-therapy dynamic 68Ga-PSMA PET (results folder)"
 
 
@@ -14,14 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing results folder")
     parser.add_argument("--population-table", type=Path, default=None,
                         help="CSV of population 177Lu half-lives (default: the shipped table)")
-    parser.add_argument("--ligand-uptake-ratio", type=float, default=1.0,
+    parser.add_argument("--ligand-uptake-ratio", type=number(minimum=0), default=1.0,
                         help="177Lu-ligand / 68Ga-PSMA-11 uptake ratio (default 1)")
-    parser.add_argument("--tumour-sink-factor", type=float, default=1.0, help="factor on organ uptake (default 1)")
-    parser.add_argument("--peptide-amount-ug", type=float, default=None, help="therapy peptide amount (µg), recorded")
+    parser.add_argument("--tumour-sink-factor", type=number(minimum=0), default=1.0,
+                        help="factor on organ uptake (default 1)")
+    parser.add_argument("--peptide-amount-ug", type=number("µg", minimum=0), default=None,
+                        help="therapy peptide amount (µg), recorded")
     parser.add_argument("--pet-recovery", default="1.0",
                         help="PET recovery coefficient (number), 'sphere' or 'gtm' (both need --pet-fwhm-mm)")
-    parser.add_argument("--pet-fwhm-mm", type=float, default=None, help="PET resolution FWHM in millimetres")
-    parser.add_argument("--spect-recovery", type=float, default=1.0, help="SPECT recovery coefficient (default 1)")
+    parser.add_argument("--pet-fwhm-mm", type=number("mm", minimum=0), default=None,
+                        help="PET resolution FWHM in millimetres")
+    parser.add_argument("--spect-recovery", type=number(minimum=0, maximum=1), default=1.0,
+                        help="SPECT recovery coefficient (default 1)")
     parser.add_argument("--uptake-reference", choices=("static", "last_dynamic"), default="static")
     parser.add_argument("--fit-uptake-rate", action="store_true", help="fit the uptake rate on the dynamic frames")
     parser.add_argument("--lesion-dose-model", choices=("sphere", "led"), default="sphere")
@@ -35,14 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detect lesions on the static PET and match them with the segmentation's lesions")
     parser.add_argument("--lesion-threshold", choices=("liver", "suv"), default="liver",
                         help="lesion detection threshold: liver-based (PROMISE) or SUV (needs --body-mass-kg)")
-    parser.add_argument("--liver-factor", type=float, default=1.0,
+    parser.add_argument("--liver-factor", type=number(minimum=0), default=1.0,
                         help="lesion threshold = this × liver mean uptake (default 1, PROMISE)")
-    parser.add_argument("--suv", type=float, default=3.0, help="SUV threshold (default 3)")
-    parser.add_argument("--body-mass-kg", type=float, default=None, help="patient body mass in kg (for SUV)")
+    parser.add_argument("--suv", type=number(minimum=0), default=3.0, help="SUV threshold (default 3)")
+    parser.add_argument("--body-mass-kg", type=number("kg", minimum=0), default=None,
+                        help="patient body mass in kg (for SUV)")
     parser.add_argument("--measured-dose", type=Path, default=None,
                         help="measured dose map (Gy, e.g. dose_Gy.nii.gz of `ludosimetry run`) in the SPECT/CT frame: "
                              "voxel comparison (difference, DVH, gamma 10%%/5 mm and 20%%/10 mm)")
-    parser.add_argument("--therapy-activity-gbq", type=float, default=None,
+    parser.add_argument("--therapy-activity-gbq", type=number("GBq", minimum=0), default=None,
                         help="177Lu activity in GBq for absolute doses (default: cycle 1's, if loaded)")
 
 
@@ -50,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DependencyError, InputError
     from ..prediction.parameters import PredictionParameters
     from ..prediction.pipeline import LesionSettings, predict_patient, write_prediction
-    from ..results import RunRecord
+    from ..results import RunRecord, check_output_path
     from ..timing import hours_between
     from ..units import BQ_PER_GBQ
 
     out = Path(args.out)
+    check_output_path(out, [args.patient, args.population_table, args.transform, args.density, args.measured_dose])
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
     if args.population_table is not None:
@@ -138,6 +146,9 @@ def _read_transform(path):
 
     from ..errors import InputError
 
+    if not Path(path).is_file():  # before ITK, whose HDF5 reader prints a page of diagnostics
+        raise InputError("transform file not found (an ITK transform file .tfm/.h5/.txt mapping PET/CT points to "
+                         "SPECT/CT reference points is expected)", source=f"--transform {path}")
     try:
         return sitk.ReadTransform(str(path))
     except RuntimeError as exc:

@@ -135,15 +135,17 @@ def test_dicom_patient_gets_an_rt_dose_on_its_ct_frame_of_reference(tmp_path):
     import pydicom
 
     patient = generate_patient("small", seed=2, timepoints_h=(5.0, 24.0, 96.0), with_pet=False)
-    folder = write_patient_folder(patient, tmp_path / "patient")  # DICOM and NIfTI
-    assert main(["run", str(folder), "--out", str(tmp_path / "out"), "--no-align"]) == 0
-    (rt,) = (tmp_path / "out" / "rtdose").glob("*.dcm")
+    # paths with spaces (issue 16 item 6: the CT path was split on spaces and rtdose/ silently left out)
+    folder = write_patient_folder(patient, tmp_path / "my patient")  # DICOM and NIfTI
+    out = tmp_path / "dose results"
+    assert main(["run", str(folder), "--out", str(out), "--no-align"]) == 0
+    (rt,) = (out / "rtdose").glob("*.dcm")
     ds = pydicom.dcmread(rt)
     ct_first = sorted((folder / "dicom" / "cycle1" / "tp1" / "CT").glob("*.dcm"))[0]
     ct = pydicom.dcmread(ct_first, stop_before_pixels=True)
     assert ds.FrameOfReferenceUID == ct.FrameOfReferenceUID and ds.StudyInstanceUID == ct.StudyInstanceUID
     assert ds.DoseUnits == "GY" and ds.PatientID == ct.PatientID
-    dose_nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / "dose_Gy.nii.gz")))
+    dose_nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dose_Gy.nii.gz")))
     dose_rt = ds.pixel_array.astype(np.float64) * float(ds.DoseGridScaling)
     assert dose_rt.shape == dose_nifti.shape
     np.testing.assert_allclose(dose_rt, dose_nifti, atol=float(ds.DoseGridScaling))  # 16-bit quantisation
