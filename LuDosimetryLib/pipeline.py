@@ -196,10 +196,50 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
             continue
         try:
             fits.append(fit_tac(times, acts, nuclide=administration.nuclide, models=settings.kinetic_models,
-                                region=region, kind=rows[0].kind, cycle=settings.cycle))
+                                region=region, kind=rows[0].kind, cycle=settings.cycle,
+                                administered_activity_Bq=administration.injected_activity_Bq))
         except InputError as exc:
             note(f"not fitted: {exc}", region)
     return tacs, fits
+
+
+def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None, camera=None,
+                        settings: PipelineSettings = PipelineSettings()):
+    """The EANM uncertainty budget of every fitted region (:mod:`LuDosimetryLib.kinetics.budget`).
+
+    Calibration uncertainty from the store's entry for ``camera`` (unless the sensitivity was
+    overridden), recovery from its curve where it states an uncertainty, defaults otherwise.
+    Returns ``(fits with the budget's TIA intervals, {region: RegionBudget})``.
+    """
+    from .calibration.recovery import recovery_curve_from_store
+    from .kinetics.budget import apply_budget, region_budget
+    from .kinetics.uncertainty import physical_tia_limit_Bq_h
+    from .nuclides import get_nuclide
+
+    cal_rel = curve = None
+    if store is not None and camera is not None:
+        try:
+            if settings.sensitivity_cps_per_MBq is None:
+                cal_rel = store.lookup(camera.key()).sensitivity_rel_uncertainty
+            curve = recovery_curve_from_store(store, camera.key())
+        except InputError:
+            pass
+    lam = get_nuclide(administration.nuclide).decay_constant_per_h
+    limit = physical_tia_limit_Bq_h(administration.injected_activity_Bq, lam)
+    volume = {r.region: r.volume_mL for r in tacs}
+    out, budgets = [], {}
+    for f in fits:
+        if not volume.get(f.region, 0) > 0:
+            out.append(f)
+            continue
+        b = region_budget(f, volume_mL=volume[f.region], calibration_rel=cal_rel,
+                          partial_volume=settings.partial_volume, fwhm_mm=settings.spect_fwhm_mm,
+                          decay_constant_per_h=lam, recovery_curve=curve,
+                          segmentation_spacing_mm=segmentation.image.GetSpacing(), limit_Bq_h=limit,
+                          registered=[settings.cycle > 1 or i > 0 for i in range(f.n_points)])
+        budgets[f.region] = b
+        out.append(apply_budget(f, b))
+    return out, budgets
 
 
 def _gtm_corrected(tacs, timepoints, segmentation, fwhm_mm: float):
@@ -510,6 +550,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
             record.stages["tac"]["recovery_curve"] = recovery.to_dict()
     tacs, fits = region_kinetics(aligned, seg, admin, density=density_ct, recovery=recovery, settings=settings,
                                  warn=lambda m, r: record.warn(m, stage="kinetics", source=r))
+    fits, budgets = uncertainty_budgets(fits, tacs, seg, admin, store=store, camera=reference.camera, settings=settings)
+    record.stages["uncertainty"] = {"method": "EANM budget (Gear et al. 2018), LuDosimetryLib.kinetics.budget",
+                                    "regions": {r: b.to_dict() for r, b in budgets.items()}}
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
     write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
     plot_fits(fits, out / "plots")
@@ -528,6 +571,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     pv_dose = {s.region: s.mean_dose_Gy * fit_tia[s.region] / map_tia[s.region] for s in stats
                if s.region in fit_tia and map_tia.get(s.region, 0.0) > 0}
     beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia)
+    dose_ci = {r: budgets[r].dose_interval(d) for r, d in pv_dose.items() if r in budgets}
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")
     summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
@@ -543,6 +587,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
                                  region_values={"mean_dose_pv_corrected_Gy": pv_dose,
+                                                "dose_rel_uncertainty": {r: budgets[r].dose_total_rel for r in dose_ci},
+                                                "dose_ci95_low_Gy": {r: v[0] for r, v in dose_ci.items()},
+                                                "dose_ci95_high_Gy": {r: v[1] for r, v in dose_ci.items()},
+                                                "flags": {r: ";".join(budgets[r].flags) for r in dose_ci
+                                                          if budgets[r].flags},
                                                 "bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
                                                 "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
