@@ -583,6 +583,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     for f in fits:
         if f.kind == "organ" or f.kind == "lesion":
             tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
+    from .kinetics.budget import BUDGET_COLUMNS, budget_rows
+
+    report.section("uncertainty", "Uncertainty budget (EANM, Gear et al. 2018)").table(
+        budget_rows(budgets), list(BUDGET_COLUMNS),
+        caption="Relative standard uncertainties (k = 1) of the TIA and the dose; per component its contribution to "
+                "the dose; shared = calibration and recovery (correlated across regions and cycles); 'defaults' lists "
+                "the components taken from named defaults (docs/kinetics.md); empty = unbounded or above 10")
     extra_notes = [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,

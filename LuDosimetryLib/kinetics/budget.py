@@ -67,6 +67,7 @@ from .uncertainty import MAX_REPORTED_REL_UNCERTAINTY, Z95
 __all__ = ["BudgetComponent", "RegionBudget", "BudgetDefaults", "propagate", "widen_interval",
            "sphere_radius_mm", "volume_rel_uncertainty", "registration_rel_per_timepoint",
            "point_weights", "recovery_terms", "region_budget", "apply_budget", "cumulative_rel_uncertainty",
+           "budget_rows", "BUDGET_COLUMNS",
            "DEFAULT_CALIBRATION_REL", "DEFAULT_FWHM_REL", "DEFAULT_REGISTRATION_MM",
            "DEFAULT_BOUNDARY_VOXEL_FRACTION", "SHARED_COMPONENTS", "COMPONENT_NAMES"]
 
@@ -131,8 +132,9 @@ class BudgetComponent:
 
     def to_dict(self) -> dict:
         """For run.json."""
-        return {"input_rel": self.input_rel, "tia_sensitivity": self.tia_sensitivity,
-                "dose_sensitivity": self.dose_sensitivity, "tia_rel": self.tia_rel, "dose_rel": self.dose_rel,
+        return {"input_rel": _reportable(self.input_rel), "tia_sensitivity": self.tia_sensitivity,
+                "dose_sensitivity": self.dose_sensitivity, "tia_rel": _reportable(self.tia_rel),
+                "dose_rel": _reportable(self.dose_rel),
                 "shared": self.shared, "default": self.default, "source": self.source}
 
 
@@ -171,12 +173,12 @@ class RegionBudget:
     @property
     def tia_shared_rel(self) -> float:
         """Shared (calibration, method) part of the TIA's relative standard uncertainty."""
-        return self._part("tia_rel", True)
+        return _reportable(self._part("tia_rel", True))
 
     @property
     def tia_independent_rel(self) -> float:
         """Independent (volume, registration, counting/fit) part of the TIA's relative uncertainty."""
-        return self._part("tia_rel", False)
+        return _reportable(self._part("tia_rel", False))
 
     @property
     def tia_total_rel(self) -> float:
@@ -186,12 +188,12 @@ class RegionBudget:
     @property
     def dose_shared_rel(self) -> float:
         """Shared part of the dose's relative standard uncertainty."""
-        return self._part("dose_rel", True)
+        return _reportable(self._part("dose_rel", True))
 
     @property
     def dose_independent_rel(self) -> float:
         """Independent part of the dose's relative standard uncertainty."""
-        return self._part("dose_rel", False)
+        return _reportable(self._part("dose_rel", False))
 
     @property
     def dose_total_rel(self) -> float:
@@ -569,3 +571,22 @@ def apply_budget(fit, budget: RegionBudget):
     flags = tuple(dict.fromkeys((*fit.flags, *budget.flags)))
     return replace(fit, tia_ci95_Bq_h=budget.tia_ci95_Bq_h, tia_rel_uncertainty=budget.tia_total_rel, flags=flags,
                    parameters=params)
+
+
+#: Columns of :func:`budget_rows` (relative standard uncertainties, k = 1).
+BUDGET_COLUMNS = ("region", "tia_rel_uncertainty", "dose_rel_uncertainty", "dose_shared_rel",
+                  "dose_independent_rel", *(f"{c}_dose_rel" for c in COMPONENT_NAMES), "defaults", "flags")
+
+
+def budget_rows(budgets: Mapping[str, RegionBudget]) -> list[dict]:
+    """One row per region (:data:`BUDGET_COLUMNS`): totals, shared/independent parts, each component's
+    contribution to the dose's relative uncertainty, the components that are defaults."""
+    rows = []
+    for region, b in budgets.items():
+        row = {"region": region, "tia_rel_uncertainty": b.tia_total_rel, "dose_rel_uncertainty": b.dose_total_rel,
+               "dose_shared_rel": b.dose_shared_rel, "dose_independent_rel": b.dose_independent_rel,
+               "defaults": ";".join(c.name for c in b.components if c.default), "flags": ";".join(b.flags)}
+        for c in b.components:
+            row[f"{c.name}_dose_rel"] = _reportable(c.dose_rel)
+        rows.append(row)
+    return rows

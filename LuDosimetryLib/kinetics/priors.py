@@ -51,9 +51,9 @@ from scipy import special
 from ..errors import InputError
 from ..nuclides import get_nuclide
 from .curves import RATE_MAX_PER_H
-from .fitting import TAIL_FLAG_FRACTION, FitResult, _with_scale, validate_tac
+from .fitting import TAIL_FLAG_FRACTION, FitResult, _with_scale, apply_physical_bounds, validate_tac
 from .models import mono_exponential
-from .uncertainty import ScaleUncertainty, relative_uncertainty_from_interval
+from .uncertainty import ScaleUncertainty, physical_tia_limit_Bq_h, relative_uncertainty_from_interval
 
 __all__ = ["HalfLifePrior", "load_priors", "prior_for", "patient_prior", "fit_map", "PRIOR_COLUMNS",
            "LigandSelection", "select_ligand", "LIGAND_TABLES", "FALLBACK_LIGAND"]
@@ -262,7 +262,8 @@ def patient_prior(previous: FitResult, *, log_sd: float = 0.15) -> HalfLifePrior
 def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: HalfLifePrior, *,
             nuclide: str = "Lu-177", sigma_Bq: Sequence[float] | None = None, rel_sigma: float = 0.10,
             region: str = "", kind: str = "", cycle: int | None = None, scale: ScaleUncertainty | None = None,
-            n_grid: int = 1201, n_samples: int = 20000, seed: int = 0) -> FitResult:
+            n_grid: int = 1201, n_samples: int = 20000, seed: int = 0,
+            administered_activity_Bq: float | None = None) -> FitResult:
     """MAP mono-exponential fit under a log-normal prior on T_eff, with posterior 95 % interval.
 
     Parameters
@@ -279,6 +280,8 @@ def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: Hal
         Correlated scale uncertainties added to the interval.
     n_grid, n_samples, seed
         Grid size in ln T_eff, posterior draws, random seed.
+    administered_activity_Bq : float, optional
+        Sets the physical limit of the interval (:func:`.fitting.apply_physical_bounds`).
 
     Returns
     -------
@@ -360,7 +363,8 @@ def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: Hal
                     n_points=t.size, n_params=2, parameters=params, flags=tuple(flags), kind=kind, cycle=cycle,
                     ci_method="posterior", times_h=tuple(t.tolist()), activities_Bq=tuple(y.tolist()),
                     sigma_Bq=tuple(sig.tolist()))
-    return _with_scale(res, scale)
+    return apply_physical_bounds(_with_scale(res, scale),
+                                 physical_tia_limit_Bq_h(administered_activity_Bq, nuc.decay_constant_per_h))
 
 
 def _refine_mode(t, y, w, mu, tau, a, b) -> float:
