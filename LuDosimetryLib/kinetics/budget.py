@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .uncertainty import MAX_REPORTED_REL_UNCERTAINTY, Z95
+from .uncertainty import MAX_REPORTED_REL_UNCERTAINTY, Z95, widen_interval
 
 __all__ = ["BudgetComponent", "RegionBudget", "BudgetDefaults", "propagate", "widen_interval",
            "sphere_radius_mm", "volume_rel_uncertainty", "registration_rel_per_timepoint",
@@ -254,27 +254,6 @@ def propagate(sensitivities: Sequence[float], rel_uncertainties: Sequence[float]
         raise InputError(f"correlation must be {s.size}×{s.size}, got {r.shape}", source="propagate")
     c = r * np.outer(u, u)
     return float(math.sqrt(max(float(s @ c @ s), 0.0)))
-
-
-def widen_interval(value: float, low: float, high: float, other_rel: float) -> tuple[float, float]:
-    """Add other relative uncertainties to an asymmetric 95 % interval, in ln(value).
-
-    Each side's half-width ln(value/low), ln(high/value) and 1.96·``other_rel`` add in quadrature
-    (the other components taken as log-normal factors). An unbounded side (low ≤ 0, high inf or
-    NaN) stays unbounded (0 or inf).
-
-    Returns
-    -------
-    (low, high)
-    """
-    if not (math.isfinite(value) and value > 0):
-        return math.nan, math.nan
-    w = Z95 * other_rel
-    d_lo = math.log(value / low) if math.isfinite(low) and low > 0 else math.inf
-    d_hi = math.log(high / value) if math.isfinite(high) and high > 0 else math.inf
-    lo = value * math.exp(-math.hypot(d_lo, w)) if math.isfinite(d_lo) else 0.0
-    hi = value * math.exp(math.hypot(d_hi, w)) if math.isfinite(d_hi) else math.inf
-    return lo, hi
 
 
 def sphere_radius_mm(volume_mL: float) -> float:

@@ -54,7 +54,7 @@ from . import lsq
 
 __all__ = ["profile_interval", "bootstrap_interval", "ScaleUncertainty", "combine_scale_uncertainty",
            "relative_uncertainty_from_interval", "Z95", "physical_tia_limit_Bq_h", "bounded_interval",
-           "MAX_REPORTED_REL_UNCERTAINTY"]
+           "MAX_REPORTED_REL_UNCERTAINTY", "widen_interval"]
 
 #: Two-sided 95 % normal quantile.
 Z95 = float(stats.norm.ppf(0.975))
@@ -268,17 +268,34 @@ class ScaleUncertainty:
 
 def combine_scale_uncertainty(tia: float, low: float, high: float,
                               scale: ScaleUncertainty) -> tuple[float, float, float]:
-    """Add correlated scale uncertainties to a fit interval.
+    """Add correlated scale uncertainties to a fit interval (:func:`widen_interval`).
 
-    In ln TIA the fit half-widths (each side) and 1.96·u_scale add in quadrature (the scale factor
-    is treated as log-normal). Returns (low, high, relative standard uncertainty).
+    Returns (low, high, relative standard uncertainty).
     """
-    u = scale.total_rel
     if not math.isfinite(tia) or tia <= 0:
         return math.nan, math.nan, math.nan
-    d_lo = math.log(tia / low) if low > 0 else math.inf
-    d_hi = math.log(high / tia) if math.isfinite(high) else math.inf
-    ws = Z95 * u
-    new_lo = tia * math.exp(-math.hypot(d_lo, ws)) if math.isfinite(d_lo) else 0.0
-    new_hi = tia * math.exp(math.hypot(d_hi, ws)) if math.isfinite(d_hi) else math.inf
+    if not math.isfinite(low) and not math.isfinite(high):
+        return math.nan, math.nan, math.nan
+    new_lo, new_hi = widen_interval(tia, low, high, scale.total_rel)
     return new_lo, new_hi, relative_uncertainty_from_interval(tia, new_lo, new_hi)
+
+
+def widen_interval(value: float, low: float, high: float, other_rel: float) -> tuple[float, float]:
+    """Add other relative uncertainties to an asymmetric 95 % interval, in ln(value).
+
+    Each side's half-width ln(value/low), ln(high/value) and 1.96·``other_rel`` add in quadrature
+    (the other components taken as log-normal factors). An unbounded side (low ≤ 0, high inf or
+    NaN) stays unbounded (0 or inf).
+
+    Returns
+    -------
+    (low, high)
+    """
+    if not (math.isfinite(value) and value > 0):
+        return math.nan, math.nan
+    w = Z95 * other_rel
+    d_lo = math.log(value / low) if math.isfinite(low) and low > 0 else math.inf
+    d_hi = math.log(high / value) if math.isfinite(high) and high > 0 else math.inf
+    lo = value * math.exp(-math.hypot(d_lo, w)) if math.isfinite(d_lo) else 0.0
+    hi = value * math.exp(math.hypot(d_hi, w)) if math.isfinite(d_hi) else math.inf
+    return lo, hi
