@@ -183,6 +183,6 @@ class LuDosimetryDoseTest(ScriptedLoadableModuleTest):
         dose = outputs.dose_volume
         self.assertEqual(dose.GetAttribute("DicomRtImport.DoseVolume"), "1")
         self.assertEqual(dose.GetVoxelValueUnits().GetCodeValue(), "Gy")
-        self.assertEqual(outputs.statistics.GetColumnUnitLabel("mean_dose_Gy"), "Gy")
+        self.assertEqual(outputs.statistics.GetColumnUnitLabel("dose_Gy"), "Gy")
         self.assertGreater(outputs.dvh_chart.GetNumberOfPlotSeriesNodes(), 0)
         self.delayDisplay("Test passed")

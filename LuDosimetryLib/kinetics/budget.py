@@ -67,7 +67,7 @@ from .uncertainty import MAX_REPORTED_REL_UNCERTAINTY, Z95, widen_interval
 __all__ = ["BudgetComponent", "RegionBudget", "BudgetDefaults", "propagate", "widen_interval",
            "sphere_radius_mm", "volume_rel_uncertainty", "registration_rel_per_timepoint",
            "point_weights", "recovery_terms", "region_budget", "apply_budget", "cumulative_rel_uncertainty",
-           "budget_rows", "BUDGET_COLUMNS",
+           "budget_rows", "BUDGET_COLUMNS", "dose_uncertainty_columns",
            "DEFAULT_CALIBRATION_REL", "DEFAULT_FWHM_REL", "DEFAULT_REGISTRATION_MM",
            "DEFAULT_BOUNDARY_VOXEL_FRACTION", "SHARED_COMPONENTS", "COMPONENT_NAMES"]
 
@@ -569,3 +569,32 @@ def budget_rows(budgets: Mapping[str, RegionBudget]) -> list[dict]:
             row[f"{c.name}_dose_rel"] = _reportable(c.dose_rel)
         rows.append(row)
     return rows
+
+
+def dose_uncertainty_columns(budgets: Mapping[str, RegionBudget], doses_Gy: Mapping[str, float]
+                             ) -> tuple[dict[str, float], dict[str, tuple[float | None, float | None]], dict[str, str]]:
+    """doses.csv's ``dose_rel_uncertainty``, ``dose_ci95_low_Gy``/``high_Gy`` and flags from the budgets.
+
+    Parameters
+    ----------
+    budgets : mapping region → RegionBudget
+    doses_Gy : mapping region → reported dose (Gy)
+
+    Returns
+    -------
+    (rel, ci95, flags)
+        ``rel`` only where reportable; ``ci95`` (low, high) with None for an empty bound
+        (unbounded above); ``flags`` the budget's flags joined by ``;``.
+    """
+    rel, ci, flags = {}, {}, {}
+    for region, b in budgets.items():
+        d = doses_Gy.get(region)
+        if d is None or not math.isfinite(d):
+            continue
+        if math.isfinite(b.dose_total_rel):
+            rel[region] = b.dose_total_rel
+        lo, hi = b.dose_interval(d)
+        ci[region] = (lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None)
+        if b.flags:
+            flags[region] = ";".join(b.flags)
+    return rel, ci, flags
