@@ -193,3 +193,25 @@ def test_bounded_interval_rules():
     assert bounded_interval(2e3, 1e3, 3e3, limit_Bq_h=1e3)[3][0] == "tia_above_physical_limit"
     with pytest.raises(InputError, match="administered_activity_Bq"):
         physical_tia_limit_Bq_h(-1.0, LAM)
+
+
+def test_dose_columns_follow_the_budget_and_leave_an_unbounded_upper_bound_empty():
+    fit = _fit()
+    bounded = bg.region_budget(fit, volume_mL=150.0, calibration_rel=0.05, partial_volume="gtm", fwhm_mm=11.0,
+                               decay_constant_per_h=LAM)
+    pelvis = fit_tac(PELVIS_T, PELVIS_Y, region="renal_pelvis_left", administered_activity_Bq=7.4e9)
+    open_ = bg.region_budget(pelvis, volume_mL=6.7, calibration_rel=0.05, partial_volume="gtm", fwhm_mm=11.0,
+                             decay_constant_per_h=LAM)
+    rel, ci, flags = bg.dose_uncertainty_columns({"kidney_left": bounded, "renal_pelvis_left": open_},
+                                                 {"kidney_left": 4.0, "renal_pelvis_left": 1.0})
+    assert rel == {"kidney_left": pytest.approx(bounded.dose_total_rel)}
+    lo, hi = ci["kidney_left"]
+    assert lo < 4.0 < hi
+    # the 95 % interval is about ±1.96 u in ln D for a near-symmetric fit interval
+    assert math.log(hi / lo) / (2 * 1.959964) == pytest.approx(bounded.dose_total_rel, rel=0.1)
+    assert ci["renal_pelvis_left"][1] is None and "ci_unbounded" in flags["renal_pelvis_left"]
+    assert "kidney_left" not in flags
+    rows = bg.budget_rows({"kidney_left": bounded})
+    assert set(rows[0]) == set(bg.BUDGET_COLUMNS)
+    assert rows[0]["dose_rel_uncertainty"] ** 2 == pytest.approx(
+        sum(rows[0][f"{c}_dose_rel"] ** 2 for c in bg.COMPONENT_NAMES))
