@@ -83,6 +83,10 @@ class PipelineSettings:
     alpha_beta_Gy, repair_half_time_h : dict
         Per region (or group) radiobiology parameters; kidneys default to the reference values
         (status unverified), salivary and lacrimal glands have none unless given.
+    uncertainty_defaults : dict or None
+        Overrides of the uncertainty budget's named defaults
+        (:class:`LuDosimetryLib.kinetics.budget.BudgetDefaults`: ``calibration_rel``, ``fwhm_rel``,
+        ``registration_mm``, ``boundary_mm``).
     """
 
     cycle: int = 1
@@ -102,6 +106,7 @@ class PipelineSettings:
     predict: bool = True
     alpha_beta_Gy: Mapping[str, float] | None = None
     repair_half_time_h: Mapping[str, float] | None = None
+    uncertainty_defaults: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.dose_method not in ("convolution", "led"):
@@ -113,6 +118,10 @@ class PipelineSettings:
                              source="partial_volume")
         if self.kernel_energy not in ("icrp107", "table"):
             raise InputError(f"must be 'icrp107' or 'table', got {self.kernel_energy!r}", source="kernel_energy")
+        if self.uncertainty_defaults is not None:
+            from .kinetics.budget import BudgetDefaults
+
+            BudgetDefaults.from_mapping(self.uncertainty_defaults)
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
 
@@ -218,7 +227,7 @@ def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None,
     Returns ``(fits with the budget's TIA intervals, {region: RegionBudget})``.
     """
     from .calibration.recovery import recovery_curve_from_store
-    from .kinetics.budget import apply_budget, region_budget
+    from .kinetics.budget import BudgetDefaults, apply_budget, region_budget
     from .kinetics.uncertainty import physical_tia_limit_Bq_h
     from .nuclides import get_nuclide
 
@@ -230,6 +239,7 @@ def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None,
             curve = recovery_curve_from_store(store, camera.key())
         except InputError:
             pass
+    defaults = BudgetDefaults.from_mapping(settings.uncertainty_defaults)
     lam = get_nuclide(administration.nuclide).decay_constant_per_h
     limit = physical_tia_limit_Bq_h(administration.injected_activity_Bq, lam)
     volume = {r.region: r.volume_mL for r in tacs}
@@ -242,7 +252,7 @@ def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None,
                           partial_volume=settings.partial_volume, fwhm_mm=settings.spect_fwhm_mm,
                           decay_constant_per_h=lam, recovery_curve=curve,
                           segmentation_spacing_mm=segmentation.image.GetSpacing(), limit_Bq_h=limit,
-                          registered=[settings.cycle > 1 or i > 0 for i in range(f.n_points)])
+                          registered=[settings.cycle > 1 or i > 0 for i in range(f.n_points)], defaults=defaults)
         budgets[f.region] = b
         out.append(apply_budget(f, b))
     return out, budgets

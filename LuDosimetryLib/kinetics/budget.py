@@ -375,6 +375,17 @@ class BudgetDefaults:
         if self.boundary_mm is not None and not (math.isfinite(self.boundary_mm) and self.boundary_mm >= 0):
             raise InputError(f"must be finite and ≥ 0 mm, got {self.boundary_mm!r}", source="boundary_mm")
 
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float] | None) -> BudgetDefaults:
+        """From a parameters mapping (JSON); unknown keys are refused by name."""
+        from dataclasses import fields
+
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values or {}) - set(known))
+        if unknown:
+            raise InputError(f"unknown key(s) {unknown}; known: {known}", source="uncertainty_defaults")
+        return cls(**dict(values or {}))
+
 
 def region_budget(fit, *, volume_mL: float, calibration_rel: float | None, partial_volume: str,
                   fwhm_mm: float, decay_constant_per_h: float, recovery_curve=None,
@@ -416,11 +427,14 @@ def region_budget(fit, *, volume_mL: float, calibration_rel: float | None, parti
         cal = BudgetComponent("calibration", float(calibration_rel), -1.0, -1.0, True,
                               "calibration store sensitivity_rel_uncertainty")
     else:
+        is_def = defaults.calibration_rel == DEFAULT_CALIBRATION_REL
         cal = BudgetComponent("calibration", defaults.calibration_rel, -1.0, -1.0, True,
-                              "default DEFAULT_CALIBRATION_REL (store states no uncertainty)", True)
+                              ("default DEFAULT_CALIBRATION_REL" if is_def else "calibration_rel given")
+                              + " (the store states no uncertainty)", is_def)
     u_rc, beta, rc_src, rc_default = recovery_terms(volume_mL, method=partial_volume, fwhm_mm=fwhm_mm,
                                                     curve=recovery_curve, fwhm_rel=defaults.fwhm_rel)
-    rec = BudgetComponent("recovery", u_rc, -1.0, -1.0, True, rc_src, rc_default)
+    rec = BudgetComponent("recovery", u_rc, -1.0, -1.0, True, rc_src,
+                          rc_default and defaults.fwhm_rel == DEFAULT_FWHM_REL)
     if defaults.boundary_mm is None:
         delta = DEFAULT_BOUNDARY_VOXEL_FRACTION * float(np.mean(segmentation_spacing_mm))
         v_src, v_default = f"default: boundary ±{delta:.3g} mm (½ segmentation voxel)", True
@@ -429,6 +443,7 @@ def region_budget(fit, *, volume_mL: float, calibration_rel: float | None, parti
     vol = BudgetComponent("volume", volume_rel_uncertainty(volume_mL, delta), -beta, -beta - 1.0, False,
                           v_src + f"; ∂lnRC/∂lnV = {beta:.3g}", v_default)
     n = len(fit.times_h)
+    reg_def = defaults.registration_mm == DEFAULT_REGISTRATION_MM
     reg_mask = np.array([i > 0 for i in range(n)] if registered is None else list(registered), bool)
     if reg_mask.size != n:
         raise InputError(f"{reg_mask.size} registration flags for {n} timepoints", source=fit.region)
@@ -436,8 +451,8 @@ def region_budget(fit, *, volume_mL: float, calibration_rel: float | None, parti
     s_reg = float(np.sqrt(np.sum(w[reg_mask] ** 2))) if n else 0.0
     reg = BudgetComponent("registration", registration_rel_per_timepoint(volume_mL, defaults.registration_mm),
                           s_reg, s_reg, False,
-                          f"default: residual shift {defaults.registration_mm:.3g} mm per registered timepoint "
-                          "(DEFAULT_REGISTRATION_MM)", True)
+                          f"residual shift {defaults.registration_mm:.3g} mm per registered timepoint "
+                          f"({'default DEFAULT_REGISTRATION_MM' if reg_def else 'given'})", reg_def)
     low, high = fit.tia_ci95_Bq_h
     u_fit = fit.tia_rel_uncertainty
     bounded = math.isfinite(high)

@@ -215,3 +215,21 @@ def test_dose_columns_follow_the_budget_and_leave_an_unbounded_upper_bound_empty
     assert set(rows[0]) == set(bg.BUDGET_COLUMNS)
     assert rows[0]["dose_rel_uncertainty"] ** 2 == pytest.approx(
         sum(rows[0][f"{c}_dose_rel"] ** 2 for c in bg.COMPONENT_NAMES))
+
+
+def test_named_defaults_can_be_replaced_and_unknown_keys_are_refused_by_name():
+    from LuDosimetryLib.pipeline import settings_from_parameters
+
+    with pytest.raises(InputError, match=r"unknown key.*bogus"):
+        settings_from_parameters({"uncertainty_defaults": {"bogus": 1.0}})
+    with pytest.raises(InputError, match="registration_mm"):
+        bg.BudgetDefaults(registration_mm=-1.0)
+    given = bg.BudgetDefaults.from_mapping({"registration_mm": 1.0, "calibration_rel": 0.03, "boundary_mm": 0.5})
+    b = bg.region_budget(_fit(), volume_mL=150.0, calibration_rel=0.0, partial_volume="gtm", fwhm_mm=11.0,
+                         decay_constant_per_h=LAM, defaults=given)
+    assert not b.component("registration").default and not b.component("volume").default
+    assert b.component("calibration").input_rel == 0.03 and not b.component("calibration").default
+    assert b.component("recovery").default  # still the model with DEFAULT_FWHM_REL
+    half = bg.region_budget(_fit(), volume_mL=150.0, calibration_rel=0.0, partial_volume="gtm", fwhm_mm=11.0,
+                            decay_constant_per_h=LAM, defaults=bg.BudgetDefaults(registration_mm=2.0))
+    assert b.component("registration").input_rel == pytest.approx(half.component("registration").input_rel / 2)
