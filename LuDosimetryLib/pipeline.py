@@ -642,7 +642,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
                                  reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95, flags=dose_flags,
                                  region_values={"bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
-                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}})
+                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()},
+                                                "dose_shared_rel_uncertainty":
+                                                    {r: b.dose_shared_rel for r, b in budgets.items()},
+                                                "dose_independent_rel_uncertainty":
+                                                    {r: b.dose_independent_rel for r, b in budgets.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:
         written["rtdose/"] = rt_dose

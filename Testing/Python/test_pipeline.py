@@ -227,4 +227,7 @@ def test_kidney_uncertainty_holds_every_component_of_the_eanm_budget(sample_run)
     assert kid["tia_rel"] ** 2 == pytest.approx(kid["tia_shared_rel"] ** 2 + kid["tia_independent_rel"] ** 2)
     dose = {r["region"]: r for r in read_csv(out / "doses.csv")}["kidney_left"]
     assert float(dose["dose_rel_uncertainty"]) == pytest.approx(kid["dose_rel"])
+    # the ledger's inputs: shared (calibration, recovery) and independent parts of the same total
+    assert float(dose["dose_shared_rel_uncertainty"]) ** 2 + float(dose["dose_independent_rel_uncertainty"]) ** 2 \
+        == pytest.approx(float(dose["dose_rel_uncertainty"]) ** 2)
     assert float(dose["dose_ci95_low_Gy"]) < float(dose["dose_ci95_high_Gy"])
