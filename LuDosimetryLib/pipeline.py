@@ -574,7 +574,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     reference = patient.cycles[0].timepoints[0]
     record.stages["ingest"] = {"patient_id": patient.patient_id, "cycle": cycle.index,
                                "timepoints_h": [tp.time_h for tp in cycle.timepoints],
-                               "injected_activity_Bq": admin.injected_activity_Bq}
+                               "injected_activity_Bq": admin.injected_activity_Bq,
+                               "injection_datetime": admin.injection_datetime.isoformat()}
 
     report_progress(0.15, "alignment")
     if settings.align:
