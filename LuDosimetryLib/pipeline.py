@@ -644,9 +644,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
                                  reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95, flags=dose_flags,
                                  region_values={"bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
                                                 "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()},
-                                                "dose_shared_rel_uncertainty":
+                                                "dose_rel_uncertainty_shared":
                                                     {r: b.dose_shared_rel for r, b in budgets.items()},
-                                                "dose_independent_rel_uncertainty":
+                                                "dose_rel_uncertainty_independent":
                                                     {r: b.dose_independent_rel for r, b in budgets.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:

@@ -228,6 +228,6 @@ def test_kidney_uncertainty_holds_every_component_of_the_eanm_budget(sample_run)
     dose = {r["region"]: r for r in read_csv(out / "doses.csv")}["kidney_left"]
     assert float(dose["dose_rel_uncertainty"]) == pytest.approx(kid["dose_rel"])
     # the ledger's inputs: shared (calibration, recovery) and independent parts of the same total
-    assert float(dose["dose_shared_rel_uncertainty"]) ** 2 + float(dose["dose_independent_rel_uncertainty"]) ** 2 \
+    assert float(dose["dose_rel_uncertainty_shared"]) ** 2 + float(dose["dose_rel_uncertainty_independent"]) ** 2 \
         == pytest.approx(float(dose["dose_rel_uncertainty"]) ** 2)
     assert float(dose["dose_ci95_low_Gy"]) < float(dose["dose_ci95_high_Gy"])
