@@ -182,3 +182,17 @@ def test_unknown_ligand_is_an_error_naming_the_known_ones_or_a_named_fallback_wi
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PredictionParameters(therapy_ligand="PSMA-I&T", population_table="my.csv")  # own table: no selection
+
+
+def test_single_time_point_uses_the_ligand_prior():
+    from LuDosimetryLib.kinetics.stp import single_time_point, stp_regions
+
+    it = load_priors(ligand="PSMA-I&T")["lesion"].median_effective_half_life_h
+    b617 = load_priors(ligand="PSMA-617")["lesion"].median_effective_half_life_h
+    r_it = single_time_point(96.0, 5e6, method="madsen", region="lesion_1", kind="lesion", ligand="PSMA-I&T")
+    r_617 = single_time_point(96.0, 5e6, method="madsen", region="lesion_1", kind="lesion")
+    assert r_it.effective_half_life_h == it and r_617.effective_half_life_h == b617 and it != b617
+    (res,) = stp_regions({"lesion_1": (96.0, 5e6)}, "madsen", kinds={"lesion_1": "lesion"}, ligand="177Lu-PSMA-I&T")
+    assert res.effective_half_life_h == it
+    with pytest.raises(InputError, match="ligand"):
+        stp_regions({"lesion_1": (96.0, 5e6)}, "madsen", kinds={"lesion_1": "lesion"}, ligand="DOTATATE")
