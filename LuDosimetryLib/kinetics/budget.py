@@ -279,18 +279,14 @@ def point_weights(times_h: Sequence[float], activities_Bq: Sequence[float], deca
     cᵢ are the trapezoid coefficients (zero at t = 0, linear between points, tail yₙ/λp), so
     ∂ln Ã/∂ln yᵢ = wᵢ for a TIA linear in the points.
     """
+    from .curves import TrapezoidCurve
+
     t = np.asarray(times_h, float)
     y = np.asarray(activities_Bq, float)
     if t.size == 0 or t.size != y.size:
         raise InputError(f"{t.size} times and {y.size} activities", source="point_weights")
-    edges = np.concatenate([[0.0], t])
-    c = np.zeros(t.size)
-    c[0] += 0.5 * t[0]  # zero at t = 0 to the first point
-    for i in range(1, t.size):
-        dt = edges[i + 1] - edges[i]
-        c[i - 1] += 0.5 * dt
-        c[i] += 0.5 * dt
-    c[-1] += 1.0 / decay_constant_per_h
+    c = np.array([TrapezoidCurve(tuple(t.tolist()), tuple(e.tolist()), decay_constant_per_h, "zero").integral()
+                  for e in np.eye(t.size)])
     cy = c * np.maximum(y, 0.0)
     total = float(cy.sum())
     return cy / total if total > 0 else np.full(t.size, 1.0 / t.size)
