@@ -100,6 +100,10 @@ class PipelineSettings:
         Ingest plausibility checks the user accepts by name (``label_registration``,
         ``fov_activity``; :mod:`LuDosimetryLib.ingest.plausibility`): a warning in run.json
         instead of an error. Empty by default.
+    uncertainty_defaults : dict or None
+        Overrides of the uncertainty budget's named defaults
+        (:class:`LuDosimetryLib.kinetics.budget.BudgetDefaults`: ``calibration_rel``, ``fwhm_rel``,
+        ``registration_mm``, ``boundary_mm``).
     """
 
     cycle: int = 1
@@ -125,6 +129,7 @@ class PipelineSettings:
     alpha_beta_Gy: Mapping[str, float] | None = None
     repair_half_time_h: Mapping[str, float] | None = None
     accept_checks: tuple[str, ...] = ()
+    uncertainty_defaults: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.dose_method not in ("convolution", "led"):
@@ -141,6 +146,10 @@ class PipelineSettings:
                              source="spect_interpolation")
         if self.kernel_energy not in ("icrp107", "table"):
             raise InputError(f"must be 'icrp107' or 'table', got {self.kernel_energy!r}", source="kernel_energy")
+        if self.uncertainty_defaults is not None:
+            from .kinetics.budget import BudgetDefaults
+
+            BudgetDefaults.from_mapping(self.uncertainty_defaults)
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
         sens = self.sensitivity_cps_per_MBq
@@ -243,10 +252,51 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
             continue
         try:
             fits.append(fit_tac(times, acts, nuclide=administration.nuclide, models=settings.kinetic_models,
-                                region=region, kind=rows[0].kind, cycle=settings.cycle))
+                                region=region, kind=rows[0].kind, cycle=settings.cycle,
+                                administered_activity_Bq=administration.injected_activity_Bq))
         except InputError as exc:
             note(f"not fitted: {exc}", region)
     return tacs, fits
+
+
+def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None, camera=None,
+                        settings: PipelineSettings = PipelineSettings()):
+    """The EANM uncertainty budget of every fitted region (:mod:`LuDosimetryLib.kinetics.budget`).
+
+    Calibration uncertainty from the store's entry for ``camera`` (unless the sensitivity was
+    overridden), recovery from its curve where it states an uncertainty, defaults otherwise.
+    Returns ``(fits with the budget's TIA intervals, {region: RegionBudget})``.
+    """
+    from .calibration.recovery import recovery_curve_from_store
+    from .kinetics.budget import BudgetDefaults, apply_budget, region_budget
+    from .kinetics.uncertainty import physical_tia_limit_Bq_h
+    from .nuclides import get_nuclide
+
+    cal_rel = curve = None
+    if store is not None and camera is not None:
+        try:
+            if settings.sensitivity_cps_per_MBq is None:
+                cal_rel = store.lookup(camera.key()).sensitivity_rel_uncertainty
+            curve = recovery_curve_from_store(store, camera.key())
+        except InputError:
+            pass
+    defaults = BudgetDefaults.from_mapping(settings.uncertainty_defaults)
+    lam = get_nuclide(administration.nuclide).decay_constant_per_h
+    limit = physical_tia_limit_Bq_h(administration.injected_activity_Bq, lam)
+    volume = {r.region: r.volume_mL for r in tacs}
+    out, budgets = [], {}
+    for f in fits:
+        if not volume.get(f.region, 0) > 0:
+            out.append(f)
+            continue
+        b = region_budget(f, volume_mL=volume[f.region], calibration_rel=cal_rel,
+                          partial_volume=settings.partial_volume, fwhm_mm=settings.spect_fwhm_mm,
+                          decay_constant_per_h=lam, recovery_curve=curve,
+                          segmentation_spacing_mm=segmentation.image.GetSpacing(), limit_Bq_h=limit,
+                          registered=[settings.cycle > 1 or i > 0 for i in range(f.n_points)], defaults=defaults)
+        budgets[f.region] = b
+        out.append(apply_budget(f, b))
+    return out, budgets
 
 
 def _gtm_corrected(tacs, timepoints, segmentation, fwhm_mm: float):
@@ -562,6 +612,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     from .density import ct_to_density
     from .dose.export import write_dose_results
     from .ingest.patient import load_patient
+    from .kinetics.budget import BUDGET_COLUMNS, budget_rows, dose_uncertainty_columns
     from .kinetics.fitting import fit_rows
     from .kinetics.plots import plot_fits
     from .results import FITS_COLUMNS, TAC_COLUMNS
@@ -624,6 +675,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
             record.stages["tac"]["recovery_curve"] = recovery.to_dict()
     tacs, fits = region_kinetics(aligned, seg, admin, density=density_ct, recovery=recovery, settings=settings,
                                  warn=lambda m, r: record.warn(m, stage="kinetics", source=r))
+    fits, budgets = uncertainty_budgets(fits, tacs, seg, admin, store=store, camera=reference.camera, settings=settings)
+    record.stages["uncertainty"] = {"method": "EANM budget (Gear et al. 2018), LuDosimetryLib.kinetics.budget",
+                                    "regions": {r: b.to_dict() for r, b in budgets.items()}}
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
     write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
     plot_fits(fits, out / "plots")
@@ -644,6 +698,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     marrow_row, record.stages["red_marrow"] = _red_marrow(stats, fits, map_tia, input_dir, admin, settings, record)
     record.stages["dose"] = {"dose_method": settings.dose_method, "kernel_energy": settings.kernel_energy,
                              "photons": settings.photons, "partial_volume": settings.partial_volume}
+    # the dose's uncertainty and interval from the EANM budget (mass term included), not the TIA's alone
+    rel_unc, ci95, dose_flags = dose_uncertainty_columns(budgets, dose_of)
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")
     summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
@@ -655,6 +711,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     for f in fits:
         if f.kind == "organ" or f.kind == "lesion":
             tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
+    report.section("uncertainty", "Uncertainty budget (EANM, Gear et al. 2018)").table(
+        budget_rows(budgets), list(BUDGET_COLUMNS),
+        caption="Relative standard uncertainties (k = 1) of the TIA and the dose; per component its contribution to "
+                "the dose; shared = calibration and recovery (correlated across regions and cycles); 'defaults' lists "
+                "the components taken from named defaults (docs/kinetics.md); empty = unbounded or above 10")
     extra_notes = [_dose_note(settings)]
     extra_notes += [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
     if marrow_row is not None:
@@ -663,9 +724,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
                                  extra_rows=[marrow_row] if marrow_row is not None else (),
-                                 reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95,
+                                 reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95, flags=dose_flags,
                                  region_values={"bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
-                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}})
+                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()},
+                                                "dose_rel_uncertainty_shared":
+                                                    {r: b.dose_shared_rel for r, b in budgets.items()},
+                                                "dose_rel_uncertainty_independent":
+                                                    {r: b.dose_independent_rel for r, b in budgets.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:
         written["rtdose/"] = rt_dose

@@ -23,7 +23,10 @@ class PredictionParameters:
     Attributes
     ----------
     pet_ligand, therapy_ligand : str
-        Recorded; the ligand difference enters only through ``ligand_uptake_ratio``.
+        Recorded; ``therapy_ligand`` also selects the packaged population table when
+        ``population_table`` is None (:func:`LuDosimetryLib.kinetics.priors.select_ligand`; an
+        unknown ligand falls back to PSMA-617 with a warning). The uptake difference between the
+        PET and therapy ligands enters through ``ligand_uptake_ratio``.
     ligand_uptake_ratio : float or mapping
         177Lu-ligand uptake fraction / 68Ga-PSMA-11 uptake fraction at equal biology (default 1):
         a number, or region/group/kind → number (``"lesion"``, ``"organ"`` as kind keys).
@@ -49,7 +52,7 @@ class PredictionParameters:
         ``dose_as_seen_by_spect_Gy_per_GBq``, to compare with a SPECT dose that was not
         recovery-corrected. Default 1.
     population_table : str or None
-        CSV of population 177Lu half-lives (None: the shipped table).
+        CSV of population 177Lu half-lives (None: the shipped table of ``therapy_ligand``).
     uptake_reference : {"static", "last_dynamic"}
         The late 68Ga value the uptake fraction is anchored at: the whole-body static (default),
         or the mean of the dynamic frames starting at ≥ ``late_dynamic_start_h``.
@@ -102,6 +105,8 @@ class PredictionParameters:
     therapy_activity_GBq: float | None = None
 
     def __post_init__(self) -> None:
+        if self.population_table is None:
+            _select_population_table(self)
         _positive("tumour_sink_factor", self.tumour_sink_factor)
         _positive("max_interval_h", self.max_interval_h)
         _positive("late_dynamic_start_h", self.late_dynamic_start_h)
@@ -138,6 +143,21 @@ class PredictionParameters:
     def to_dict(self) -> dict:
         """Plain dict for run.json."""
         return asdict(self)
+
+
+def _select_population_table(p: PredictionParameters) -> None:
+    """Set ``population_table`` to the packaged table of the therapy ligand (PSMA-617's stays None)."""
+    import warnings
+    from importlib import resources
+
+    from ..kinetics.priors import FALLBACK_LIGAND, select_ligand
+
+    sel = select_ligand(p.therapy_ligand, on_unknown="fallback")
+    if sel.fallback:
+        warnings.warn(sel.warning, UserWarning, stacklevel=3)
+    if sel.ligand != FALLBACK_LIGAND:
+        path = resources.files("LuDosimetryLib").joinpath("data").joinpath(sel.population_table)
+        object.__setattr__(p, "population_table", str(path))
 
 
 def lookup_factor(value: float | Mapping[str, float], region: str, *, group: str = "", kind: str = "organ",

@@ -190,3 +190,77 @@ def test_like_for_like_truth_comparison_organs_at_risk_and_red_marrow(sample_run
     assert run["stages"]["dose"]["kernel_energy"] == "icrp107" and "ICRP-107" in (out / "report.html").read_text()
     messages = [(w["stage"], w["source"], w["message"]) for w in run["warnings"]]
     assert len(messages) == len(set(messages))
+
+
+def _walk_json(node, key=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk_json(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk_json(v, key)
+    else:
+        yield key, node
+
+
+def test_no_result_file_holds_a_relative_uncertainty_above_10_or_a_tia_bound_above_the_physical_limit(sample_run):
+    """Issue 15: scan tac.csv, fits.csv, doses.csv, run.json and report.html of the run. Before, the renal
+    pelvis showed a relative uncertainty of 4e46 and an 'upper bound' of 1.3e55 Bq·h."""
+    import math
+    import re
+
+    from LuDosimetryLib.nuclides import get_nuclide
+
+    _, out, _ = sample_run
+    run = json.loads((out / "run.json").read_text())
+    limit = run["stages"]["ingest"]["injected_activity_Bq"] / get_nuclide("Lu-177").decay_constant_per_h
+    for name in ("tac.csv", "fits.csv", "doses.csv"):
+        for row in read_csv(out / name):
+            for col, cell in row.items():
+                if "rel_uncertainty" in col and cell:
+                    assert 0 <= float(cell) <= 10, (name, row["region"], col, cell)
+                if col.startswith("tia_") and col.endswith("_Bq_h") and cell:
+                    assert float(cell) <= limit, (name, row["region"], col, cell)
+                if col == "flags":
+                    assert "[" not in cell and "'" not in cell, (name, row["region"], cell)
+    fits = {r["region"]: r for r in read_csv(out / "fits.csv")}
+    for region, r in fits.items():
+        if "ci_unbounded" in r["flags"].split(";"):
+            assert r["tia_ci95_high_Bq_h"] == "" and r["tia_rel_uncertainty"] == "", region
+    scanned = 0
+    for key, value in _walk_json(run):
+        if isinstance(value, float) and (key.endswith("_rel") or "rel_uncertainty" in key):
+            scanned += 1
+            assert value <= 10 or key in ("input_rel",), (key, value)
+        if isinstance(value, float) and key.startswith("tia_") and key.endswith("Bq_h"):
+            assert value <= limit, (key, value)
+    assert scanned > 100
+    html = (out / "report.html").read_text()
+    numbers = [float(x) for x in re.findall(r"(?<![\w.#-])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])", html)]
+    assert numbers and max(numbers) <= limit
+    assert not any(math.isinf(x) for x in numbers)
+    # the renal pelvis, unbounded, is reported as such
+    assert "ci_unbounded" in fits["renal_pelvis_left"]["flags"]
+
+
+def test_kidney_uncertainty_holds_every_component_of_the_eanm_budget(sample_run):
+    """fits.csv, doses.csv and run.json carry calibration, recovery, volume, registration and fit terms."""
+    _, out, _ = sample_run
+    run = json.loads((out / "run.json").read_text())
+    kid = run["stages"]["uncertainty"]["regions"]["kidney_left"]
+    comps = kid["components"]
+    assert set(comps) == {"calibration", "recovery", "volume", "registration", "counting_fit"}
+    assert all(comps[c]["tia_rel"] > 0 for c in comps)
+    assert comps["calibration"]["shared"] and comps["recovery"]["shared"]
+    assert not any(comps[c]["shared"] for c in ("volume", "registration", "counting_fit"))
+    assert "calibration" in kid["defaults"]  # the synthetic store states no sensitivity uncertainty
+    fit = {r["region"]: r for r in read_csv(out / "fits.csv")}["kidney_left"]
+    assert float(fit["tia_rel_uncertainty"]) == pytest.approx(kid["tia_rel"])
+    assert float(fit["tia_rel_uncertainty"]) > float(fit["tia_fit_rel_uncertainty"])
+    assert kid["tia_rel"] ** 2 == pytest.approx(kid["tia_shared_rel"] ** 2 + kid["tia_independent_rel"] ** 2)
+    dose = {r["region"]: r for r in read_csv(out / "doses.csv")}["kidney_left"]
+    assert float(dose["dose_rel_uncertainty"]) == pytest.approx(kid["dose_rel"])
+    # the ledger's inputs: shared (calibration, recovery) and independent parts of the same total
+    assert float(dose["dose_rel_uncertainty_shared"]) ** 2 + float(dose["dose_rel_uncertainty_independent"]) ** 2 \
+        == pytest.approx(float(dose["dose_rel_uncertainty"]) ** 2)
+    assert float(dose["dose_ci95_low_Gy"]) < float(dose["dose_ci95_high_Gy"])
