@@ -305,6 +305,18 @@ def dose_maps(timepoints, segmentation, administration, density_ct, *, settings:
     return DoseMaps(tia_img, dose_img, stats)
 
 
+def partial_volume_corrected_doses(stats, corrected_tia: dict[str, float], map_tia: dict[str, float]
+                                   ) -> dict[str, float]:
+    """Reported region doses (Gy): the dose map's mean in the region × corrected TIA / the map's TIA there.
+
+    The one implementation of the partial-volume convention of doses.csv, used by the measured
+    (SPECT) route and the PET prediction alike (:mod:`LuDosimetryLib.prediction.dose_engine`).
+    Regions without a corrected TIA or with no TIA in the map are left out.
+    """
+    return {s.region: s.mean_dose_Gy * corrected_tia[s.region] / map_tia[s.region] for s in stats
+            if s.region in corrected_tia and map_tia.get(s.region, 0.0) > 0}
+
+
 def region_tia_from_map(tia, segmentation) -> dict[str, float]:
     """TIA (Bq·h) of every region and group in a voxel TIA map (Bq·h per voxel, SPECT grid).
 
@@ -525,8 +537,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     # over the TIA the voxel map holds in it; BED/EQD2 use the same dose per TIA
     map_tia = region_tia_from_map(maps.tia, seg)
     fit_tia = {f.region: f.tia_Bq_h for f in fits}
-    pv_dose = {s.region: s.mean_dose_Gy * fit_tia[s.region] / map_tia[s.region] for s in stats
-               if s.region in fit_tia and map_tia.get(s.region, 0.0) > 0}
+    pv_dose = partial_volume_corrected_doses(stats, fit_tia, map_tia)
     beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia)
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")

@@ -68,6 +68,8 @@ def lopo_predictions(rows: Sequence[Mapping], *, models: Sequence[str] = MODELS,
         cal = fit_calibrated_model(train, base, exponent=exponent, source=f"LOPO without {p}") \
             if "calibrated" in models else None
         for r in test:
+            if r.get("leaves"):  # composite groups: validated through their leaves
+                continue
             meas = r.get("measured_dose_Gy_per_GBq")
             if meas in (None, "") or float(meas) <= 0:
                 continue

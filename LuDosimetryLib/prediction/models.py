@@ -45,6 +45,8 @@ MODEL_FORMAT = "LuDosimetry calibrated prediction model"
 MODEL_VERSION = 1
 #: Features of the calibrated regression, in order (the second only where every training row has it).
 CALIBRATION_FEATURES = ("log_population_dose", "log_uptake_rate_ratio")
+#: Suffix of a key's regression that uses the kinetic feature (regions the dynamic PET covers).
+DYNAMIC_SUFFIX = "|dynamic"
 #: Columns of a feature row (pet_features.csv adds the Patlak and 2TC features and their uncertainties).
 FEATURE_COLUMNS = ("patient", "region", "kind", "group", "dynamic_fov", "late_fraction_ga", "t_ref_h",
                    "uptake_rate_fit_per_h", "volume_mL", "mass_g", "dose_per_tia_Gy_per_Bq_h")
@@ -57,11 +59,12 @@ def lesion_type(region: str) -> str:
 
 
 def calibration_key(region: str, kind: str) -> str:
-    """Organ name without side (``kidney_left`` → ``kidney``), or ``lesion_<type>`` / ``lesion``."""
+    """Organ name without side and ``_cortex`` (``kidney_left``, ``kidney_cortex_left`` → ``kidney``), or
+    ``lesion_<type>`` / ``lesion``."""
     if kind == "lesion":
         t = lesion_type(region)
         return f"lesion_{t}" if t else "lesion"
-    return re.sub(r"_(left|right)$", "", region)
+    return re.sub(r"_cortex$", "", re.sub(r"_(left|right)$", "", region))
 
 
 def _number(v) -> float | None:
@@ -197,16 +200,22 @@ class CalibratedModel:
     training: dict
     version: int = MODEL_VERSION
 
-    def organ(self, region: str, kind: str) -> CalibratedOrgan | None:
-        return self.organs.get(calibration_key(region, kind))
+    def organ(self, region: str, kind: str, *, dynamic: bool = False) -> CalibratedOrgan | None:
+        key = calibration_key(region, kind)
+        return (self.organs.get(key + DYNAMIC_SUFFIX) if dynamic else None) or self.organs.get(key)
 
     def predict(self, row: Mapping, population: PopulationTable) -> dict | None:
-        """Dose per GBq with its 95 % prediction interval for a feature row; None without a fit for its key."""
-        org = self.organ(str(row["region"]), str(row.get("kind") or "organ"))
+        """Dose per GBq with its 95 % prediction interval for a feature row; None without a fit for its key.
+
+        A row with a fitted uptake rate uses the key's kinetic regression (``<key>|dynamic``) when
+        there is one, else the key's regression on the population dose alone.
+        """
+        has_fit = _design(row, population, CALIBRATION_FEATURES[1:], self.retention_exponent) is not None
+        org = self.organ(str(row["region"]), str(row.get("kind") or "organ"), dynamic=has_fit)
         if org is None:
             return None
         x = _design(row, population, org.features, self.retention_exponent)
-        if x is None:  # the kinetic feature is missing for this patient: not applicable
+        if x is None:
             return None
         d, lo, hi, sd = org.predict(x)
         return {"dose_Gy_per_GBq": d, "pi95_low_Gy_per_GBq": lo, "pi95_high_Gy_per_GBq": hi,
@@ -232,42 +241,51 @@ def fit_calibrated_model(rows: Sequence[Mapping], population: PopulationTable, *
                          source: str = "") -> CalibratedModel:
     """Fit the per-key regressions on training ``rows`` (feature rows with ``measured_dose_Gy_per_GBq``).
 
-    A key gets ln(population dose) and, where every row has a fitted uptake rate and the rows
-    leave ≥ 2 residual degrees of freedom, ln(uptake rate ratio). Keys with fewer than
-    ``min_rows`` usable rows get no fit (the prediction of such a region is not calibrated).
+    Each key gets a regression on ln(population dose) over all its rows and, over the rows with a
+    fitted uptake rate (regions in the dynamic field of view), one on ln(population dose) and
+    ln(uptake rate ratio), stored as ``<key>|dynamic``. A regression needs ≥ ``min_rows`` rows and
+    ≥ 2 residual degrees of freedom; regions of a key without one are not calibrated. Rows of
+    composite groups (non-empty ``leaves``) are left out: a group's calibrated dose is the sum of its
+    leaves' implied TIAs through the dose engine.
     """
     by: dict[str, list[Mapping]] = {}
     for r in rows:
+        if r.get("leaves"):  # composite groups are sums of leaves, not fitted themselves
+            continue
         y = _number(r.get("measured_dose_Gy_per_GBq"))
         if y is None or y <= 0:
             continue
         by.setdefault(calibration_key(str(r["region"]), str(r.get("kind") or "organ")), []).append(r)
     organs = {}
-    for key, rs in sorted(by.items()):
-        if len(rs) < min_rows:
-            continue
-        feats: tuple[str, ...] = CALIBRATION_FEATURES
-        xs = [_design(r, population, feats, exponent) for r in rs]
-        if any(x is None for x in xs) or len(rs) - 3 < 2:
-            feats = CALIBRATION_FEATURES[:1]
-            xs = [_design(r, population, feats, exponent) for r in rs]
-        X = np.column_stack([np.ones(len(rs)), np.array(xs, dtype=float)])
-        y = np.log([float(r["measured_dose_Gy_per_GBq"]) for r in rs])
-        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-        resid = y - X @ beta
-        dof = len(rs) - X.shape[1]
-        s = float(np.sqrt(resid @ resid / dof)) if dof > 0 else float("nan")
-        inv = np.linalg.pinv(X.T @ X)
-        meas = np.exp(y)
-        organs[key] = CalibratedOrgan(
-            key, feats, tuple(float(b) for b in beta), tuple(tuple(float(v) for v in r) for r in inv), s, len(rs),
-            len({str(r["patient"]) for r in rs}),
-            {"measured_dose_Gy_per_GBq": {"median": float(np.median(meas)), "min": float(meas.min()),
-                                          "max": float(meas.max())},
-             "regions": sorted({str(r["region"]) for r in rs})})
+    for key, all_rs in sorted(by.items()):
+        with_fit = [r for r in all_rs if _design(r, population, CALIBRATION_FEATURES[1:], exponent) is not None]
+        for name, feats, rs in ((key, CALIBRATION_FEATURES[:1], all_rs),
+                                (f"{key}{DYNAMIC_SUFFIX}", CALIBRATION_FEATURES, with_fit)):
+            if len(rs) < max(min_rows, len(feats) + 3):
+                continue
+            organs[name] = _fit_key(name, feats, rs, population, exponent)
     patients = sorted({str(r["patient"]) for r in rows})
     training = {"patients": patients, "n_patients": len(patients), "n_rows": len(rows), "source": source}
     return CalibratedModel(organs, population.origin, float(exponent), training)
+
+
+def _fit_key(name: str, feats: tuple[str, ...], rs: Sequence[Mapping], population: PopulationTable,
+             exponent: float) -> CalibratedOrgan:
+    xs = [_design(r, population, feats, exponent) for r in rs]
+    X = np.column_stack([np.ones(len(rs)), np.array(xs, dtype=float)])
+    y = np.log([float(r["measured_dose_Gy_per_GBq"]) for r in rs])
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ beta
+    dof = len(rs) - X.shape[1]
+    s = float(np.sqrt(resid @ resid / dof))
+    inv = np.linalg.pinv(X.T @ X)
+    meas = np.exp(y)
+    return CalibratedOrgan(
+        name, feats, tuple(float(b) for b in beta), tuple(tuple(float(v) for v in r) for r in inv), s, len(rs),
+        len({str(r["patient"]) for r in rs}),
+        {"measured_dose_Gy_per_GBq": {"median": float(np.median(meas)), "min": float(meas.min()),
+                                      "max": float(meas.max())},
+         "regions": sorted({str(r["region"]) for r in rs})})
 
 
 def read_calibrated_model(path: str | Path) -> CalibratedModel:

@@ -73,8 +73,8 @@ def test_calibrated_prediction_interval_matches_statsmodels_ols(tmp_path, popula
     model = fit_calibrated_model(rows, population, source="test")
     path = model.write(tmp_path / "model.json")
     again = read_calibrated_model(path)
-    kid = [r for r in rows if calibration_key(r["region"], r["kind"]) == "kidney_cortex"]
-    org = again.organs["kidney_cortex"]
+    kid = [r for r in rows if calibration_key(r["region"], r["kind"]) == "kidney"]
+    org = again.organs["kidney|dynamic"]
     assert org.features == ("log_population_dose", "log_uptake_rate_ratio") and org.n == len(kid)
     # independent fit of the same design with statsmodels
     from LuDosimetryLib.prediction.models import model_dose_per_GBq
