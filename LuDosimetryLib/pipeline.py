@@ -426,8 +426,8 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) ->
         sec = report.section("prediction", "Prediction from the pre-therapy PET")
         sec.paragraph("Doses predicted from the 68Ga PET (method and parameters in prediction/report.html and "
                       "prediction/run.json); cohort concordance compares them with the measured doses above.")
-        sec.table(read_csv(folder / "doses.csv"), ["region", "kind", "mean_dose_Gy", "dose_per_activity_Gy_per_GBq",
-                                                   "flags"])
+        sec.table(read_csv(folder / "doses.csv"), ["region", "kind", "dose_Gy", "dose_per_activity_Gy_per_GBq",
+                                                   "dose_method", "flags"])
     except InputError as exc:
         record.warn(f"no prediction: {exc}", stage="prediction")
 

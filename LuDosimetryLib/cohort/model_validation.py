@@ -31,7 +31,8 @@ from ..prediction.models import (
 )
 from ..prediction.population import PopulationTable, load_population_table
 
-__all__ = ["lopo_predictions", "lopo_concordance", "VALIDATION_COLUMNS", "write_model_validation"]
+__all__ = ["lopo_predictions", "lopo_concordance", "VALIDATION_COLUMNS", "write_model_validation",
+           "collect_feature_rows"]
 
 #: Columns of the validation table (model + the concordance columns used most).
 VALIDATION_COLUMNS = ("model", "group", "n", "n_patients", "ccc", "ccc_ci95_low", "ccc_ci95_high", "ba_bias_Gy",
@@ -102,6 +103,37 @@ def lopo_concordance(predictions: Sequence[Mapping], *, n_bootstrap: int = 200, 
     return out
 
 
+def collect_feature_rows(results_dir: str | Path, patient_ids: Sequence[str]) -> list[dict]:
+    """Feature rows of a cohort run: each patient's ``prediction/pet_features.csv`` joined with its
+    measured ``doses.csv`` (``dose_per_activity_Gy_per_GBq``) and ``fits.csv`` (``effective_half_life_h``),
+    and the therapy activity of ``prediction/run.json``. Patients without either file are skipped."""
+    import json
+
+    from ..results import read_csv
+
+    out = []
+    for pid in patient_ids:
+        folder = Path(results_dir) / "patients" / pid
+        feats, meas = folder / "prediction" / "pet_features.csv", folder / "doses.csv"
+        if not (feats.is_file() and meas.is_file()):
+            continue
+        measured = {r["region"]: r for r in read_csv(meas)}
+        fits = {r["region"]: r for r in read_csv(folder / "fits.csv")} if (folder / "fits.csv").is_file() else {}
+        try:
+            run = json.loads((folder / "prediction" / "run.json").read_text(encoding="utf-8"))
+            activity = run["parameters"]["prediction"].get("therapy_activity_GBq_used")
+        except (OSError, json.JSONDecodeError, KeyError):
+            activity = None
+        for r in read_csv(feats):
+            m = measured.get(r["region"], {})
+            if not m.get("dose_per_activity_Gy_per_GBq"):
+                continue
+            out.append({**r, "patient": pid, "measured_dose_Gy_per_GBq": float(m["dose_per_activity_Gy_per_GBq"]),
+                        "measured_effective_half_life_h": fits.get(r["region"], {}).get("effective_half_life_h"),
+                        "activity_GBq": activity})
+    return out
+
+
 def write_model_validation(rows: Sequence[Mapping], folder: str | Path, *, report=None,
                            population: PopulationTable | None = None,
                            exponent: float = DEFAULT_RETENTION_EXPONENT) -> dict[str, Path]:
@@ -123,6 +155,10 @@ def write_model_validation(rows: Sequence[Mapping], folder: str | Path, *, repor
         if table else None
     model = fit_calibrated_model(rows, base, exponent=exponent, source=str(folder))
     out["calibrated_model.json"] = model.write(folder / "calibrated_model.json")
+    from ..prediction.population import write_population_table
+
+    out["population_halflives_cohort.csv"] = write_population_table(
+        cohort_lesion_table(base, rows, source=f"cohort {folder}"), folder / "population_halflives_cohort.csv")
     if report is not None:
         sec = report.section("model_validation", "Prediction models: leave-one-patient-out validation")
         sec.paragraph(f"{len({r['patient'] for r in rows})} patients with PET features and measured SPECT doses. "

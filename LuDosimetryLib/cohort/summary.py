@@ -30,9 +30,10 @@ def collect_dose_pairs(out_dir: Path, patient_ids: list[str]) -> list[dict]:
             continue
         m = {r["region"]: r for r in read_csv(meas) if r.get("mean_dose_Gy")}
         for r in read_csv(pred):
-            if r["region"] in m and r.get("mean_dose_Gy"):
+            value = r.get("dose_Gy") or r.get("mean_dose_Gy")  # the prediction writes dose_Gy (reported dose)
+            if r["region"] in m and value:
                 rows.append({"patient": pid, "region": r["region"], "kind": m[r["region"]].get("kind") or "organ",
-                             "predicted_Gy": float(r["mean_dose_Gy"]),
+                             "predicted_Gy": float(value),
                              "measured_Gy": float(m[r["region"]]["mean_dose_Gy"])})
     return rows
 

@@ -127,3 +127,42 @@ def test_washout_tie_on_follows_the_uptake_rate_and_off_keeps_uptake_at_referenc
     # both kidneys share their organ's draw
     assert on["kidney_cortex_left"].uptake_half_life_h / ref["kidney_cortex_left"].uptake_half_life_h == \
         pytest.approx(on["kidney_cortex_right"].uptake_half_life_h / ref["kidney_cortex_right"].uptake_half_life_h)
+
+
+def test_cohort_statistics_validate_the_models_from_the_patients_results_folders(tmp_path):
+    """The cohort run's path: per-patient prediction/pet_features.csv + measured doses.csv and fits.csv →
+    statistics/prediction_features.csv, model_validation.csv, calibrated_model.json, cohort lesion half-lives."""
+    import json
+
+    from LuDosimetryLib.cohort.statistics import write_cohort_statistics
+    from LuDosimetryLib.report import Report
+    from LuDosimetryLib.results import read_csv, write_csv
+
+    rows = synthetic_feature_table(SyntheticFeatureSettings(n_patients=5, seed=6))
+    ids = sorted({r["patient"] for r in rows})
+    for pid in ids:
+        mine = [r for r in rows if r["patient"] == pid]
+        folder = tmp_path / "results" / "patients" / pid
+        (folder / "prediction").mkdir(parents=True)
+        write_csv(folder / "prediction" / "pet_features.csv",
+                  [{k: v for k, v in r.items() if not k.startswith(("measured", "true", "patient"))} for r in mine],
+                  ["region"])
+        (folder / "prediction" / "run.json").write_text(json.dumps(
+            {"parameters": {"prediction": {"therapy_activity_GBq_used": 7.4}}}))
+        write_csv(folder / "doses.csv", [{"region": r["region"], "kind": r["kind"],
+                                          "dose_per_activity_Gy_per_GBq": r["measured_dose_Gy_per_GBq"]}
+                                         for r in mine], ["region"])
+        write_csv(folder / "fits.csv", [{"region": r["region"],
+                                         "effective_half_life_h": r["measured_effective_half_life_h"]}
+                                        for r in mine], ["region"])
+    done = write_cohort_statistics(tmp_path / "cohort", tmp_path / "results", ids, report=Report("t"))
+    assert "leave-one-patient-out" in done["model_validation"]
+    stats = tmp_path / "results" / "statistics"
+    table = {(r["model"], r["group"]): float(r["ccc"]) for r in read_csv(stats / "model_validation.csv")}
+    expected = {(r["model"], r["group"]): r["ccc"] for r in lopo_concordance(lopo_predictions(rows))}
+    assert set(table) == set(expected)
+    assert all(table[k] == pytest.approx(expected[k], rel=1e-9, abs=1e-12) for k in expected)
+    model = read_calibrated_model(stats / "calibrated_model.json")
+    assert model.training["n_patients"] == 5 and "kidney|dynamic" in model.organs
+    pop = load_population_table(str(stats / "population_halflives_cohort.csv"))
+    assert pop.lookup("lesion_bone_1", kind="lesion").status == "cohort"
