@@ -22,7 +22,7 @@ __all__ = ["main", "COMMANDS", "get_parser"]
 #: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
 COMMANDS: tuple[str, ...] = (
     "demo", "phantom", "inspect", "calibrate", "run", "kernel", "predict", "concordance",
-    "response", "plan", "cohort",
+    "response", "plan", "ledger", "cohort", "trial",
 )
 
 
@@ -47,9 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
+    from ..results import OnceFilter
+
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
+    once = OnceFilter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:  # each distinct warning printed once per command, for this command only
+        handler.addFilter(once)
     try:
         return int(args._run(args) or 0)
     except LuDosimetryError as exc:
@@ -58,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ludosimetry {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for handler in handlers:
+            handler.removeFilter(once)
 
 
 def progress_printer(prefix: str = ""):

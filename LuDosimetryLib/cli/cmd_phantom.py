@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cohort", type=int, default=0, metavar="N",
                         help="write a synthetic cohort of N patients (inter-patient variability, clinical.csv with "
                              "a dose-driven response model, cohort_truth.json) instead of one patient")
+    parser.add_argument("--trial", choices=("phase1", "biomarker"), default=None,
+                        help="write a ledger-only synthetic trial cohort with dose-driven follow-up (no images): "
+                             "phase1 = the 3+3 worked example (3 escalation groups), biomarker = --cohort N "
+                             "patients (default 200); input of 'ludosimetry trial'")
     parser.add_argument("--out", required=True, help="patient (or cohort) folder to create")
     parser.add_argument("--force", action="store_true", help="replace an existing folder")
 
@@ -35,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
     show = progress_printer("phantom ")
+    if args.trial:
+        from ..phantom.followup import write_trial_cohort
+
+        print(write_trial_cohort(out, args.trial, n_patients=args.cohort or 200, seed=args.seed, force=args.force))
+        return 0
     if args.cohort:
         from ..phantom.cohort import CohortSettings, write_synthetic_cohort
 

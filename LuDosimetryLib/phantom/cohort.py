@@ -25,7 +25,9 @@ mass-weighted whole-body tumour dose (Gy, electron local deposition from the tru
 
 Written as a cohort folder: one patient folder per patient (``P001`` …), ``clinical.csv`` (the
 response table columns of :mod:`LuDosimetryLib.response.table` except the dose, which the cohort
-run fills in from each patient's measured doses) and ``cohort_truth.json``.
+run fills in from each patient's measured doses), ``ledgers/P001.json`` … (ledger version 2 with
+clinical follow-up drawn from the true doses by :mod:`.followup`, for ``ludosimetry trial``) and
+``cohort_truth.json`` (each patient's ``follow_up`` truth: drawn times and model parameters).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from . import kinetics
 from .anatomy import REGIONS
 from .cohort_kinetics import WashoutTie, tie_washout
 from .folder import write_patient_folder
+from .followup import cohort_patient_ledger
 from .generate import generate_patient
 
 __all__ = ["CohortSettings", "vary_kinetics", "write_synthetic_cohort", "CLINICAL_COLUMNS"]
@@ -164,7 +167,9 @@ def write_synthetic_cohort(out_dir: str | Path, settings: CohortSettings = Cohor
                              "volume_followup_mL": vol0 * math.exp(-dose / settings.volume_dose_scale_Gy
                                                                    + rng.normal(0, 0.15)),
                              "pfs_months": pfs, "pfs_event": event})
-            truth_doc["patients"][pid] = {
+            ledger, follow_up_truth = cohort_patient_ledger(pid, patient.truth, d_wb, activity, seed=(settings.seed, i))
+            write_json(tmp / "ledgers" / f"{pid}.json", ledger)
+            truth_doc["patients"][pid] = {"follow_up": follow_up_truth,
                 "seed": settings.seed * 1000 + i + 1, "injected_activity_Bq": activity, "pet_mismatch": mismatch,
                 "wholebody_tumour_dose_Gy": d_wb, "lesion_dose_Gy": {k: v[0] for k, v in lesions.items()},
                 "organ_dose_Gy": {k: v for k, v in patient.truth["cycles"][0]["dose_Gy"].items()},

@@ -5,8 +5,9 @@ the static PET shows them (:func:`~.voxel.predicted_tia_map`), on the measured d
 reference SPECT grid when the patient has one). The dose map and its regional statistics come from
 :func:`LuDosimetryLib.pipeline.dose_from_tia` — the function ``ludosimetry run`` uses for the SPECT
 TIA map — and the reported dose of each region from
-:func:`LuDosimetryLib.pipeline.partial_volume_corrected_doses` (map mean dose × corrected TIA / map
-TIA), the one implementation of the doses.csv convention. A concordance bias can therefore come
+:func:`LuDosimetryLib.dose.regional.corrected_doses` (map mean dose × corrected TIA / map TIA), the
+one implementation of the doses.csv convention that the measured route uses too
+(:func:`LuDosimetryLib.pipeline.reported_region_doses`). A concordance bias can therefore come
 only from the imaging and the kinetics, not from the dose calculation.
 """
 
@@ -55,16 +56,22 @@ class PredictedDoses:
     dose_method: str
 
 
-def dose_method_name(dose_method: str, pet_recovery) -> str:
-    """doses.csv ``dose_method`` of a prediction: ``kernel`` / ``led`` + the PET partial-volume correction."""
-    base = "kernel" if dose_method == "convolution" else dose_method
+def _correction(pet_recovery) -> str | None:
+    """Name of the PET partial-volume correction for ``dose_method`` (None: not corrected)."""
     if pet_recovery == "gtm":
-        return f"{base}+gtm-pvc"
-    if pet_recovery == "sphere":
-        return f"{base}+sphere-rc-pvc"
+        return "gtm"
     if isinstance(pet_recovery, int | float) and pet_recovery == 1:
-        return base
-    return f"{base}+rc-pvc"
+        return None
+    return "recovery"  # sphere RC or given recovery coefficients
+
+
+def dose_method_name(dose_method: str, pet_recovery) -> str:
+    """doses.csv ``dose_method`` of a prediction (``kernel+gtm-pvc`` …; :data:`LuDosimetryLib.results.DOSE_METHODS`)."""
+    from ..dose.regional import map_dose_method
+
+    corr = _correction(pet_recovery)
+    base = map_dose_method(dose_method)
+    return base if corr is None else f"{base}+{corr}-pvc"
 
 
 def predicted_doses(study: PetStudy, segmentation: Segmentation, predictions: Sequence[RegionPrediction], density,
@@ -92,6 +99,7 @@ def predicted_doses(study: PetStudy, segmentation: Segmentation, predictions: Se
     import SimpleITK as sitk
 
     from .. import pipeline
+    from ..dose import regional
     from ..dose.convolution import tia_per_voxel
     from .voxel import predicted_tia_map
 
@@ -107,5 +115,9 @@ def predicted_doses(study: PetStudy, segmentation: Segmentation, predictions: Se
     dose, stats = pipeline.dose_from_tia(tia, segmentation, density, nuclide="Lu-177", settings=st)
     map_tia = pipeline.region_tia_from_map(tia, segmentation)
     corrected = {r.region: r.tia_Bq_h_per_GBq for r in predictions if np.isfinite(r.tia_Bq_h_per_GBq)}
-    doses = pipeline.partial_volume_corrected_doses(stats, corrected, map_tia)
+    corr = _correction(p.pet_recovery)
+    if corr is None:  # no PET partial-volume correction: the dose-map mean, as the measured route without one
+        doses = {s.region: s.mean_dose_Gy for s in stats if s.region in corrected}
+    else:
+        doses = {k: v[0] for k, v in regional.corrected_doses(stats, corrected, map_tia, correction=corr).items()}
     return PredictedDoses(tia, dose, tuple(stats), doses, map_tia, dose_method_name(st.dose_method, p.pet_recovery))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import PetStudy, Segmentation
-from ..results import FITS_COLUMNS, RunRecord, atomic_directory, write_csv
+from ..results import DOSES_COLUMNS, FITS_COLUMNS, RunRecord, atomic_directory, write_csv
 from ..timing import DecayState
 from .decay import BiologicalTac
 from .features import FEATURE_CSV_COLUMNS, default_input_region, region_feature_rows
@@ -385,7 +385,8 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
                                                  "2TCi with standard errors), the cohort validation's input"}
         else:
             outputs_extra = {}
-        outputs = {"doses.csv": "predicted doses (method pet_prediction)", "fits.csv": "predicted 177Lu TIA",
+        outputs = {"doses.csv": f"predicted doses (prediction_model {result.params.model}, reported-dose convention)",
+                   "fits.csv": "predicted 177Lu TIA",
                    "pet_tac.csv": "biological 68Ga uptake per region and frame",
                    "pet_fov.csv": "field-of-view fractions and what each region used", **outputs_extra}
         if result.lesion_rows:
@@ -425,11 +426,7 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
 
 
 #: doses.csv columns of a prediction: the reported-dose convention, then the prediction's own.
-PREDICTION_DOSE_COLUMNS = (
-    "region", "kind", "cycle", "dose_Gy", "dose_method", "dose_per_activity_Gy_per_GBq", "dose_rel_uncertainty",
-    "dose_ci95_low_Gy", "dose_ci95_high_Gy", "volume_mL", "mass_g", "map_mean_dose_Gy", "median_dose_Gy",
-    "min_dose_Gy", "max_dose_Gy", "d2_Gy", "d50_Gy", "d98_Gy", "bed_Gy", "eqd2_Gy", "flags", "prediction_model",
-    "tia_per_activity_h", "dose_as_seen_by_spect_Gy_per_GBq")
+PREDICTION_DOSE_COLUMNS = (*DOSES_COLUMNS, "prediction_model", "tia_per_activity_h", "dose_as_seen_by_spect_Gy_per_GBq")
 
 
 def apply_dose_engine(result: PatientPrediction, study: PetStudy, segmentation: Segmentation, density, *,
@@ -507,15 +504,16 @@ def reported_dose_rows(result: PatientPrediction, *, therapy_activity_GBq: float
     for r in result.predictions:
         flags = list(r.flags)
         per_gbq = eng.dose_Gy_per_GBq.get(r.region) if eng is not None else r.dose_Gy_per_GBq
-        method = eng.dose_method if eng is not None else (f"s-value:{result.params.lesion_dose_model}"
-                                                           if r.kind == "lesion" else "led")
-        if per_gbq is None:
-            per_gbq, method = r.dose_Gy_per_GBq, "s-value (not in the dose map)"
+        s_value_method = result.params.lesion_dose_model if r.kind == "lesion" else "led"
+        method = eng.dose_method if eng is not None else s_value_method
+        if per_gbq is None:  # a region the dose map does not hold: its S-value dose, flagged
+            per_gbq, method = r.dose_Gy_per_GBq, s_value_method
+            flags.append("not_in_dose_map")
         lo = hi = rel = None
         f = feats.get(r.region, {})
         if result.params.model == "calibrated":
             if "calibrated_dose_Gy_per_GBq" in f:
-                per_gbq, method = f["calibrated_dose_Gy_per_GBq"], f"calibrated({method})"
+                per_gbq, method = f["calibrated_dose_Gy_per_GBq"], "calibrated_regression"
                 lo, hi, rel = f["calibrated_pi95_low_Gy_per_GBq"], f["calibrated_pi95_high_Gy_per_GBq"], \
                     f["calibrated_log_sd"]
             else:

@@ -2,8 +2,8 @@
 
 :func:`predict_regions` takes :class:`~.decay.BiologicalTac` per region (dynamic frames and/or the
 static) and returns one :class:`RegionPrediction` each (docs/prediction.md for the method).
-:func:`prediction_dose_rows` and :func:`prediction_fit_rows` turn them into ``doses.csv`` and
-``fits.csv`` rows (method ``pet_prediction``).
+:func:`prediction_fit_rows` turns them into ``fits.csv`` rows; the doses.csv rows are
+:func:`~.pipeline.reported_dose_rows` (through the dose engine, :mod:`.dose_engine`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from .population import PopulationTable, load_population_table
 from .recovery import sphere_recovery
 from .uptake import fit_uptake_rate, lu177_curve
 
-__all__ = ["RegionPrediction", "predict_regions", "prediction_dose_rows", "prediction_fit_rows",
-           "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "METHOD", "aggregate_groups"]
+__all__ = ["RegionPrediction", "predict_regions", "prediction_fit_rows",
+           "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "aggregate_groups"]
 
-#: ``method`` column of doses.csv.
-METHOD = "pet_prediction"
+#: ``prediction_model`` column of prediction/doses.csv (``dose_method`` is the S-value
 
 
 @dataclass(frozen=True)
@@ -251,25 +250,6 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
         warn(f"no dynamic frames for {len(static_only)} region(s): uptake rate from the population table, late value "
              f"from the static (flag static_only): {', '.join(static_only)}", source="prediction")
     return tuple(out)
-
-
-def prediction_dose_rows(predictions: Sequence[RegionPrediction], *, therapy_activity_GBq: float | None = None,
-                         cycle: int = 1) -> list[dict]:
-    """doses.csv rows (DOSES_COLUMNS + prediction columns), method ``pet_prediction``.
-
-    ``mean_dose_Gy`` is for ``therapy_activity_GBq`` (empty without it);
-    ``dose_per_activity_Gy_per_GBq`` always.
-    """
-    rows = []
-    for r in predictions:
-        d = r.dose_Gy_per_GBq
-        rows.append({"region": r.region, "kind": r.kind, "cycle": cycle, "method": METHOD, "volume_mL": r.volume_mL,
-                     "mass_g": r.mass_g,
-                     "mean_dose_Gy": None if therapy_activity_GBq is None else d * therapy_activity_GBq,
-                     "dose_per_activity_Gy_per_GBq": d, "flags": ";".join(r.flags),
-                     "dose_as_seen_by_spect_Gy_per_GBq": d * r.spect_recovery,
-                     "tia_per_activity_h": r.tia_Bq_h_per_GBq / BQ_PER_GBQ})
-    return rows
 
 
 def prediction_fit_rows(predictions: Sequence[RegionPrediction], *, therapy_activity_GBq: float | None = None,

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from . import hierarchy
-from .nodes import columns_table, plot_chart, rows_to_table, set_node_attributes, table_to_rows
+from .nodes import columns_table, keep_full_precision, plot_chart, rows_to_table, set_node_attributes, table_to_rows
 
 __all__ = ["ConcordanceOutputs", "pairs_from_table_node", "run_concordance", "PAIR_COLUMNS", "ModelValidationOutputs",
            "run_model_validation", "MODEL_CHOICES"]
@@ -136,6 +136,7 @@ def run_concordance(table_node, *, patient: str = "", n_bootstrap: int = 2000, s
     set_node_attributes(stats, {"Stage": "concordance", "Source": table_node.GetName(), "Bootstrap": n_bootstrap,
                                 "Seed": seed, "Difference": "predicted - measured"})
     hierarchy.place(stats, cohort)
+    keep_full_precision(stats, rows, CONCORDANCE_COLUMNS)
     out = ConcordanceOutputs(stats, n_pairs=len(pairs), n_patients=len(patients))
     cohort_rows = {r["group"]: r for r in rows if r["scope"] == "cohort"}
     groups = sorted({p.group for p in pairs})
