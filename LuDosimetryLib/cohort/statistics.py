@@ -80,8 +80,11 @@ def write_cohort_statistics(cohort_dir: str | Path, results_dir: str | Path, pat
     if len({r["patient"] for r in features}) >= 3:
         write_csv(stats_dir / "prediction_features.csv", features, ["patient", *[c for c in features[0]
                                                                                    if c != "patient"]])
-        write_model_validation(features, stats_dir, report=report)
-        done["model_validation"] = f"{len(features)} region rows, leave-one-patient-out per model"
+        try:
+            write_model_validation(features, stats_dir, report=report)
+            done["model_validation"] = f"{len(features)} region rows, leave-one-patient-out per model"
+        except InputError as exc:  # too few rows for a statistic: said, not fatal for the cohort
+            done["model_validation"] = f"not done: {exc.reason}"
     else:
         done["model_validation"] = "fewer than 3 patients with PET features and measured doses"
     clinical = Path(cohort_dir) / "clinical.csv" if Path(cohort_dir).is_dir() else None
