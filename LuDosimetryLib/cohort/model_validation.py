@@ -109,7 +109,7 @@ def collect_feature_rows(results_dir: str | Path, patient_ids: Sequence[str]) ->
     and the therapy activity of ``prediction/run.json``. Patients without either file are skipped."""
     import json
 
-    from ..results import read_csv
+    from ..results import read_csv, read_doses_csv
 
     out = []
     for pid in patient_ids:
@@ -117,7 +117,7 @@ def collect_feature_rows(results_dir: str | Path, patient_ids: Sequence[str]) ->
         feats, meas = folder / "prediction" / "pet_features.csv", folder / "doses.csv"
         if not (feats.is_file() and meas.is_file()):
             continue
-        measured = {r["region"]: r for r in read_csv(meas)}
+        measured = {r["region"]: r for r in read_doses_csv(meas)}
         fits = {r["region"]: r for r in read_csv(folder / "fits.csv")} if (folder / "fits.csv").is_file() else {}
         try:
             run = json.loads((folder / "prediction" / "run.json").read_text(encoding="utf-8"))
@@ -126,8 +126,8 @@ def collect_feature_rows(results_dir: str | Path, patient_ids: Sequence[str]) ->
             activity = None
         for r in read_csv(feats):
             m = measured.get(r["region"], {})
-            if not m.get("dose_per_activity_Gy_per_GBq"):
-                continue
+            if not (m.get("dose_per_activity_Gy_per_GBq") and r.get("dose_per_tia_Gy_per_Bq_h")):
+                continue  # not measured, or not in the predicted dose map
             out.append({**r, "patient": pid, "measured_dose_Gy_per_GBq": float(m["dose_per_activity_Gy_per_GBq"]),
                         "measured_effective_half_life_h": fits.get(r["region"], {}).get("effective_half_life_h"),
                         "activity_GBq": activity})

@@ -150,6 +150,7 @@ def test_cohort_statistics_validate_the_models_from_the_patients_results_folders
         (folder / "prediction" / "run.json").write_text(json.dumps(
             {"parameters": {"prediction": {"therapy_activity_GBq_used": 7.4}}}))
         write_csv(folder / "doses.csv", [{"region": r["region"], "kind": r["kind"],
+                                          "dose_Gy": r["measured_dose_Gy_per_GBq"] * 7.4,
                                           "dose_per_activity_Gy_per_GBq": r["measured_dose_Gy_per_GBq"]}
                                          for r in mine], ["region"])
         write_csv(folder / "fits.csv", [{"region": r["region"],
