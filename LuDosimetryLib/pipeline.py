@@ -574,7 +574,7 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) ->
         sec.paragraph("Doses predicted from the 68Ga PET (method and parameters in prediction/report.html and "
                       "prediction/run.json); cohort concordance compares them with the measured doses above.")
         sec.table(read_doses_csv(folder / "doses.csv"), ["region", "kind", "dose_Gy", "dose_per_activity_Gy_per_GBq",
-                                                   "flags"])
+                                                         "dose_method", "prediction_model", "flags"])
     except InputError as exc:
         record.warn(f"no prediction: {exc}", stage="prediction")
 
