@@ -97,6 +97,14 @@ class PipelineSettings:
     alpha_beta_Gy, repair_half_time_h : dict
         Per region (or group) radiobiology parameters; kidneys default to the reference values
         (status unverified), salivary and lacrimal glands have none unless given.
+    accept_checks : tuple of str
+        Ingest plausibility checks the user accepts by name (``label_registration``,
+        ``fov_activity``; :mod:`LuDosimetryLib.ingest.plausibility`): a warning in run.json
+        instead of an error. Empty by default.
+    uncertainty_defaults : dict or None
+        Overrides of the uncertainty budget's named defaults
+        (:class:`LuDosimetryLib.kinetics.budget.BudgetDefaults`: ``calibration_rel``, ``fwhm_rel``,
+        ``registration_mm``, ``boundary_mm``).
     """
 
     cycle: int = 1
@@ -121,6 +129,8 @@ class PipelineSettings:
     rmblr: float | None = None
     alpha_beta_Gy: Mapping[str, float] | None = None
     repair_half_time_h: Mapping[str, float] | None = None
+    accept_checks: tuple[str, ...] = ()
+    uncertainty_defaults: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.dose_method not in ("convolution", "led"):
@@ -137,8 +147,21 @@ class PipelineSettings:
                              source="spect_interpolation")
         if self.kernel_energy not in ("icrp107", "table"):
             raise InputError(f"must be 'icrp107' or 'table', got {self.kernel_energy!r}", source="kernel_energy")
+        if self.uncertainty_defaults is not None:
+            from .kinetics.budget import BudgetDefaults
+
+            BudgetDefaults.from_mapping(self.uncertainty_defaults)
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
+        sens = self.sensitivity_cps_per_MBq
+        if sens is not None and not (isinstance(sens, int | float) and math.isfinite(sens) and sens > 0):
+            raise InputError(f"must be a positive number of cps/MBq, got {sens!r}", source="sensitivity_cps_per_MBq")
+        from .ingest.plausibility import CHECKS
+
+        unknown = sorted(set(self.accept_checks) - set(CHECKS))
+        if unknown:
+            raise InputError(f"unknown plausibility check(s) {unknown}; known: {', '.join(CHECKS)}",
+                             source="accept_checks")
 
 
 def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSettings:
@@ -148,7 +171,7 @@ def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSe
     unknown = sorted(set(params) - known)
     if unknown:
         raise InputError(f"unknown parameter(s) {unknown}; known: {sorted(known)}", source="parameters")
-    for key in ("refine_regions", "kinetic_models"):
+    for key in ("refine_regions", "kinetic_models", "accept_checks"):
         if key in params:
             params[key] = tuple(params[key])
     return PipelineSettings(**params)
@@ -230,10 +253,51 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
             continue
         try:
             fits.append(fit_tac(times, acts, nuclide=administration.nuclide, models=settings.kinetic_models,
-                                region=region, kind=rows[0].kind, cycle=settings.cycle))
+                                region=region, kind=rows[0].kind, cycle=settings.cycle,
+                                administered_activity_Bq=administration.injected_activity_Bq))
         except InputError as exc:
             note(f"not fitted: {exc}", region)
     return tacs, fits
+
+
+def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None, camera=None,
+                        settings: PipelineSettings = PipelineSettings()):
+    """The EANM uncertainty budget of every fitted region (:mod:`LuDosimetryLib.kinetics.budget`).
+
+    Calibration uncertainty from the store's entry for ``camera`` (unless the sensitivity was
+    overridden), recovery from its curve where it states an uncertainty, defaults otherwise.
+    Returns ``(fits with the budget's TIA intervals, {region: RegionBudget})``.
+    """
+    from .calibration.recovery import recovery_curve_from_store
+    from .kinetics.budget import BudgetDefaults, apply_budget, region_budget
+    from .kinetics.uncertainty import physical_tia_limit_Bq_h
+    from .nuclides import get_nuclide
+
+    cal_rel = curve = None
+    if store is not None and camera is not None:
+        try:
+            if settings.sensitivity_cps_per_MBq is None:
+                cal_rel = store.lookup(camera.key()).sensitivity_rel_uncertainty
+            curve = recovery_curve_from_store(store, camera.key())
+        except InputError:
+            pass
+    defaults = BudgetDefaults.from_mapping(settings.uncertainty_defaults)
+    lam = get_nuclide(administration.nuclide).decay_constant_per_h
+    limit = physical_tia_limit_Bq_h(administration.injected_activity_Bq, lam)
+    volume = {r.region: r.volume_mL for r in tacs}
+    out, budgets = [], {}
+    for f in fits:
+        if not volume.get(f.region, 0) > 0:
+            out.append(f)
+            continue
+        b = region_budget(f, volume_mL=volume[f.region], calibration_rel=cal_rel,
+                          partial_volume=settings.partial_volume, fwhm_mm=settings.spect_fwhm_mm,
+                          decay_constant_per_h=lam, recovery_curve=curve,
+                          segmentation_spacing_mm=segmentation.image.GetSpacing(), limit_Bq_h=limit,
+                          registered=[settings.cycle > 1 or i > 0 for i in range(f.n_points)], defaults=defaults)
+        budgets[f.region] = b
+        out.append(apply_budget(f, b))
+    return out, budgets
 
 
 def _gtm_corrected(tacs, timepoints, segmentation, fwhm_mm: float):
@@ -473,7 +537,7 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
     from .dicomio.write import DicomPatient, DicomStudy
     from .dose.export import write_dose_rt
 
-    first = str(reference.provenance.get("ct", "")).split(" ")[0]
+    first = str(reference.provenance.get("ct_file", ""))  # a whole path: it may hold spaces
     if not first.lower().endswith(".dcm") or not Path(first).is_file():
         return None
     try:
@@ -511,7 +575,7 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) ->
         sec.paragraph("Doses predicted from the 68Ga PET (method and parameters in prediction/report.html and "
                       "prediction/run.json); cohort concordance compares them with the measured doses above.")
         sec.table(read_doses_csv(folder / "doses.csv"), ["region", "kind", "dose_Gy", "dose_per_activity_Gy_per_GBq",
-                                                   "flags"])
+                                                         "dose_method", "prediction_model", "flags"])
     except InputError as exc:
         record.warn(f"no prediction: {exc}", stage="prediction")
 
@@ -549,6 +613,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     from .density import ct_to_density
     from .dose.export import write_dose_results
     from .ingest.patient import load_patient
+    from .kinetics.budget import BUDGET_COLUMNS, budget_rows, dose_uncertainty_columns
     from .kinetics.fitting import fit_rows
     from .kinetics.plots import plot_fits
     from .results import FITS_COLUMNS, TAC_COLUMNS
@@ -556,6 +621,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
 
     report_progress = progress or (lambda f, m: None)
     settings = settings_from_parameters(parameters)
+    if settings.calibration and not Path(settings.calibration).is_file():
+        raise InputError("calibration store not found (a store that is given must be readable; leave it out to use "
+                         "the patient folder's calibration.json)", source=f"calibration {settings.calibration}")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord("ludosimetry run", inputs={"patient_dir": str(Path(input_dir).resolve())},
@@ -563,10 +631,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.0, "ingest")
     cal_path = Path(settings.calibration) if settings.calibration else Path(input_dir) / "calibration.json"
     store = CalibrationStore.load(cal_path) if cal_path.exists() else None
-    overrides = {"sensitivity_cps_per_MBq": settings.sensitivity_cps_per_MBq} if settings.sensitivity_cps_per_MBq \
-        else None
+    overrides = {"sensitivity_cps_per_MBq": settings.sensitivity_cps_per_MBq} \
+        if settings.sensitivity_cps_per_MBq is not None else None
     patient = load_patient(input_dir, calibration_store=store, overrides=overrides, record=record,
-                           progress=lambda f, m: report_progress(0.15 * f, f"ingest: {m}"))
+                           progress=lambda f, m: report_progress(0.15 * f, f"ingest: {m}"),
+                           accept=settings.accept_checks)
     if settings.cycle > len(patient.cycles):
         raise InputError(f"cycle {settings.cycle} asked for, the patient has {len(patient.cycles)}", source="cycle")
     cycle = patient.cycles[settings.cycle - 1]
@@ -607,6 +676,9 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
             record.stages["tac"]["recovery_curve"] = recovery.to_dict()
     tacs, fits = region_kinetics(aligned, seg, admin, density=density_ct, recovery=recovery, settings=settings,
                                  warn=lambda m, r: record.warn(m, stage="kinetics", source=r))
+    fits, budgets = uncertainty_budgets(fits, tacs, seg, admin, store=store, camera=reference.camera, settings=settings)
+    record.stages["uncertainty"] = {"method": "EANM budget (Gear et al. 2018), LuDosimetryLib.kinetics.budget",
+                                    "regions": {r: b.to_dict() for r, b in budgets.items()}}
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
     write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
     plot_fits(fits, out / "plots")
@@ -628,6 +700,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
                                                                      record)
     record.stages["dose"] = {"dose_method": settings.dose_method, "kernel_energy": settings.kernel_energy,
                              "photons": settings.photons, "partial_volume": settings.partial_volume}
+    # the dose's uncertainty and interval from the EANM budget (mass term included), not the TIA's alone
+    rel_unc, ci95, dose_flags = dose_uncertainty_columns(budgets, dose_of)
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     summary_sec = report.section("summary", "Summary")
     summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
@@ -639,6 +713,11 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     for f in fits:
         if f.kind == "organ" or f.kind == "lesion":
             tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
+    report.section("uncertainty", "Uncertainty budget (EANM, Gear et al. 2018)").table(
+        budget_rows(budgets), list(BUDGET_COLUMNS),
+        caption="Relative standard uncertainties (k = 1) of the TIA and the dose; per component its contribution to "
+                "the dose; shared = calibration and recovery (correlated across regions and cycles); 'defaults' lists "
+                "the components taken from named defaults (docs/kinetics.md); empty = unbounded or above 10")
     extra_notes = [_dose_note(settings)]
     extra_notes += [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
     if marrow_row is not None:
@@ -647,9 +726,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
                                  extra_rows=[marrow_row] if marrow_row is not None else (),
-                                 reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95,
+                                 reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95, flags=dose_flags,
                                  region_values={"bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
-                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}})
+                                                "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()},
+                                                "dose_rel_uncertainty_shared":
+                                                    {r: b.dose_shared_rel for r, b in budgets.items()},
+                                                "dose_rel_uncertainty_independent":
+                                                    {r: b.dose_independent_rel for r, b in budgets.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:
         written["rtdose/"] = rt_dose

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from . import progress_printer
+from .options import integer
 
 HELP = ("generate (once) the demo-size synthetic patient under OUT/sample_patient, run every stage on it into "
         "OUT/results, then a small synthetic cohort (OUT/sample_cohort) into OUT/cohort; results are replaced "
@@ -16,12 +17,12 @@ HELP = ("generate (once) the demo-size synthetic patient under OUT/sample_patien
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_output", help="demo folder (default: demo_output)")
     parser.add_argument("--size", choices=("small", "demo"), default="demo", help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample patient (default 0)")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="seed of the sample patient (default 0)")
     parser.add_argument("--force", action="store_true", help="regenerate the sample patient even if cached")
     parser.add_argument("--no-dicom", action="store_true", help="write the sample patient without DICOM")
-    parser.add_argument("--cohort-patients", type=int, default=3,
+    parser.add_argument("--cohort-patients", type=integer(0), default=3,
                         help="patients in the synthetic cohort run at the end (0 to skip; default 3)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes for the cohort (default 2)")
+    parser.add_argument("--workers", type=integer(1), default=2, help="worker processes for the cohort (default 2)")
 
 
 def _cached(folder: Path, size: str, seed: int) -> bool:

@@ -2,6 +2,12 @@
 
 - **Concordance**: PET-predicted (``prediction/doses.csv``) vs SPECT-measured (``doses.csv``)
   mean doses per region, where both exist (:mod:`LuDosimetryLib.concordance`).
+- **Prediction models**: leave-one-patient-out validation of the population, kinetic and
+  calibrated models on the patients' PET features and measured doses
+  (:mod:`LuDosimetryLib.cohort.model_validation`): ``prediction_features.csv``,
+  ``model_validation.csv`` (CCC, bias, limits of agreement per model and organ),
+  ``calibrated_model.json`` (fitted on all patients, for new ones) and
+  ``population_halflives_cohort.csv`` (lesion effective half-lives by type).
 - **Dose–response**: a clinical table beside the patient folders (``clinical.csv``: the columns
   of :mod:`LuDosimetryLib.response.table` except ``dose_Gy``, one row per lesion) joined with each
   patient's measured lesion doses (the reported ``dose_Gy`` and the CT ``mass_g`` of ``doses.csv``, so the
@@ -128,6 +134,19 @@ def write_cohort_statistics(cohort_dir: str | Path, results_dir: str | Path, pat
         add_truth_ratio_section(report, truth_rows)
         n_out = sum(not r["within_bounds"] for r in truth_rows)
         done["truth_ratios"] = f"{len(truth_rows)} measured/true ratios, {n_out} outside {TRUTH_RATIO_BOUNDS}"
+    from .model_validation import collect_feature_rows, write_model_validation
+
+    features = collect_feature_rows(res_dir, patient_ids)
+    if len({r["patient"] for r in features}) >= 3:
+        write_csv(stats_dir / "prediction_features.csv", features, ["patient", *[c for c in features[0]
+                                                                                   if c != "patient"]])
+        try:
+            write_model_validation(features, stats_dir, report=report)
+            done["model_validation"] = f"{len(features)} region rows, leave-one-patient-out per model"
+        except InputError as exc:  # too few rows for a statistic: said, not fatal for the cohort
+            done["model_validation"] = f"not done: {exc.reason}"
+    else:
+        done["model_validation"] = "fewer than 3 patients with PET features and measured doses"
     clinical = Path(cohort_dir) / "clinical.csv" if Path(cohort_dir).is_dir() else None
     if clinical and clinical.is_file():
         rows = response_table_rows(clinical, res_dir, patient_ids)
