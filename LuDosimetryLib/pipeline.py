@@ -240,6 +240,9 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
                         recovery=recovery, progress=progress)
     if settings.partial_volume == "gtm":
         tacs = _gtm_corrected(tacs, timepoints, segmentation, settings.spect_fwhm_mm)
+    from .nuclides import get_nuclide
+
+    limit = administration.injected_activity_Bq / get_nuclide(administration.nuclide).decay_constant_per_h
     by_region: dict[str, list] = {}
     for row in tacs:
         by_region.setdefault(row.region, []).append(row)
@@ -252,11 +255,17 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
             note("no usable activity at every timepoint; not fitted", region)
             continue
         try:
-            fits.append(fit_tac(times, acts, nuclide=administration.nuclide, models=settings.kinetic_models,
-                                region=region, kind=rows[0].kind, cycle=settings.cycle,
-                                administered_activity_Bq=administration.injected_activity_Bq))
+            fit = fit_tac(times, acts, nuclide=administration.nuclide, models=settings.kinetic_models,
+                          region=region, kind=rows[0].kind, cycle=settings.cycle,
+                          administered_activity_Bq=administration.injected_activity_Bq)
         except InputError as exc:
             note(f"not fitted: {exc}", region)
+            continue
+        if not fit.tia_Bq_h <= limit:  # e.g. a region emptied before the late scans (renal pelvis)
+            note(f"fitted TIA exceeds the physical limit (administered activity / λ_phys) by a factor "
+                 f"{fit.tia_Bq_h / limit:.2g}; not fitted, its map dose is reported", region)
+            continue
+        fits.append(fit)
     return tacs, fits
 
 
