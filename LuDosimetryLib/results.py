@@ -68,7 +68,8 @@ DOSES_COLUMNS = ("region", "kind", "cycle", "dose_Gy", "dose_method", "dose_per_
                  "bed_Gy", "eqd2_Gy", "flags")
 #: Values of ``dose_method`` (doses.csv and prediction/doses.csv).
 DOSE_METHODS = ("kernel+gtm-pvc", "kernel+recovery-pvc", "kernel", "led", "led+gtm-pvc", "led+recovery-pvc",
-                "sphere", "red_marrow_l2l4", "red_marrow_blood", "dose_rate_integral", "pet_prediction")
+                "sphere", "red_marrow_l2l4", "red_marrow_blood", "dose_rate_integral", "pet_prediction",
+                "calibrated_regression")
 #: Column names of doses.csv before the reported-dose convention → what replaced them.
 OLD_DOSES_COLUMNS = {"mean_dose_Gy": "dose_Gy (reported) or map_mean_dose_Gy (dose-map mean)",
                      "mean_dose_pv_corrected_Gy": "dose_Gy with dose_method kernel+gtm-pvc",

@@ -3,7 +3,7 @@
 A ledger is a JSON file (the record) with a CSV view (one row per cycle and organ). It holds,
 for each cycle in order: index, kind (``standard`` 1–6, then up to 3 ``salvage``), administration
 date, administered activity, the dosimetry method used, and for each organ (kidney, parotid,
-submandibular, lacrimal, red marrow) the absorbed dose per activity d, the cycle's absorbed dose
+submandibular, lacrimal, red marrow, liver, spleen) the absorbed dose per activity d, the cycle's absorbed dose
 D = A·d, the Lea–Catcheside factor G and BED = D(1 + G·D/(α/β)) where α/β is known, and the
 cumulative dose and BED, each with its relative standard uncertainty (k = 1). A pre-therapy PET
 prediction (d per organ) may be stored for cycle 1.
@@ -47,7 +47,7 @@ from ..errors import ConsistencyError, InputError
 from ..radiobiology import TissueParameters, bed_Gy, tissue_parameters
 from ..results import write_csv, write_json
 from ..units import BQ_PER_GBQ
-from .limits import RISK_STRATA, load_planning_limits
+from .limits import RISK_STRATA, STRATUM_ALIASES, load_planning_limits
 
 __all__ = [
     "ORGANS", "DOSIMETRY_METHODS", "MEASURED_METHODS", "MAX_STANDARD_CYCLES", "MAX_SALVAGE_CYCLES", "PHASES",
@@ -225,10 +225,11 @@ class Ledger:
     radiobiology : dict
         Per organ ``{"alpha_beta_Gy": x, "repair_half_time_h": y}`` given by the user; kidney
         falls back to the reference data set (unverified), other organs have no BED without it.
-    risk_stratum : {"standard", "high"} or None
-        Toxicity-risk stratum (selects the kidney limits); None: the planning default (high).
+    risk_stratum : {"standard", "high", "low"} or None
+        Toxicity-risk stratum (selects the kidney limits; ``low`` is read as standard risk);
+        None: the planning default (high).
     phase : {1, 2} or None
-        Trial phase of the patient.
+        Trial phase of the patient (JSON: ``"1"`` or ``"2"``; numbers accepted).
     follow_up : tuple of dict
         Follow-up records (labs, adverse events, DLT flag, PROMs, response), kept as read and
         written back unmodified; ``LuDosimetryLib.trial`` validates them.
@@ -420,9 +421,9 @@ def _close(a: float, b: float) -> bool:
 
 
 def _validate(led: Ledger, src: str) -> None:
-    if led.risk_stratum is not None and led.risk_stratum not in RISK_STRATA:
-        raise ConsistencyError(f"must be one of {', '.join(RISK_STRATA)}, got {led.risk_stratum!r}",
-                               source=f"{src}: patient.risk_stratum")
+    if led.risk_stratum is not None and led.risk_stratum not in (*RISK_STRATA, *STRATUM_ALIASES):
+        raise ConsistencyError(f"must be one of {', '.join((*RISK_STRATA, *STRATUM_ALIASES))}, got "
+                               f"{led.risk_stratum!r}", source=f"{src}: patient.risk_stratum")
     if led.phase is not None and led.phase not in PHASES:
         raise ConsistencyError(f"must be 1 or 2, got {led.phase!r}", source=f"{src}: patient.phase")
     n_std = n_salv = 0
@@ -566,7 +567,8 @@ def ledger_to_dict(led: Ledger) -> dict[str, Any]:
 
     doc: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "patient_id": led.patient_id,
-        "patient": {"risk_stratum": led.risk_stratum, "phase": led.phase, "escalation_group": led.escalation_group},
+        "patient": {"risk_stratum": led.risk_stratum, "phase": None if led.phase is None else str(led.phase),
+                    "escalation_group": led.escalation_group},
         "radiobiology": {k: dict(v) for k, v in led.radiobiology.items()},
         "prediction": {k: {"dose_per_activity_Gy_per_GBq": _per_gbq(o.dose_per_activity_Gy_per_Bq),
                            "rel_uncertainty": o.rel_uncertainty, "shared_rel_uncertainty": o.shared_rel_uncertainty,
@@ -646,16 +648,27 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
     if not isinstance(radio, Mapping) or not all(isinstance(v, Mapping) for v in radio.values()):
         raise InputError("must be an object organ → {alpha_beta_Gy, repair_half_time_h}",
                          source=f"{source}: radiobiology")
+    for organ, params in radio.items():
+        for key, v in params.items():
+            if key not in ("alpha_beta_Gy", "repair_half_time_h"):
+                raise InputError("unknown key (expected alpha_beta_Gy, repair_half_time_h)",
+                                 source=f"{source}: radiobiology.{organ}.{key}")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+                raise InputError(f"must be a number > 0, got {v!r}", source=f"{source}: radiobiology.{organ}.{key}")
     patient = _obj(doc.get("patient") or {}, f"{source}: patient") if version >= 2 else {}
     group = patient.get("escalation_group") if version >= 2 else doc.get("escalation_group")
     if group is not None and not isinstance(group, str | int):
         raise InputError(f"must be text, got {group!r}", source=f"{source}: patient.escalation_group")
-    stratum, phase = patient.get("risk_stratum"), patient.get("phase")
-    if stratum is not None and stratum not in RISK_STRATA:
-        raise InputError(f"must be one of {', '.join(RISK_STRATA)}, got {stratum!r}",
+    stratum, phase = patient.get("risk_stratum") or None, patient.get("phase")  # "" = not set
+    if stratum is not None and stratum not in (*RISK_STRATA, *STRATUM_ALIASES):
+        raise InputError(f"must be one of {', '.join((*RISK_STRATA, *STRATUM_ALIASES))}, got {stratum!r}",
                          source=f"{source}: patient.risk_stratum")
-    if phase is not None and (isinstance(phase, bool) or phase not in PHASES):
-        raise InputError(f"must be 1 or 2, got {phase!r}", source=f"{source}: patient.phase")
+    if phase in ("", None):
+        phase = None
+    elif isinstance(phase, str) and phase.strip() in ("1", "2"):
+        phase = int(phase)
+    elif isinstance(phase, bool) or phase not in PHASES:
+        raise InputError(f"must be \"1\" or \"2\", got {phase!r}", source=f"{source}: patient.phase")
     follow_up = doc.get("follow_up", [])
     if follow_up is None:
         follow_up = []
@@ -674,6 +687,7 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
                                            o.get("source", "") or "PET prediction",
                                            _get(o, "shared_rel_uncertainty", w, optional=True))
     cycles = []
+    unsplit: set[str] = set()  # organs with a cycle whose uncertainty has no shared/independent split
     for pos, c in enumerate(doc["cycles"]):
         w = f"{source}: cycles[{pos}]"
         c = _obj(c, w)
@@ -698,6 +712,8 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
                 _get(o, "dose_Gy", wo), u, _get(o, "g_factor", wo, optional=True),
                 _get(o, "bed_Gy", wo, optional=True), _get(o, "bed_rel_uncertainty", wo, optional=True),
                 o.get("source", "") or "", _shared(o, wo, version, u))
+            if organs[organ].dose_rel_uncertainty_shared is None:
+                unsplit.add(organ)
         lesions = {}
         for name, o in (c.get("lesions") or {}).items():
             wo = f"{w}.lesions.{name}"
@@ -710,10 +726,12 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
         for organ, o in (c.get("cumulative") or {}).items():
             wo = f"{w}.cumulative.{organ}"
             o = _obj(o, wo)
-            v2 = version >= 2  # version 1 stored independent-cycle uncertainties: recomputed below
-            cum[organ] = CumulativeDose(_get(o, "dose_Gy", wo), _get(o, "dose_rel_uncertainty", wo) if v2 else None,
+            # without a split the stored cumulative uncertainty follows an unknown convention (version 1:
+            # independent cycles): it is recomputed below, not checked
+            keep = version >= 2 and organ not in unsplit
+            cum[organ] = CumulativeDose(_get(o, "dose_Gy", wo), _get(o, "dose_rel_uncertainty", wo) if keep else None,
                                         _get(o, "bed_Gy", wo, optional=True),
-                                        _get(o, "bed_rel_uncertainty", wo, optional=True) if v2 else None)
+                                        _get(o, "bed_rel_uncertainty", wo, optional=True) if keep else None)
         cycles.append(CycleEntry(int(_get(c, "cycle", w)), str(c.get("kind", "standard")), date,
                                  _get(c, "administered_activity_GBq", w) * BQ_PER_GBQ,
                                  str(_get(c, "dosimetry_method", w, str)), organs, cum, str(c.get("note", "") or ""),
@@ -722,10 +740,14 @@ def ledger_from_dict(doc: Mapping[str, Any], *, source: str = "ledger") -> Ledge
     led = Ledger(pid, tuple(cycles), pred, None if group is None else str(group),
                  {k: dict(v) for k, v in radio.items()}, stratum, phase, tuple(copy.deepcopy(follow_up)),
                  copy.deepcopy(dict(outcomes)) if outcomes is not None else None)
-    _validate(led, source)  # as stored (version-1 cumulative uncertainties are not checked: recomputed next)
+    _validate(led, source)  # as stored (unsplit cumulative uncertainties are not checked: recomputed next)
     if version < 2:
         warnings = ("version-1 ledger: each cycle's dose uncertainty is read as wholly shared between cycles "
                     "(fully correlated, the conservative reading); cumulative uncertainties recomputed",)
+    elif unsplit:
+        warnings = (f"{', '.join(sorted(unsplit))}: cycle uncertainties without a shared/independent split are read "
+                    "as wholly shared between cycles (the conservative reading); cumulative uncertainties "
+                    "recomputed",)
     # the stored cumulative values agree (validated); recomputing fills in their shared parts
     return replace(led, cycles=_cumulative_all(led.cycles), read_warnings=warnings)
 

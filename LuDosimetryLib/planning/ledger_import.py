@@ -102,7 +102,9 @@ def _read_doses(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise InputError("doses.csv is missing (not a results folder of `ludosimetry run`?)", source=str(path))
     rows = read_doses_csv(path)  # refuses the old column names, naming the new ones
-    header = list(rows[0]) if rows else []
+    if not rows:
+        raise InputError("has no region rows", source=str(path))
+    header = list(rows[0])
     missing = [c for c in _NEEDED if c not in header]
     if missing:
         raise InputError(f"no column(s) {', '.join(missing)} (expected the doses.csv columns of "

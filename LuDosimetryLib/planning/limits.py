@@ -25,11 +25,13 @@ from ..units import BQ_PER_GBQ
 if TYPE_CHECKING:  # pragma: no cover
     from .ledger import Ledger
 
-__all__ = ["RISK_STRATA", "LIMIT_NAMES", "SourcedLimit", "PlanningLimits", "LimitFlag", "load_planning_limits",
-           "ledger_risk_stratum", "ledger_limit_flags"]
+__all__ = ["RISK_STRATA", "STRATUM_ALIASES", "canonical_stratum", "LIMIT_NAMES", "SourcedLimit", "PlanningLimits",
+           "LimitFlag", "load_planning_limits", "ledger_risk_stratum", "ledger_limit_flags"]
 
 _DATASET = "planning_limits.json"
 RISK_STRATA = ("standard", "high")
+#: Other names a ledger may use for a stratum (the trial's synthetic cohorts write "low").
+STRATUM_ALIASES = {"low": "standard"}
 #: Names of the default limits a user may override (``--override-limit NAME``).
 LIMIT_NAMES = ("kidney_dose", "kidney_bed", "max_activity")
 
@@ -100,11 +102,28 @@ def load_planning_limits() -> PlanningLimits:
                           _entry(doc, "standard_cycles", "cycles"), _entry(doc, "salvage_cycles", "cycles"), stratum)
 
 
+def canonical_stratum(name: str) -> str:
+    """``standard`` or ``high`` for a stratum name or alias (``low`` → ``standard``).
+
+    Raises
+    ------
+    InputError
+        An unknown name.
+    """
+    s = STRATUM_ALIASES.get(name, name)
+    if s not in RISK_STRATA:
+        raise InputError(f"must be one of {', '.join([*RISK_STRATA, *STRATUM_ALIASES])}, got {name!r}",
+                         source="risk_stratum")
+    return s
+
+
 def ledger_risk_stratum(ledger: Ledger, limits: PlanningLimits | None = None) -> tuple[str, str]:
-    """The patient's risk stratum and where it came from (the ledger's, else the default)."""
+    """The patient's risk stratum (``standard`` or ``high``) and its source (the ledger's, else the default)."""
     limits = limits or load_planning_limits()
     if ledger.risk_stratum:
-        return ledger.risk_stratum, "ledger patient.risk_stratum"
+        s = canonical_stratum(ledger.risk_stratum)
+        alias = "" if s == ledger.risk_stratum else f" ({ledger.risk_stratum!r} = {s} risk)"
+        return s, f"ledger patient.risk_stratum{alias}"
     d = limits.default_risk_stratum
     return str(d.value), f"no risk stratum in the ledger: {d.source}"
 
@@ -147,7 +166,7 @@ def ledger_limit_flags(ledger: Ledger, *, limits: PlanningLimits | None = None,
         Default: the ledger's, else the default stratum of the limits.
     """
     limits = limits or load_planning_limits()
-    stratum = risk_stratum or ledger_risk_stratum(ledger, limits)[0]
+    stratum = canonical_stratum(risk_stratum) if risk_stratum else ledger_risk_stratum(ledger, limits)[0]
     flags: list[LimitFlag] = []
     amax = limits.max_activity_per_cycle
     for c in ledger.cycles:

@@ -64,6 +64,7 @@ from .limits import (
     LIMIT_NAMES,
     LimitFlag,
     PlanningLimits,
+    canonical_stratum,
     ledger_limit_flags,
     ledger_risk_stratum,
     load_planning_limits,
@@ -514,10 +515,7 @@ def plan_next_cycle(ledger: Ledger, settings: PlanSettings) -> PlanProposal:
     warnings: list[str] = list(ledger.read_warnings)
     values: list[SourcedValue] = []
     if s.risk_stratum is not None:
-        if s.risk_stratum not in limits.kidney_dose_limit_Gy:
-            raise InputError(f"must be one of {', '.join(limits.kidney_dose_limit_Gy)}, got {s.risk_stratum!r}",
-                             source="risk_stratum")
-        stratum, stratum_src = s.risk_stratum, _setting_src(s, "risk_stratum")
+        stratum, stratum_src = canonical_stratum(s.risk_stratum), _setting_src(s, "risk_stratum")
     else:
         stratum, stratum_src = ledger_risk_stratum(ledger, limits)
         if not ledger.risk_stratum:
@@ -558,6 +556,9 @@ def plan_next_cycle(ledger: Ledger, settings: PlanSettings) -> PlanProposal:
     else:
         n, n_src = s.remaining_cycles, _setting_src(s, "remaining_cycles")
     cycle = len(ledger.cycles) + 1
+    if s.planned_date is not None and ledger.cycles and s.planned_date <= ledger.cycles[-1].administration_date:
+        raise InputError(f"planned date {s.planned_date} is not after cycle {cycle - 1} "
+                         f"({ledger.cycles[-1].administration_date})", source="planned_date")
     cum = ledger.cycles[-1].cumulative if ledger.cycles else {}
 
     sel = select_dose_per_activity(ledger, "kidney", d_source=s.d_source, population_prior=s.population_prior)

@@ -253,19 +253,21 @@ def test_follow_up_and_outcomes_pass_through_unmodified(tmp_path):
     led = read_ledger(tmp_path / "in.json")
     out = json.loads(write_ledger(tmp_path / "out.json", led).read_text())
     assert out["follow_up"] == doc["follow_up"] and out["outcomes"] == doc["outcomes"]
-    assert out["patient"] == {"risk_stratum": "standard", "phase": 1, "escalation_group": "G2"}
+    assert out["patient"] == {"risk_stratum": "standard", "phase": "1", "escalation_group": "G2"}
     assert out["cycles"] == doc["cycles"]  # the example is written by the library: a fixed point
 
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda d: d["patient"].__setitem__("risk_stratum", "medium"), r"patient\.risk_stratum: must be one of"),
-    (lambda d: d["patient"].__setitem__("phase", 3), r"patient\.phase: must be 1 or 2"),
+    (lambda d: d["patient"].__setitem__("phase", 3), r"patient\.phase: must be \"1\" or \"2\", got 3"),
     (lambda d: d.__setitem__("follow_up", {"a": 1}), r"follow_up: must be a list"),
     (lambda d: d["cycles"][1]["cumulative"]["kidney"].__setitem__("dose_rel_uncertainty", 0.05),
      r"cumulative\.kidney\.dose_rel_uncertainty: .*shared \(correlated\) and independent parts give 0\.13"),
     (lambda d: d["cycles"][0]["organs"]["kidney"].__setitem__("dose_rel_uncertainty_independent", 0.3),
      r"organs\.kidney\.dose_rel_uncertainty: √\(shared² \+ independent²\)"),
     (lambda d: d["cycles"][0]["organs"].__setitem__("kidney", [1, 2]), r"organs\.kidney: must be an object"),
+    (lambda d: d.__setitem__("radiobiology", {"kidney": {"alpha_beta_Gy": "x"}}),
+     r"radiobiology\.kidney\.alpha_beta_Gy: must be a number > 0, got 'x'"),
 ])
 def test_bad_version_2_fields_are_named(tmp_path, edit, message):
     doc = json.loads(EXAMPLE.read_text())
@@ -273,6 +275,22 @@ def test_bad_version_2_fields_are_named(tmp_path, edit, message):
     (tmp_path / "l.json").write_text(json.dumps(doc))
     with pytest.raises(InputError, match=message):
         read_ledger(tmp_path / "l.json")
+
+
+def test_trial_ledgers_and_planning_ledgers_read_each_other(tmp_path):
+    from LuDosimetryLib.trial.cohort import trial_patient_from_ledger
+
+    doc = json.loads(EXAMPLE.with_name("example_trial_ledger.json").read_text())  # written by the trial module
+    doc["patient"]["risk_stratum"] = "low"  # the name synthetic trial cohorts may use for standard risk
+    trial = tmp_path / "trial_ledger.json"
+    trial.write_text(json.dumps(doc))
+    led = read_ledger(trial)
+    assert led.risk_stratum == "low" and led.phase == 1
+    p = plan_next_cycle(led, PlanSettings(prescribed_kidney_dose_Gy=3.0, salvage=len(led.cycles) >= 6))
+    assert p.risk_stratum == "standard"
+    assert any("'low' = standard risk" in v.source for v in p.values if v.name == "risk stratum")
+    pt = trial_patient_from_ledger(json.loads(EXAMPLE.read_text()), source="example_ledger.json")
+    assert (pt.phase, pt.risk_stratum, pt.escalation_group, len(pt.cycles)) == ("1", "standard", "G2", 2)
 
 
 def test_hand_edited_shared_part_above_total_is_a_consistency_error():
@@ -297,6 +315,7 @@ def test_hand_edited_shared_part_above_total_is_a_consistency_error():
     ("--organ-limit", "parotid=-3", "--organ-limit parotid: must be a finite number > 0 Gy, got -3 Gy"),
     ("--population-prior", "kidney=abc", "--population-prior kidney: must be a number, got 'abc'"),
     ("--planned-date", "2026-13-01", "--planned-date: must be a date YYYY-MM-DD, got '2026-13-01'"),
+    ("--planned-date", "2026-02-01", "planned_date: planned date 2026-02-01 is not after cycle 2 (2026-02-16)"),
 ])
 def test_every_numeric_plan_option_is_validated_in_the_users_units(tmp_path, capsys, option, value, message):
     rc = main(["plan", str(EXAMPLE), "--out", str(tmp_path / "p"), "--prescribed-kidney-dose-Gy", "4",
@@ -311,7 +330,7 @@ def test_unwritable_or_input_overlapping_out_is_one_line(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["plan", str(EXAMPLE), "--out", str(blocker / "sub"), "--prescribed-kidney-dose-Gy", "4"]) == 2
     err = capsys.readouterr().err
-    assert "cannot write the results folder" in err and len(err.strip().splitlines()) == 1
+    assert "--out" in err and str(blocker) in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     ledger = tmp_path / "d" / "P001" / "ledger.json"
     ledger.parent.mkdir(parents=True)
     ledger.write_bytes(EXAMPLE.read_bytes())
