@@ -21,7 +21,7 @@ from ..results import DOSES_COLUMNS, atomic_output_path, write_csv
 from .regional import RegionDose, dose_rows, dvh_rows, plot_dvh_png
 
 __all__ = ["write_dose_nifti", "write_dose_rt", "write_doses_csv", "write_dvh_csv", "add_dose_report_section",
-           "write_dose_results", "DOSE_NIFTI_NAME", "DVH_PNG_NAME", "DVH_CSV_NAME"]
+           "write_dose_results", "merge_extra_rows", "DOSE_NIFTI_NAME", "DVH_PNG_NAME", "DVH_CSV_NAME"]
 
 DOSE_NIFTI_NAME = "dose_Gy.nii.gz"
 DVH_PNG_NAME = "dvh.png"
@@ -156,6 +156,19 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
         sec.figure(dvh_png, "Cumulative dose-volume histograms")
 
 
+def merge_extra_rows(rows: list[dict], extra_rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Add ``extra_rows`` (the red marrow) to doses.csv rows in place: an extra row named like a region
+    replaces that row's reported-dose columns and adds its own columns; others are appended. Returns ``rows``."""
+    index = {r["region"]: r for r in rows}
+    for extra in extra_rows:
+        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
+            row = index[extra["region"]]
+            row.update({k: v for k, v in extra.items() if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
+        else:
+            rows.append(dict(extra))
+    return rows
+
+
 def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequence[RegionDose],
                        report: Report | None = None, cycle: int | None = None,
                        injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
@@ -185,13 +198,7 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         for row in rows:
             if row["region"] in by_region:
                 row[column] = by_region[row["region"]]
-    index = {r["region"]: r for r in rows}
-    for extra in extra_rows:
-        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
-            row = index[extra["region"]]
-            row.update({k: v for k, v in extra.items() if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
-        else:
-            rows.append(dict(extra))
+    merge_extra_rows(rows, extra_rows)
     written = {
         DOSE_NIFTI_NAME: write_dose_nifti(dose_Gy, out / DOSE_NIFTI_NAME),
         "doses.csv": write_doses_csv(rows, out / "doses.csv"),

@@ -20,7 +20,7 @@ the command line and the batch script give the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,10 +61,12 @@ class DoseOutputs:
     dvh_table: object
     dvh_chart: object
     window_Gy: tuple
+    warnings: list = field(default_factory=list)
 
 
 def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: bool = True,
-             window_max_Gy: float = 0.0, fits=(), partial_volume: str = "gtm", progress=None) -> DoseOutputs:
+             window_max_Gy: float = 0.0, fits=(), partial_volume: str = "gtm", patient_dir=None,
+             progress=None) -> DoseOutputs:
     """Absorbed dose of the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
     Parameters
@@ -85,13 +87,25 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         without, the dose-map mean (``dose_method`` ``kernel`` or ``led``).
     partial_volume : {"gtm", "recovery", "none"}
         The correction the fits were made with (TAC stage).
+    patient_dir : path, optional
+        The patient folder (default: the SPECT's attribute ``LuDosimetry.PatientFolder``, set when
+        LuDosimetry loaded it). With ``fits``, the ``red_marrow`` row is the red-marrow chain of
+        ``ludosimetry run`` (:func:`LuDosimetryLib.pipeline.red_marrow_chain`): blood-based when the
+        folder has ``blood_samples.csv``, else image-based (L2–L4); without a folder, image-based.
     """
     import SimpleITK as sitk
 
     from LuDosimetryLib.density import ct_to_density
+    from LuDosimetryLib.dose.export import merge_extra_rows
     from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns
     from LuDosimetryLib.errors import InputError
-    from LuDosimetryLib.pipeline import PipelineSettings, dose_maps, region_tia_from_map, reported_region_doses
+    from LuDosimetryLib.pipeline import (
+        PipelineSettings,
+        dose_maps,
+        red_marrow_chain,
+        region_tia_from_map,
+        reported_region_doses,
+    )
     from LuDosimetryLib.results import DOSES_COLUMNS
 
     if method not in DOSE_METHODS:
@@ -122,6 +136,13 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         if fits else ({}, {}, {})
     rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq, reported=reported,
                      rel_uncertainty=rel, ci95_Gy=ci95)
+    warnings: list[str] = []
+    if fits:  # the reported red_marrow row of ludosimetry run
+        folder_path = patient_dir or get_node_attributes(spects[0]).get("PatientFolder") or None
+        marrow, _ = red_marrow_chain(stats, list(fits), region_tia_from_map(maps.tia, seg), folder_path or ".",
+                                     admin, replace(settings, red_marrow="auto" if folder_path else "l2l4"),
+                                     warn=warnings.append)
+        merge_extra_rows(rows, [marrow] if marrow is not None else [])
     dose = sitk.GetArrayViewFromImage(dose_img)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq),
@@ -141,7 +162,7 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     hi = float(window_max_Gy) if window_max_Gy > 0 else float(np.percentile(dose, WINDOW_PERCENTILE))
     show_volume(dose_node, color_node_id=DOSE_COLOR_NODE_ID, window=(0.0, max(hi, 1e-6)))
     table = rows_to_table(rows, name=f"{patient_id} cycle{cycle} dose statistics", columns=DOSES_COLUMNS)
-    set_node_attributes(table, {**common, "Stage": "dose"})
+    set_node_attributes(table, {**common, "Stage": "dose", "Warnings": "; ".join(warnings)})
     hierarchy.place(table, folder)
     keep_full_precision(table, rows, DOSES_COLUMNS)
     dvh = dvh_chart_columns(stats)
@@ -154,4 +175,4 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
                        x_title="absorbed dose (Gy)", y_title="volume (%)")
     hierarchy.place(chart, folder)
     report(1.0, "done")
-    return DoseOutputs(tia_node, dose_node, table, dvh_table, chart, (0.0, hi))
+    return DoseOutputs(tia_node, dose_node, table, dvh_table, chart, (0.0, hi), warnings)
