@@ -29,7 +29,7 @@ from .report import Report
 from .results import RunRecord, atomic_output_path, write_csv
 
 __all__ = ["PipelineSettings", "run_patient", "settings_from_parameters", "reported_region_doses",
-           "red_marrow_chain", "bed_rows", "uncertainty_budgets"]
+           "red_marrow_row_for_run", "bed_rows", "uncertainty_budgets"]
 
 Progress = Callable[[float, str], None]
 
@@ -510,9 +510,8 @@ def _dose_note(settings: PipelineSettings) -> str:
     return f"{how}{pvc}. dose_method per region in the table."
 
 
-def red_marrow_chain(stats, fits, map_tia, input_dir, admin, settings: PipelineSettings, warn=None):
-    """The reported red-marrow row and its record (:func:`LuDosimetryLib.dose.marrow_chain.chain_red_marrow`
-    with this run's settings and blood-curve fitter); the Slicer dose logic calls it as :func:`run_patient` does."""
+def red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings: PipelineSettings, record: RunRecord):
+    """The reported red-marrow row (:func:`LuDosimetryLib.dose.marrow_chain.chain_red_marrow`) and its record."""
     from .dose.marrow_chain import chain_red_marrow
     from .kinetics.fitting import fit_tac
 
@@ -523,7 +522,8 @@ def red_marrow_chain(stats, fits, map_tia, input_dir, admin, settings: PipelineS
     return chain_red_marrow(stats, fits, map_tia, patient_dir=input_dir, cycle=settings.cycle,
                             injected_activity_Bq=admin.injected_activity_Bq, method=settings.red_marrow,
                             l2_l4_fraction=settings.l2_l4_fraction, red_marrow_mass_g=settings.red_marrow_mass_g,
-                            rmblr=settings.rmblr, nuclide=admin.nuclide, fit_blood=fit_blood, warn=warn)
+                            rmblr=settings.rmblr, nuclide=admin.nuclide, fit_blood=fit_blood,
+                            warn=lambda m: record.warn(m, stage="red_marrow"))
 
 
 def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Path | None:
@@ -699,8 +699,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     reported, rel_unc, ci95 = reported_region_doses(stats, fits, map_tia, settings)
     dose_of = {s.region: reported.get(s.region, (s.mean_dose_Gy, ""))[0] for s in stats}
     beds = bed_rows(fits, dose_of, settings, warn=lambda m, r: record.warn(m, stage="radiobiology", source=r))
-    marrow_row, record.stages["red_marrow"] = red_marrow_chain(
-        stats, fits, map_tia, input_dir, admin, settings, warn=lambda m: record.warn(m, stage="red_marrow"))
+    marrow_row, record.stages["red_marrow"] = red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings,
+                                                                     record)
     record.stages["dose"] = {"dose_method": settings.dose_method, "kernel_energy": settings.kernel_energy,
                              "photons": settings.photons, "partial_volume": settings.partial_volume}
     # the dose's uncertainty and interval from the EANM budget (mass term included), not the TIA's alone

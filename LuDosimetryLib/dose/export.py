@@ -118,6 +118,20 @@ def _check_inside_ct(dose: sitk.Image, ct: sitk.Image) -> None:
                              source="dose_Gy")
 
 
+def merge_extra_rows(rows: Sequence[Mapping[str, Any]], extra_rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """``rows`` with ``extra_rows`` (e.g. the red marrow) appended; an extra row named like a region
+    replaces that row's reported-dose columns and adds its own (the map statistics stay)."""
+    out = [dict(r) for r in rows]
+    index = {r["region"]: r for r in out}
+    for extra in extra_rows:
+        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
+            index[extra["region"]].update({k: v for k, v in extra.items()
+                                           if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
+        else:
+            out.append(dict(extra))
+    return out
+
+
 def write_doses_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Write ``doses.csv`` (columns :data:`DOSES_COLUMNS` first, extra columns appended), atomically."""
     return write_csv(path, rows, DOSES_COLUMNS)
@@ -155,19 +169,6 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
               "map, which keeps the partial-volume loss of the SPECT")
     if dvh_png:
         sec.figure(dvh_png, "Cumulative dose-volume histograms")
-
-
-def merge_extra_rows(rows: list[dict], extra_rows: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Add ``extra_rows`` (the red marrow) to doses.csv rows in place: an extra row named like a region
-    replaces that row's reported-dose columns and adds its own columns; others are appended. Returns ``rows``."""
-    index = {r["region"]: r for r in rows}
-    for extra in extra_rows:
-        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
-            row = index[extra["region"]]
-            row.update({k: v for k, v in extra.items() if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
-        else:
-            rows.append(dict(extra))
-    return rows
 
 
 def dose_table_rows(stats: Sequence[RegionDose], *, cycle: int | None = None,

@@ -20,7 +20,7 @@ the command line and the batch script give the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -95,7 +95,7 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     patient_dir : path, optional
         The patient folder (default: the SPECT's attribute ``LuDosimetry.PatientFolder``, set when
         LuDosimetry loaded it). With ``fits``, the ``red_marrow`` row is the red-marrow chain of
-        ``ludosimetry run`` (:func:`LuDosimetryLib.pipeline.red_marrow_chain`): blood-based when the
+        ``ludosimetry run`` (:func:`LuDosimetryLib.pipeline.red_marrow_row_for_run`): blood-based when the
         folder has ``blood_samples.csv``, else image-based (L2–L4); without a folder, image-based.
     """
     import SimpleITK as sitk
@@ -109,11 +109,11 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         PipelineSettings,
         bed_rows,
         dose_maps,
-        red_marrow_chain,
+        red_marrow_row_for_run,
         region_tia_from_map,
         reported_region_doses,
     )
-    from LuDosimetryLib.results import DOSES_COLUMNS
+    from LuDosimetryLib.results import DOSES_COLUMNS, RunRecord
 
     if method not in DOSE_METHODS:
         raise InputError(f"must be one of {', '.join(DOSE_METHODS)}, got {method!r}", source="method")
@@ -154,9 +154,10 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
                                   "dose_rel_uncertainty_independent":
                                       {r: b.dose_independent_rel for r, b in budgets.items()}})
         folder_path = patient_dir or get_node_attributes(spects[0]).get("PatientFolder") or None
-        marrow, _ = red_marrow_chain(stats, list(fits), region_tia_from_map(maps.tia, seg), folder_path or ".",
-                                     admin, replace(settings, red_marrow="auto" if folder_path else "l2l4"),
-                                     warn=warnings.append)
+        record = RunRecord("LuDosimetry Dose")
+        marrow, _ = red_marrow_row_for_run(stats, list(fits), region_tia_from_map(maps.tia, seg), folder_path, admin,
+                                           settings, record)
+        warnings += [f"{w['stage']}: {w['message']}" for w in record.warnings]
         extra = [marrow] if marrow is not None else []
     rows = dose_table_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq, reported=reported,
                            rel_uncertainty=rel, ci95_Gy=ci95, flags=flags, region_values=region_values,
