@@ -29,7 +29,7 @@ from .report import Report
 from .results import RunRecord, atomic_output_path, write_csv
 
 __all__ = ["PipelineSettings", "run_patient", "settings_from_parameters", "reported_region_doses",
-           "red_marrow_row_for_run"]
+           "red_marrow_row_for_run", "bed_rows", "uncertainty_budgets"]
 
 Progress = Callable[[float, str], None]
 
@@ -425,14 +425,17 @@ def region_tia_from_map(tia, segmentation) -> dict[str, float]:
     return out
 
 
-def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
+def bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, warn=None) -> dict[str, dict]:
     """BED and EQD2 per region with radiobiology parameters (kidneys by default), from the reported dose.
+
+    ``warn(message, source)`` receives the radiobiology warnings (the Slicer dose logic calls this too).
 
     The reported dose over the fitted TIA (the region's dose per TIA) applied to the fitted curve,
     so BED at the dose rates of that curve belongs to ``dose_Gy``.
     """
     from .radiobiology import bed_from_model, tissue_parameters
 
+    note = warn or (lambda m, r: None)
     out: dict[str, dict] = {}
     warned: set[str] = set()
     ab = dict(settings.alpha_beta_Gy or {})
@@ -445,7 +448,7 @@ def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, re
         try:
             params = tissue_parameters(tissue, alpha_beta_Gy=ab.get(region), repair_half_time_h=tr.get(region))
         except InputError as exc:
-            record.warn(str(exc), stage="radiobiology", source=region)
+            note(str(exc), region)
             continue
         d = dose_Gy.get(region)
         if d is None or not fit.tia_Bq_h > 0:
@@ -455,7 +458,7 @@ def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, re
         for w in getattr(res, "warnings", ()):
             if w not in warned:  # the same parameter status once per tissue, not once per region
                 warned.add(w)
-                record.warn(w, stage="radiobiology", source=tissue)
+                note(w, tissue)
     return out
 
 
@@ -695,7 +698,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     map_tia = region_tia_from_map(maps.tia, seg)
     reported, rel_unc, ci95 = reported_region_doses(stats, fits, map_tia, settings)
     dose_of = {s.region: reported.get(s.region, (s.mean_dose_Gy, ""))[0] for s in stats}
-    beds = _bed_rows(fits, dose_of, settings, record)
+    beds = bed_rows(fits, dose_of, settings, warn=lambda m, r: record.warn(m, stage="radiobiology", source=r))
     marrow_row, record.stages["red_marrow"] = red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings,
                                                                      record)
     record.stages["dose"] = {"dose_method": settings.dose_method, "kernel_energy": settings.kernel_energy,
