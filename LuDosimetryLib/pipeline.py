@@ -26,6 +26,8 @@ import numpy as np
 
 from .errors import InputError
 from .report import Report
+from .report.data import report_facts, write_report_anatomy
+from .report.patient import write_patient_report
 from .results import RunRecord, atomic_output_path, write_csv
 
 __all__ = ["PipelineSettings", "run_patient", "settings_from_parameters"]
@@ -485,7 +487,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     reference = patient.cycles[0].timepoints[0]
     record.stages["ingest"] = {"patient_id": patient.patient_id, "cycle": cycle.index,
                                "timepoints_h": [tp.time_h for tp in cycle.timepoints],
-                               "injected_activity_Bq": admin.injected_activity_Bq}
+                               "injected_activity_Bq": admin.injected_activity_Bq,
+                               **report_facts(cycle, str(cal_path) if store is not None else None)}
 
     report_progress(0.15, "alignment")
     if settings.align:
@@ -513,7 +516,6 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
     write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
     plot_fits(fits, out / "plots")
-    times = [tp.time_h for tp in aligned]
 
     report_progress(0.6, "voxel TIA and dose")
     maps = dose_maps(aligned, seg, admin, density_ct, settings=settings,
@@ -528,19 +530,10 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     pv_dose = {s.region: s.mean_dose_Gy * fit_tia[s.region] / map_tia[s.region] for s in stats
                if s.region in fit_tia and map_tia.get(s.region, 0.0) > 0}
     beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia)
+    # stage sections beyond the patient report's own (prediction, the demo's hook) go before its appendix
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
-    summary_sec = report.section("summary", "Summary")
-    summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
-                          f"{admin.injection_datetime.isoformat()}; {len(cycle.timepoints)} SPECT/CT timepoints at "
-                          + ", ".join(f"{t:.1f}" for t in times) + " h p.i.")
-    tac_sec = report.section("tac", "Time-activity curves and fits")
-    tac_sec.table(fit_rows(fits), ["region", "model", "tia_MBq_h", "tia_rel_uncertainty", "effective_half_life_h",
-                                   "tail_fraction", "flags"])
-    for f in fits:
-        if f.kind == "organ" or f.kind == "lesion":
-            tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
     extra_notes = [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
-    written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
+    written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=None, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
                                  region_values={"mean_dose_pv_corrected_Gy": pv_dose,
                                                 "bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
@@ -553,12 +546,17 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         _predict(patient, out / "prediction", admin, report, record)
     if report_hook is not None:
         report_hook(report, out)
-    if record.warnings:
-        report.section("warnings", "Warnings").table(record.warnings, ["stage", "source", "message"])
-    report.write(out / "report.html")
+    write_report_anatomy(out, reference.ct, seg)
+    record.outputs = {"report.html": "patient report"}
+    record.write(out)  # the report reads run.json; rewritten below with every output
+    write_patient_report(out, ct=reference.ct, segmentation=seg,
+                         extra_sections=[(s.title, "\n".join(s.blocks)) for s in report.sections.values()])
     record.outputs = {"tac.csv": "TAC per region and timepoint", "fits.csv": "fit per region",
                       "doses.csv": "dose statistics per region", "tia_Bq_h.nii.gz": "voxel TIA (Bq·h per voxel)",
-                      **{name: "dose output" for name in written}, "report.html": "report", "plots/": "fit plots"}
+                      **{name: "dose output" for name in written}, "report.html": "patient report",
+                      "ct_HU.nii.gz": "reference CT (HU) for the report's images",
+                      "labels.nii.gz": "label map on the reference CT", "labels.csv": "label table",
+                      "plots/": "fit plots"}
     record.write(out)
     report_progress(1.0, "done")
     kid = {s.region: s.mean_dose_Gy for s in stats if s.region in ("kidney_left", "kidney_right")}

@@ -22,7 +22,7 @@ __all__ = ["main", "COMMANDS", "get_parser"]
 #: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
 COMMANDS: tuple[str, ...] = (
     "demo", "phantom", "inspect", "calibrate", "run", "kernel", "predict", "concordance",
-    "response", "plan", "cohort",
+    "response", "plan", "cohort", "report",
 )
 
 
