@@ -30,7 +30,7 @@ from .report.data import report_facts, write_report_anatomy
 from .report.patient import write_patient_report
 from .results import RunRecord, atomic_output_path, write_csv
 
-__all__ = ["PipelineSettings", "run_patient", "settings_from_parameters"]
+__all__ = ["PipelineSettings", "run_patient", "settings_from_parameters", "reported_region_doses"]
 
 Progress = Callable[[float, str], None]
 
@@ -60,6 +60,9 @@ class PipelineSettings:
         Kernel convolution (FFT) or local energy deposition.
     photons : bool
         Include the photon part of the kernel.
+    kernel_energy : {"icrp107", "table"}
+        Electron energy per decay of the dose kernel: ICRP-107 (default) or the published S-value
+        tables' own, for comparisons with software that uses those tables (docs/kernels.md).
     spect_fwhm_mm : float
         Reconstructed SPECT resolution, for the below-resolution flags (mm).
     sensitivity_cps_per_MBq : float or None
@@ -93,6 +96,7 @@ class PipelineSettings:
     voxel_method: str = "hybrid"
     dose_method: str = "convolution"
     photons: bool = True
+    kernel_energy: str = "icrp107"
     spect_fwhm_mm: float = 11.0
     sensitivity_cps_per_MBq: float | None = None
     calibration: str | None = None
@@ -109,6 +113,8 @@ class PipelineSettings:
         if self.partial_volume not in ("recovery", "gtm", "none"):
             raise InputError(f"must be 'recovery', 'gtm' or 'none', got {self.partial_volume!r}",
                              source="partial_volume")
+        if self.kernel_energy not in ("icrp107", "table"):
+            raise InputError(f"must be 'icrp107' or 'table', got {self.kernel_energy!r}", source="kernel_energy")
         if not (self.spect_fwhm_mm > 0):
             raise InputError(f"must be > 0 mm, got {self.spect_fwhm_mm}", source="spect_fwhm_mm")
 
@@ -267,7 +273,8 @@ def dose_from_tia(tia, segmentation, density_ct, *, nuclide: str = "Lu-177",
     spacing = tuple(float(v) for v in tia.GetSpacing())
     arr = sitk.GetArrayFromImage(tia).astype(np.float32)
     if settings.dose_method == "convolution":
-        dose_soft = convolve_dose(arr, dose_kernel(spacing, nuclide=nuclide, photons=settings.photons))
+        dose_soft = convolve_dose(arr, dose_kernel(spacing, nuclide=nuclide, photons=settings.photons,
+                                                   electron_energy=settings.kernel_energy))
     else:
         dose_soft = led_dose(arr, spacing, nuclide=nuclide, photons=settings.photons)
     soft_img = sitk.GetImageFromArray(dose_soft.astype(np.float32))
@@ -328,16 +335,14 @@ def region_tia_from_map(tia, segmentation) -> dict[str, float]:
     return out
 
 
-def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord, *,
-              map_tia: dict[str, float] | None = None) -> dict[str, dict]:
-    """BED and EQD2 per region with radiobiology parameters (kidneys by default).
+def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
+    """BED and EQD2 per region with radiobiology parameters (kidneys by default), from the reported dose.
 
-    The dose per TIA of a region is its mean dose over the TIA the voxel map holds in it (the
-    region's S-value from the map), applied to the fitted, partial-volume-corrected curve.
+    The reported dose over the fitted TIA (the region's dose per TIA) applied to the fitted curve,
+    so BED at the dose rates of that curve belongs to ``dose_Gy``.
     """
     from .radiobiology import bed_from_model, tissue_parameters
 
-    mean_dose = {s.region: s.mean_dose_Gy for s in dose_stats}
     out: dict[str, dict] = {}
     warned: set[str] = set()
     ab = dict(settings.alpha_beta_Gy or {})
@@ -352,17 +357,50 @@ def _bed_rows(fits, dose_stats, settings: PipelineSettings, record: RunRecord, *
         except InputError as exc:
             record.warn(str(exc), stage="radiobiology", source=region)
             continue
-        d = mean_dose.get(region)
-        tia_in_map = (map_tia or {}).get(region, fit.tia_Bq_h)
-        if d is None or not (fit.tia_Bq_h > 0 and tia_in_map > 0):
+        d = dose_Gy.get(region)
+        if d is None or not fit.tia_Bq_h > 0:
             continue
-        res = bed_from_model(fit.model, d / tia_in_map, params)
+        res = bed_from_model(fit.model, d / fit.tia_Bq_h, params)
         out[region] = {"bed_Gy": res.bed_Gy, "eqd2_Gy": res.eqd2_Gy}
         for w in getattr(res, "warnings", ()):
             if w not in warned:  # the same parameter status once per tissue, not once per region
                 warned.add(w)
                 record.warn(w, stage="radiobiology", source=tissue)
     return out
+
+
+#: A relative uncertainty above this is no estimate (an unbounded fit): reported empty, flag ``ci_unbounded``.
+MAX_REL_UNCERTAINTY = 10.0
+
+
+def reported_region_doses(stats, fits, map_tia: Mapping[str, float], settings: PipelineSettings):
+    """The reported dose of every region, its relative uncertainty and 95 % interval.
+
+    ``dose_Gy`` is the partial-volume-corrected kernel dose (:func:`LuDosimetryLib.dose.regional.corrected_doses`)
+    where a correction is on and the region was fitted, else the dose-map mean. Its relative
+    uncertainty is, for now, the fitted TIA's (the dose per TIA from the map is taken as exact);
+    the interval scales the TIA interval. Returns ``(reported, rel_uncertainty, ci95_Gy)``, the
+    mappings of :func:`LuDosimetryLib.dose.regional.dose_rows`.
+    """
+    from .dose.regional import corrected_doses
+
+    fit_by = {f.region: f for f in fits}
+    reported = {} if settings.partial_volume == "none" else corrected_doses(
+        stats, {r: f.tia_Bq_h for r, f in fit_by.items()}, map_tia, correction=settings.partial_volume)
+    rel, ci = {}, {}
+    for s in stats:
+        fit = fit_by.get(s.region)
+        if fit is None or not fit.tia_Bq_h > 0:
+            continue
+        dose = reported.get(s.region, (s.mean_dose_Gy, ""))[0]
+        u = fit.tia_rel_uncertainty
+        low, high = (float(v) if v is not None else math.nan for v in fit.tia_ci95_Bq_h)
+        bounded = u is not None and math.isfinite(u) and u <= MAX_REL_UNCERTAINTY
+        if bounded:
+            rel[s.region] = float(u)
+        ci[s.region] = (dose * low / fit.tia_Bq_h if math.isfinite(low) else None,
+                        dose * high / fit.tia_Bq_h if bounded and math.isfinite(high) else None)
+    return reported, rel, ci
 
 
 def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Path | None:
@@ -411,12 +449,12 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) ->
         result = predict_patient(patient, params=params, record=pred_record)
         write_prediction(result, folder, record=pred_record, overwrite=True)
         record.stages["prediction"] = {"folder": "prediction/", "regions": len(result.predictions)}
-        from .results import read_csv
+        from .results import read_doses_csv
 
         sec = report.section("prediction", "Prediction from the pre-therapy PET")
         sec.paragraph("Doses predicted from the 68Ga PET (method and parameters in prediction/report.html and "
                       "prediction/run.json); cohort concordance compares them with the measured doses above.")
-        sec.table(read_csv(folder / "doses.csv"), ["region", "kind", "mean_dose_Gy", "dose_per_activity_Gy_per_GBq",
+        sec.table(read_doses_csv(folder / "doses.csv"), ["region", "kind", "dose_Gy", "dose_per_activity_Gy_per_GBq",
                                                    "flags"])
     except InputError as exc:
         record.warn(f"no prediction: {exc}", stage="prediction")
@@ -523,20 +561,19 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
         sitk.WriteImage(maps.tia, str(tmp), useCompression=True)
     dose_map, stats = maps.dose, list(maps.stats)
-    # partial-volume-corrected mean dose: the region's mean dose scaled by its corrected (fitted) TIA
-    # over the TIA the voxel map holds in it; BED/EQD2 use the same dose per TIA
+    # the reported dose: the region's map dose per map TIA applied to its corrected, fitted TIA;
+    # per GBq, uncertainty, BED and EQD2 all follow from it
     map_tia = region_tia_from_map(maps.tia, seg)
-    fit_tia = {f.region: f.tia_Bq_h for f in fits}
-    pv_dose = {s.region: s.mean_dose_Gy * fit_tia[s.region] / map_tia[s.region] for s in stats
-               if s.region in fit_tia and map_tia.get(s.region, 0.0) > 0}
-    beds = _bed_rows(fits, stats, settings, record, map_tia=map_tia)
+    reported, rel_unc, ci95 = reported_region_doses(stats, fits, map_tia, settings)
+    dose_of = {s.region: reported.get(s.region, (s.mean_dose_Gy, ""))[0] for s in stats}
+    beds = _bed_rows(fits, dose_of, settings, record)
     # stage sections beyond the patient report's own (prediction, the demo's hook) go before its appendix
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
     extra_notes = [f"{r}: BED {v['bed_Gy']:.3g} Gy, EQD2 {v['eqd2_Gy']:.3g} Gy" for r, v in beds.items()]
     written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=None, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
-                                 region_values={"mean_dose_pv_corrected_Gy": pv_dose,
-                                                "bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
+                                 reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95,
+                                 region_values={"bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
                                                 "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}})
     rt_dose = _export_rt_dose(dose_map, reference, out / "rtdose", record)
     if rt_dose is not None:
@@ -550,7 +587,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     record.outputs = {"report.html": "patient report"}
     record.write(out)  # the report reads run.json; rewritten below with every output
     write_patient_report(out, ct=reference.ct, segmentation=seg,
-                         extra_sections=[(s.title, "\n".join(s.blocks)) for s in report.sections.values()])
+                         extra_sections=[(s.title, "\n".join(s.blocks)) for s in report.sections.values()
+                                         if s.stage != "prediction"])
     record.outputs = {"tac.csv": "TAC per region and timepoint", "fits.csv": "fit per region",
                       "doses.csv": "dose statistics per region", "tia_Bq_h.nii.gz": "voxel TIA (Bq·h per voxel)",
                       **{name: "dose output" for name in written}, "report.html": "patient report",
@@ -559,7 +597,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
                       "plots/": "fit plots"}
     record.write(out)
     report_progress(1.0, "done")
-    kid = {s.region: s.mean_dose_Gy for s in stats if s.region in ("kidney_left", "kidney_right")}
+    kid = {r: dose_of[r] for r in ("kidney_left", "kidney_right") if r in dose_of}
     return {"patient": patient.patient_id, "cycle": cycle.index, "regions": len(stats), "fits": len(fits),
-            "kidney_mean_dose_Gy": kid, "warnings": len(record.warnings)}
+            "kidney_dose_Gy": kid, "warnings": len(record.warnings)}
 

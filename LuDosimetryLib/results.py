@@ -39,8 +39,9 @@ from . import __version__
 from .errors import InputError
 
 __all__ = [
-    "TAC_COLUMNS", "FITS_COLUMNS", "DOSES_COLUMNS", "RESULT_FILES",
-    "atomic_write_bytes", "atomic_write_text", "write_json", "write_csv", "read_csv",
+    "TAC_COLUMNS", "FITS_COLUMNS", "DOSES_COLUMNS", "DOSE_METHODS", "OLD_DOSES_COLUMNS", "RESULT_FILES",
+    "atomic_write_bytes", "atomic_write_text", "write_json", "write_csv", "read_csv", "read_doses_csv",
+    "reported_dose", "OnceFilter",
     "atomic_directory", "RunRecord", "to_jsonable", "package_versions",
 ]
 
@@ -55,10 +56,22 @@ TAC_COLUMNS = ("region", "kind", "cycle", "timepoint", "time_h", "volume_mL", "m
 FITS_COLUMNS = ("region", "kind", "cycle", "model", "n_points", "n_params", "tia_Bq_h", "tia_MBq_h",
                 "tia_rel_uncertainty", "tia_ci95_low_Bq_h", "tia_ci95_high_Bq_h", "tail_fraction",
                 "effective_half_life_h", "aicc", "parameters", "flags")
-#: doses.csv: one row per region.
-DOSES_COLUMNS = ("region", "kind", "cycle", "method", "volume_mL", "mass_g", "mean_dose_Gy", "median_dose_Gy",
-                 "min_dose_Gy", "max_dose_Gy", "d2_Gy", "d50_Gy", "d98_Gy", "dose_per_activity_Gy_per_GBq",
-                 "mean_dose_rel_uncertainty", "bed_Gy", "eqd2_Gy", "flags")
+#: doses.csv: one row per region. ``dose_Gy`` is THE reported absorbed dose of the region,
+#: ``dose_method`` says how it was obtained (:data:`DOSE_METHODS`); ``dose_per_activity_Gy_per_GBq``,
+#: ``dose_rel_uncertainty`` (k = 1), the 95 % interval, BED and EQD2 all derive from it.
+#: ``map_mean_dose_Gy`` and the median/min/max/D_x columns are of the voxel dose map (they keep
+#: the partial-volume loss of the SPECT). See docs/conventions.md.
+DOSES_COLUMNS = ("region", "kind", "cycle", "dose_Gy", "dose_method", "dose_per_activity_Gy_per_GBq",
+                 "dose_rel_uncertainty", "dose_ci95_low_Gy", "dose_ci95_high_Gy", "volume_mL", "mass_g",
+                 "map_mean_dose_Gy", "median_dose_Gy", "min_dose_Gy", "max_dose_Gy", "d2_Gy", "d50_Gy", "d98_Gy",
+                 "bed_Gy", "eqd2_Gy", "flags")
+#: Values of ``dose_method`` (doses.csv and prediction/doses.csv).
+DOSE_METHODS = ("kernel+gtm-pvc", "kernel+recovery-pvc", "kernel", "led", "led+gtm-pvc", "led+recovery-pvc",
+                "sphere", "red_marrow_l2l4", "red_marrow_blood", "dose_rate_integral", "pet_prediction")
+#: Column names of doses.csv before the reported-dose convention → what replaced them.
+OLD_DOSES_COLUMNS = {"mean_dose_Gy": "dose_Gy (reported) or map_mean_dose_Gy (dose-map mean)",
+                     "mean_dose_pv_corrected_Gy": "dose_Gy with dose_method kernel+gtm-pvc",
+                     "mean_dose_rel_uncertainty": "dose_rel_uncertainty", "method": "dose_method"}
 RESULT_FILES = ("tac.csv", "fits.csv", "doses.csv", "report.html", "run.json")
 
 
@@ -189,6 +202,55 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         raise InputError(f"cannot read: {exc.strerror}", source=str(p)) from None
 
 
+def read_doses_csv(path: str | Path) -> list[dict[str, str]]:
+    """Read a ``doses.csv`` (measured or predicted), refusing files with the old column names.
+
+    Raises
+    ------
+    InputError
+        When the header holds a column of :data:`OLD_DOSES_COLUMNS` (the message names the new
+        ones) or lacks ``region`` or ``dose_Gy``.
+    """
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or ())
+            old = [c for c in header if c in OLD_DOSES_COLUMNS]
+            if old:
+                named = ", ".join(f"{c!r} (now {OLD_DOSES_COLUMNS[c]})" for c in old)
+                raise InputError(f"old doses.csv columns {named}"
+                                 "; rerun the dose stage to write the reported-dose columns "
+                                 "(dose_Gy, dose_method, map_mean_dose_Gy, docs/conventions.md)", source=str(p))
+            missing = [c for c in ("region", "dose_Gy") if c not in header]
+            if missing:
+                raise InputError(f"no column(s) {missing}; expected the doses.csv columns {', '.join(DOSES_COLUMNS)}",
+                                 source=str(p))
+            return list(reader)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", source=str(p)) from None
+
+
+def reported_dose(row: Mapping[str, str], *, source: str = "doses.csv") -> float | None:
+    """The reported dose (Gy) of a :func:`read_doses_csv` row; None when empty (not computed).
+
+    Raises
+    ------
+    InputError
+        When the value is not a finite number ≥ 0.
+    """
+    text = (row.get("dose_Gy") or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"region {row.get('region')!r}: dose_Gy {text!r} is not a finite dose ≥ 0 Gy", source=source)
+    return value
+
+
 @contextlib.contextmanager
 def atomic_directory(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside ``final`` and move it into place on success.
@@ -227,6 +289,27 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+class OnceFilter(logging.Filter):
+    """A logging filter passing each distinct warning text once (the console of one command).
+
+    Run records already keep each warning once per run; a command that runs several (the demo,
+    a cohort) would still print the same parameter-status warning once per patient.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
 @dataclass
 class RunRecord:
     """What ``run.json`` holds: inputs, parameters, versions, warnings and per-stage notes.
@@ -257,8 +340,15 @@ class RunRecord:
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     def warn(self, message: str, *, stage: str = "", source: str = "") -> None:
-        """Record a warning (also sent to the ``logging`` module)."""
-        self.warnings.append({"stage": stage, "source": source, "message": message})
+        """Record a warning (also sent to the ``logging`` module), once per run.
+
+        A warning with the same stage, source and message as one already recorded is neither
+        recorded nor logged again (run.json and the report list each distinct warning once).
+        """
+        entry = {"stage": stage, "source": source, "message": message}
+        if entry in self.warnings:
+            return
+        self.warnings.append(entry)
         log.warning("%s%s%s", f"[{stage}] " if stage else "", f"{source}: " if source else "", message)
 
     def to_dict(self) -> dict:

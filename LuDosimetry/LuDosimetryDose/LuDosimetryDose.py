@@ -161,6 +161,14 @@ class LuDosimetryDoseLogic(ScriptedLoadableModuleLogic):
         logging.info("LuDosimetryDose: %s, %s, %s", alignedSpect.GetName(), labels.GetName(), method)
         return run_dose(alignedSpect, labels, method=method, window_max_Gy=windowMaxGy, progress=progress)
 
+    def saveReport(self, doseVolume, statisticsTable, labels, referenceCt, folder, dvhTable=None, tacTable=None,
+                   fitTable=None, pdf=False):
+        """Save report: the scene's results as a results folder and the library's patient report (report.html)."""
+        from LuDosimetrySlicerLib.report_logic import save_report
+
+        return save_report(doseVolume, statisticsTable, labels, referenceCt, folder, dvh_table=dvhTable,
+                           tac_table=tacTable, fit_table=fitTable, pdf=pdf)
+
 
 class LuDosimetryDoseTest(ScriptedLoadableModuleTest):
     """Runs the whole module logic inside Slicer on the sample data."""
@@ -183,6 +191,6 @@ class LuDosimetryDoseTest(ScriptedLoadableModuleTest):
         dose = outputs.dose_volume
         self.assertEqual(dose.GetAttribute("DicomRtImport.DoseVolume"), "1")
         self.assertEqual(dose.GetVoxelValueUnits().GetCodeValue(), "Gy")
-        self.assertEqual(outputs.statistics.GetColumnUnitLabel("mean_dose_Gy"), "Gy")
+        self.assertEqual(outputs.statistics.GetColumnUnitLabel("dose_Gy"), "Gy")
         self.assertGreater(outputs.dvh_chart.GetNumberOfPlotSeriesNodes(), 0)
         self.delayDisplay("Test passed")

@@ -47,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
+    from ..results import OnceFilter
+
+    once = OnceFilter()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(once)  # each distinct warning printed once per command
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1

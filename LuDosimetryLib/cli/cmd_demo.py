@@ -37,23 +37,22 @@ def _truth_comparison(truth: dict):
     """A report hook writing truth_comparison.csv: the pipeline's TIA and mean dose beside the phantom's truth."""
 
     def hook(report, out: Path) -> None:
-        from ..results import read_csv, write_csv
+        from ..results import read_csv, read_doses_csv, reported_dose, write_csv
 
         cyc = truth["cycles"][0]
         fits = {r["region"]: r for r in read_csv(out / "fits.csv")}
-        doses = {r["region"]: r for r in read_csv(out / "doses.csv")}
+        doses = {r["region"]: r for r in read_doses_csv(out / "doses.csv")}
         rows = []
         for region, tia_true in cyc["tia_Bq_h"].items():
             if region not in fits and region not in doses:
                 continue
             tia = float(fits[region]["tia_Bq_h"]) if region in fits and fits[region]["tia_Bq_h"] else float("nan")
-            dose = float(doses[region]["mean_dose_Gy"]) if region in doses and doses[region]["mean_dose_Gy"] \
-                else float("nan")
+            d = reported_dose(doses[region]) if region in doses else None
+            dose = float("nan") if d is None else d
             true_dose = cyc["dose_Gy"].get(region, float("nan"))
-            pvc = doses.get(region, {}).get("mean_dose_pv_corrected_Gy")
             rows.append({"region": region, "tia_MBq_h": tia / 1e6, "true_tia_MBq_h": tia_true / 1e6,
-                         "tia_ratio": tia / tia_true if tia_true else float("nan"), "mean_dose_Gy": dose,
-                         "mean_dose_pv_corrected_Gy": float(pvc) if pvc else float("nan"),
+                         "tia_ratio": tia / tia_true if tia_true else float("nan"), "dose_Gy": dose,
+                         "dose_method": doses.get(region, {}).get("dose_method", ""),
                          "true_led_dose_Gy": true_dose})
         write_csv(out / "truth_comparison.csv", rows, list(rows[0]) if rows else ["region"])
         # the patient report compares with truth.json itself, in its appendix

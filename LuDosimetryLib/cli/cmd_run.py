@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dose-method", choices=("convolution", "led"), default=None,
                         help="kernel convolution (default) or local energy deposition")
     parser.add_argument("--no-photons", action="store_true", help="leave the photon part out of the dose")
+    parser.add_argument("--kernel-energy", choices=("icrp107", "table"), default=None,
+                        help="electron energy of the dose kernel: ICRP-107 (default) or the published S-value "
+                             "tables' own (for comparisons with software using those tables; docs/kernels.md)")
     parser.add_argument("--sensitivity", type=float, default=None, metavar="CPS_PER_MBQ",
                         help="camera sensitivity (cps/MBq), overriding the calibration store")
     parser.add_argument("--calibration", type=Path, default=None, help="calibration store (JSON)")
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             params = json.loads(args.parameters.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot read parameters: {exc}", source=str(args.parameters)) from None
-    for key, value in (("cycle", args.cycle), ("dose_method", args.dose_method),
+    for key, value in (("cycle", args.cycle), ("dose_method", args.dose_method), ("kernel_energy", args.kernel_energy),
                        ("sensitivity_cps_per_MBq", args.sensitivity),
                        ("calibration", str(args.calibration) if args.calibration else None)):
         if value is not None:

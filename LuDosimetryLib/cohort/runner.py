@@ -191,6 +191,23 @@ def _process(task: PatientTask) -> PatientOutcome:
         return PatientOutcome(task.patient_id, "failed", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}\n{tb}")
 
 
+def _dask_outcome(fut: Any, task: PatientTask) -> PatientOutcome:
+    """The outcome of a finished Dask future; a task the cluster itself lost becomes ``failed``.
+
+    A worker that dies mid-patient is handled by the scheduler: the patient is started again on
+    another worker (its half-written folder was only a hidden ``.partial``). Only when a patient
+    has killed ``distributed.scheduler.allowed-failures`` workers (default 3) does Dask give up
+    with ``KilledWorker``; that, or a lost connection, is recorded for this patient alone, and a
+    rerun of the cohort takes it up again (finished patients are skipped).
+    """
+    try:
+        return fut.result()
+    except Exception as exc:  # KilledWorker, CommError, CancelledError: the cluster, not the patient
+        return PatientOutcome(task.patient_id, "failed", 0.0,
+                              f"{type(exc).__name__}: the Dask cluster lost this patient's task ({exc}); "
+                              "run the cohort again to resume")
+
+
 def _clean_partials(out: Path) -> None:
     for pattern in (".*.partial", ".*.old-*"):
         for p in out.glob(pattern):
@@ -244,10 +261,10 @@ def run_cohort(patients: Sequence[tuple[str, Path]], out_dir: str | Path, *,
                                   "(pip install 'LuDosimetryLib[dask]')") from None
         with Client(scheduler, timeout=60) as client:
             n_workers = len(client.scheduler_info().get("workers", {}))
-            futures = [client.submit(_process, t, key=f"patient-{t.patient_id}-{os.getpid()}", pure=False)
-                       for t in tasks]
-            for fut in dask_completed(futures):
-                _note(fut.result())
+            futures = {client.submit(_process, t, key=f"patient-{t.patient_id}-{os.getpid()}", pure=False): t
+                       for t in tasks}
+            for fut in dask_completed(list(futures)):
+                _note(_dask_outcome(fut, futures[fut]))
         used = f"dask {scheduler}"
     else:
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))

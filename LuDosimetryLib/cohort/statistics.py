@@ -4,7 +4,7 @@
   mean doses per region, where both exist (:mod:`LuDosimetryLib.concordance`).
 - **Dose–response**: a clinical table beside the patient folders (``clinical.csv``: the columns
   of :mod:`LuDosimetryLib.response.table` except ``dose_Gy``, one row per lesion) joined with each
-  patient's measured lesion doses (``mean_dose_Gy`` and the CT ``mass_g`` of ``doses.csv``, so the
+  patient's measured lesion doses (the reported ``dose_Gy`` and the CT ``mass_g`` of ``doses.csv``, so the
   whole-body tumour dose uses the same mass convention as the dose stage).
 """
 
@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..report import Report
 from ..response.outputs import write_response_results
 from ..response.table import read_response_table
-from ..results import read_csv, write_csv
+from ..results import read_doses_csv, reported_dose, write_csv
 from .summary import collect_dose_pairs
 
 __all__ = ["response_table_rows", "write_cohort_statistics"]
@@ -37,12 +37,14 @@ def response_table_rows(clinical_csv: Path, results_dir: Path, patient_ids: list
         if pid not in done:
             continue
         if pid not in doses:
-            doses[pid] = {r["region"]: r for r in read_csv(results_dir / "patients" / pid / "doses.csv")}
+            doses[pid] = {r["region"]: r for r in read_doses_csv(results_dir / "patients" / pid / "doses.csv")}
         les = doses[pid].get(row.get("lesion", ""))
-        if les is None or not les.get("mean_dose_Gy"):
+        dose = None if les is None else reported_dose(les, source=f"{pid}/doses.csv")
+        if dose is None:
             raise InputError(f"row {i}: lesion {row.get('lesion')!r} of patient {pid!r} has no measured dose in "
                              "its doses.csv", source=str(clinical_csv))
-        out.append({**row, "dose_Gy": les["mean_dose_Gy"], "mass_g": les.get("mass_g") or row.get("mass_g")})
+        out.append({**row, "dose_Gy": dose, "dose_method": les.get("dose_method", ""),
+                    "mass_g": les.get("mass_g") or row.get("mass_g")})
     return out
 
 
@@ -59,7 +61,7 @@ def write_cohort_statistics(cohort_dir: str | Path, results_dir: str | Path, pat
     pairs_rows = collect_dose_pairs(res_dir, patient_ids)
     if len({r["patient"] for r in pairs_rows}) >= 3:
         write_csv(stats_dir / "concordance_table.csv", pairs_rows,
-                  ["patient", "region", "kind", "predicted_Gy", "measured_Gy"])
+                  ["patient", "region", "kind", "predicted_Gy", "measured_Gy", "measured_method"])
         pairs = [DosePair(r["patient"], r["region"], r["kind"], r["predicted_Gy"], r["measured_Gy"])
                  for r in pairs_rows]
         write_concordance_results(pairs, stats_dir, report=report, n_bootstrap=n_bootstrap)
@@ -71,8 +73,8 @@ def write_cohort_statistics(cohort_dir: str | Path, results_dir: str | Path, pat
         rows = response_table_rows(clinical, res_dir, patient_ids)
         if len({r["patient"] for r in rows}) >= 3:
             table = stats_dir / "response_table.csv"
-            write_csv(table, rows, ["patient", "lesion", "dose_Gy", "mass_g", *[c for c in rows[0]
-                                    if c not in ("patient", "lesion", "dose_Gy", "mass_g")]])
+            write_csv(table, rows, ["patient", "lesion", "dose_Gy", "dose_method", "mass_g", *[
+                c for c in rows[0] if c not in ("patient", "lesion", "dose_Gy", "dose_method", "mass_g")]])
             write_response_results(read_response_table(table), stats_dir, report=report, n_bootstrap=n_bootstrap)
             done["response"] = f"{len(rows)} lesions"
         else:

@@ -1,8 +1,9 @@
 """The cohort folder: summary of outcomes (cohort.json, cohort.csv) and cohort statistics.
 
 After the patients, the cohort statistics are computed from the patients' results folders:
-concordance of predicted (``prediction/doses.csv``) and measured (``doses.csv``) mean doses per
-region, where both exist. Every file is written atomically; a rerun rewrites them.
+concordance of predicted (``prediction/doses.csv``) and measured (``doses.csv``) reported doses
+(``dose_Gy``, docs/conventions.md) per region, where both exist. Every file is written
+atomically; a rerun rewrites them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..report import Report
-from ..results import read_csv, write_csv, write_json
+from ..results import read_doses_csv, reported_dose, write_csv, write_json
 from .runner import CohortSummary
 
 __all__ = ["write_cohort_summary", "collect_dose_pairs", "SUMMARY_COLUMNS"]
@@ -20,20 +21,21 @@ SUMMARY_COLUMNS = ("patient", "status", "seconds", "error")
 
 
 def collect_dose_pairs(out_dir: Path, patient_ids: list[str]) -> list[dict]:
-    """Rows of a concordance table (patient, region, kind, predicted_Gy, measured_Gy) from the
-    patients' ``prediction/doses.csv`` and ``doses.csv`` (regions present in both)."""
+    """Rows of a concordance table (patient, region, kind, predicted_Gy, measured_Gy, measured_method)
+    from the ``dose_Gy`` of the patients' ``prediction/doses.csv`` and ``doses.csv`` (regions in both)."""
     rows = []
     for pid in patient_ids:
         folder = out_dir / "patients" / pid
         meas, pred = folder / "doses.csv", folder / "prediction" / "doses.csv"
         if not (meas.is_file() and pred.is_file()):
             continue
-        m = {r["region"]: r for r in read_csv(meas) if r.get("mean_dose_Gy")}
-        for r in read_csv(pred):
-            if r["region"] in m and r.get("mean_dose_Gy"):
-                rows.append({"patient": pid, "region": r["region"], "kind": m[r["region"]].get("kind") or "organ",
-                             "predicted_Gy": float(r["mean_dose_Gy"]),
-                             "measured_Gy": float(m[r["region"]]["mean_dose_Gy"])})
+        m = {r["region"]: (r, d) for r in read_doses_csv(meas) if (d := reported_dose(r, source=str(meas))) is not None}
+        for r in read_doses_csv(pred):
+            p = reported_dose(r, source=str(pred))
+            if r["region"] in m and p is not None:
+                row, d = m[r["region"]]
+                rows.append({"patient": pid, "region": r["region"], "kind": row.get("kind") or "organ",
+                             "predicted_Gy": p, "measured_Gy": d, "measured_method": row.get("dose_method", "")})
     return rows
 
 

@@ -141,10 +141,13 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
     for n in notes:
         sec.paragraph(n)
     present = {k for r in rows for k, v in r.items() if v is not None}
-    cols = [c for c in ("region", "kind", "method", "volume_mL", "mass_g", "mean_dose_Gy", "mean_dose_pv_corrected_Gy",
-                        "median_dose_Gy", "min_dose_Gy", "max_dose_Gy", "d2_Gy", "d50_Gy", "d98_Gy",
-                        "dose_per_activity_Gy_per_GBq", "bed_Gy", "eqd2_Gy", "flags") if c in present]
-    sec.table(rows, cols, caption="Absorbed dose per region (Gy); D_x = minimum dose to the hottest x % of the volume")
+    cols = [c for c in ("region", "kind", "dose_Gy", "dose_method", "dose_per_activity_Gy_per_GBq",
+                        "dose_rel_uncertainty", "dose_ci95_low_Gy", "dose_ci95_high_Gy", "volume_mL", "mass_g",
+                        "map_mean_dose_Gy", "median_dose_Gy", "d2_Gy", "d98_Gy", "bed_Gy", "eqd2_Gy", "flags")
+            if c in present]
+    sec.table(rows, cols, caption="Absorbed dose per region: dose_Gy is the reported dose (method in dose_method); "
+              "map_mean_dose_Gy and the D_x (minimum dose to the hottest x % of the volume) are of the voxel dose "
+              "map, which keeps the partial-volume loss of the SPECT")
     if dvh_png:
         sec.figure(dvh_png, "Cumulative dose-volume histograms")
 
@@ -152,14 +155,18 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
 def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequence[RegionDose],
                        report: Report | None = None, cycle: int | None = None,
                        injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
+                       reported: Mapping[str, tuple[float, str]] | None = None,
+                       rel_uncertainty: Mapping[str, float] | None = None,
+                       ci95_Gy: Mapping[str, tuple[float | None, float | None]] | None = None,
+                       flags: Mapping[str, str] | None = None,
                        region_values: Mapping[str, Mapping[str, float]] | None = None,
                        notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write the dose outputs of one run into a results folder.
 
     Writes ``dose_Gy.nii.gz``, ``doses.csv`` (regions, then ``extra_rows`` such as the red marrow),
     ``dvh.png``, ``dvh.csv`` and, with ``report``, its ``dose`` section (the caller writes the page).
-    ``region_values`` maps a column (``bed_Gy``, ``eqd2_Gy``, or one of its own such as
-    ``mean_dose_pv_corrected_Gy``) to region → value, filled in by other stages.
+    ``reported``, ``rel_uncertainty``, ``ci95_Gy`` and ``flags`` are passed to :func:`dose_rows`;
+    ``region_values`` maps a further column (``bed_Gy``, ``eqd2_Gy``) to region → value.
 
     Returns
     -------
@@ -167,7 +174,8 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         File name → path written.
     """
     out = Path(folder)
-    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq)
+    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, reported=reported,
+                     rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags)
     for column, by_region in (region_values or {}).items():
         for row in rows:
             if row["region"] in by_region:

@@ -361,7 +361,7 @@ def red_marrow_cross_dose(dose_Gy: sitk.Image | np.ndarray, tia_map: sitk.Image 
     cross = mean_d - local
     flags = ""
     if cross < 0:
-        flags = f"cross-dose estimate {cross:.4g} Gy < 0 (electron escape in the kernel); set to 0"
+        flags = "cross_dose_negative_set_to_zero"  # electron escape in the kernel from a small hot region
         cross = 0.0
     return RedMarrowCrossDose(tuple(r.name for r in leaves), mean_d, local, cross, flags)
 
@@ -393,10 +393,11 @@ def red_marrow_row(result: RedMarrowDose, *, cycle: int | None = None,
     row = dict.fromkeys(DOSES_COLUMNS)
     flags = [] if result.cross is None else ([result.cross.flags] if result.cross.flags else [])
     if result.cross is None and result.cross_dose_Gy == 0:
-        flags.append("self-dose only (no cross-dose)")
-    row.update(region="red_marrow", kind="organ", cycle=cycle,
-               method=f"red_marrow_{result.self_dose.method}", mass_g=result.self_dose.red_marrow_mass_g,
-               mean_dose_Gy=result.total_dose_Gy, flags="; ".join(flags),
+        flags.append("self_dose_only")
+    method = {"blood_based": "red_marrow_blood", "image_based": "red_marrow_l2l4"}.get(
+        result.self_dose.method, f"red_marrow_{result.self_dose.method}")
+    row.update(region="red_marrow", kind="organ", cycle=cycle, dose_Gy=result.total_dose_Gy, dose_method=method,
+               mass_g=result.self_dose.red_marrow_mass_g, flags=";".join(flags),
                self_dose_Gy=result.self_dose.self_dose_Gy, cross_dose_Gy=result.cross_dose_Gy)
     if injected_activity_Bq is not None:
         row["dose_per_activity_Gy_per_GBq"] = result.total_dose_Gy / (injected_activity_Bq / BQ_PER_GBQ)

@@ -2,11 +2,13 @@
 
 Definitions (every voxel of a region counts with its volume; voxels of one grid are equal):
 
-- ``mean_dose_Gy``: with a density map, by default the mass-weighted mean Σ D_i m_i / Σ m_i
-  (energy / mass, the MIRD mean absorbed dose; the mass convention of :mod:`.density_scaling`);
-  without one, or with ``mass_weighted=False``, the volume-weighted mean Σ D_i / n. Both are kept
-  (``mean_dose_volume_weighted_Gy``, ``mean_dose_mass_weighted_Gy``). The volume-weighted mean of
-  a density-scaled map over-weights low-density voxels (D ∝ 1/ρ), e.g. air at a lesion's edge.
+- ``mean_dose_Gy`` (written to doses.csv as ``map_mean_dose_Gy``; the reported ``dose_Gy`` may be
+  partial-volume corrected, :func:`corrected_doses`): with a density map, by default the
+  mass-weighted mean Σ D_i m_i / Σ m_i (energy / mass, the MIRD mean absorbed dose; the mass
+  convention of :mod:`.density_scaling`); without one, or with ``mass_weighted=False``, the
+  volume-weighted mean Σ D_i / n. Both are kept (``mean_dose_volume_weighted_Gy``,
+  ``mean_dose_mass_weighted_Gy``). The volume-weighted mean of a density-scaled map over-weights
+  low-density voxels (D ∝ 1/ρ), e.g. air at a lesion's edge.
 - ``median_dose_Gy``: the median of the voxel doses (mean of the two middle values for an even
   count), as :func:`numpy.median`.
 - **D_x** (``d2_Gy``, ``d50_Gy``, ``d98_Gy``): the minimum dose to the hottest x % of the volume.
@@ -45,7 +47,8 @@ from .grid import as_voxels, check_same_grid, voxel_volume_mL_of
 
 __all__ = [
     "RegionDose", "RegionDoseRateIntegral", "region_dose_statistics", "dose_at_volume_percent",
-    "cumulative_dvh", "dose_rows", "dose_rate_route_rows", "dvh_chart_columns", "dvh_rows", "plot_dvh_png",
+    "cumulative_dvh", "dose_rows", "corrected_doses", "map_dose_method",
+    "dose_rate_route_rows", "dvh_chart_columns", "dvh_rows", "plot_dvh_png",
     "region_dose_from_dose_rates", "DEFAULT_DVH_LEVELS",
 ]
 
@@ -435,12 +438,54 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
 
 
 # --- tables and plots -------------------------------------------------------------------------
+def map_dose_method(method: str) -> str:
+    """``dose_method`` of an uncorrected dose-map mean: ``kernel`` (convolution) or ``led``."""
+    return {"convolution": "kernel", "": "kernel"}.get(method, method)
+
+
+def corrected_doses(stats: Sequence[RegionDose], corrected_tia_Bq_h: Mapping[str, float],
+                    map_tia_Bq_h: Mapping[str, float], *, correction: str) -> dict[str, tuple[float, str]]:
+    """Partial-volume-corrected region doses: the dose-map mean × corrected TIA / TIA in the map.
+
+    The region's mean dose per TIA held by the voxel map (its S-value from the map, cross-dose
+    included) applied to the TIA fitted to the partial-volume-corrected TAC.
+
+    Parameters
+    ----------
+    stats : sequence of RegionDose
+    corrected_tia_Bq_h : mapping region → Bq·h
+        TIA of the corrected, fitted TAC (fits.csv).
+    map_tia_Bq_h : mapping region → Bq·h
+        TIA the voxel map holds in the region, on the grid of the statistics.
+    correction : str
+        Name of the correction (``gtm``, ``recovery``): dose_method ``<map method>+<correction>-pvc``.
+
+    Returns
+    -------
+    dict
+        region → (dose_Gy, dose_method), for regions with both TIAs > 0.
+    """
+    out = {}
+    for s in stats:
+        fit, in_map = corrected_tia_Bq_h.get(s.region), map_tia_Bq_h.get(s.region, 0.0)
+        if fit is not None and math.isfinite(fit) and fit > 0 and in_map > 0:
+            out[s.region] = (s.mean_dose_Gy * fit / in_map, f"{map_dose_method(s.method)}+{correction}-pvc")
+    return out
+
+
 def dose_rows(stats: Sequence[RegionDose], *, cycle: int | None = None,
               injected_activity_Bq: float | None = None,
-              rel_uncertainty: Mapping[str, float] | None = None, bed_Gy: Mapping[str, float] | None = None,
-              eqd2_Gy: Mapping[str, float] | None = None,
+              reported: Mapping[str, tuple[float, str]] | None = None,
+              rel_uncertainty: Mapping[str, float] | None = None,
+              ci95_Gy: Mapping[str, tuple[float | None, float | None]] | None = None,
+              bed_Gy: Mapping[str, float] | None = None, eqd2_Gy: Mapping[str, float] | None = None,
               flags: Mapping[str, str] | None = None) -> list[dict]:
     """Rows for ``doses.csv`` with the columns of :data:`LuDosimetryLib.results.DOSES_COLUMNS`.
+
+    ``dose_Gy`` is the reported dose: ``reported[region]`` when given (e.g. from
+    :func:`corrected_doses`), else the dose-map mean (``dose_method`` ``kernel`` or ``led``).
+    ``map_mean_dose_Gy`` is always the dose-map mean; ``dose_per_activity_Gy_per_GBq`` is
+    ``dose_Gy`` / activity.
 
     Parameters
     ----------
@@ -448,48 +493,68 @@ def dose_rows(stats: Sequence[RegionDose], *, cycle: int | None = None,
     cycle : int, optional
         Treatment cycle number.
     injected_activity_Bq : float, optional
-        Net injected activity (Bq): fills ``dose_per_activity_Gy_per_GBq`` = mean / activity.
-    rel_uncertainty, bed_Gy, eqd2_Gy, flags : mapping region → value, optional
-        Filled in by other stages (kinetics uncertainty, radiobiology).
+        Net injected activity (Bq): fills ``dose_per_activity_Gy_per_GBq``.
+    reported : mapping region → (dose_Gy, dose_method), optional
+    rel_uncertainty : mapping region → float, optional
+        Relative standard uncertainty (k = 1) of dose_Gy.
+    ci95_Gy : mapping region → (low, high), optional
+        95 % interval of dose_Gy (Gy); a high of None is unbounded: written empty, flag ``ci_unbounded``.
+    bed_Gy, eqd2_Gy : mapping region → Gy, optional
+        From dose_Gy (radiobiology).
+    flags : mapping region → str, optional
+        Words joined by ``;``.
 
     Returns
     -------
     list of dict
         One row per region; absent values are None (written empty).
     """
-    if injected_activity_Bq is not None and not (math.isfinite(injected_activity_Bq) and injected_activity_Bq > 0):
-        raise InputError(f"must be finite and > 0 Bq, got {injected_activity_Bq!r}", source="injected_activity_Bq")
+    per_gbq = _per_gbq_divisor(injected_activity_Bq)
     rows = []
     for s in stats:
+        dose, method = (reported or {}).get(s.region, (s.mean_dose_Gy, map_dose_method(s.method)))
         row = dict.fromkeys(DOSES_COLUMNS)
-        row.update(region=s.region, kind=s.kind, cycle=cycle, method=s.method, volume_mL=s.volume_mL,
-                   mass_g=s.mass_g, mean_dose_Gy=s.mean_dose_Gy, median_dose_Gy=s.median_dose_Gy,
-                   min_dose_Gy=s.min_dose_Gy, max_dose_Gy=s.max_dose_Gy, d2_Gy=s.d2_Gy, d50_Gy=s.d50_Gy,
-                   d98_Gy=s.d98_Gy)
-        if injected_activity_Bq is not None:
-            row["dose_per_activity_Gy_per_GBq"] = s.mean_dose_Gy / (injected_activity_Bq / BQ_PER_GBQ)
-        for col, src in (("mean_dose_rel_uncertainty", rel_uncertainty), ("bed_Gy", bed_Gy),
-                         ("eqd2_Gy", eqd2_Gy), ("flags", flags)):
+        row.update(region=s.region, kind=s.kind, cycle=cycle, dose_Gy=dose, dose_method=method,
+                   volume_mL=s.volume_mL, mass_g=s.mass_g, map_mean_dose_Gy=s.mean_dose_Gy,
+                   median_dose_Gy=s.median_dose_Gy, min_dose_Gy=s.min_dose_Gy, max_dose_Gy=s.max_dose_Gy,
+                   d2_Gy=s.d2_Gy, d50_Gy=s.d50_Gy, d98_Gy=s.d98_Gy)
+        if per_gbq is not None:
+            row["dose_per_activity_Gy_per_GBq"] = dose / per_gbq
+        words = [w for w in ((flags or {}).get(s.region) or "").split(";") if w]
+        for col, src in (("dose_rel_uncertainty", rel_uncertainty), ("bed_Gy", bed_Gy), ("eqd2_Gy", eqd2_Gy)):
             if src is not None and s.region in src:
                 row[col] = src[s.region]
-        if row["flags"] is None:
-            row["flags"] = ""
+        if ci95_Gy is not None and s.region in ci95_Gy:
+            low, high = ci95_Gy[s.region]
+            row["dose_ci95_low_Gy"] = low
+            if high is None or not math.isfinite(high):
+                words.append("ci_unbounded")
+            else:
+                row["dose_ci95_high_Gy"] = high
+        row["flags"] = ";".join(dict.fromkeys(words))
         rows.append(row)
     return rows
 
 
+def _per_gbq_divisor(injected_activity_Bq: float | None) -> float | None:
+    if injected_activity_Bq is None:
+        return None
+    if not (math.isfinite(injected_activity_Bq) and injected_activity_Bq > 0):
+        raise InputError(f"must be finite and > 0 Bq, got {injected_activity_Bq!r}", source="injected_activity_Bq")
+    return injected_activity_Bq / BQ_PER_GBQ
+
+
 def dose_rate_route_rows(results: Sequence[RegionDoseRateIntegral], *, cycle: int | None = None,
                          injected_activity_Bq: float | None = None) -> list[dict]:
-    """``doses.csv`` rows for route (b): mean dose only (no voxel statistics), method ``dose_rate_integral``."""
-    if injected_activity_Bq is not None and not (math.isfinite(injected_activity_Bq) and injected_activity_Bq > 0):
-        raise InputError(f"must be finite and > 0 Bq, got {injected_activity_Bq!r}", source="injected_activity_Bq")
+    """``doses.csv`` rows for route (b): dose only (no voxel statistics), dose_method ``dose_rate_integral``."""
+    per_gbq = _per_gbq_divisor(injected_activity_Bq)
     rows = []
     for res in results:
         row = dict.fromkeys(DOSES_COLUMNS)
-        row.update(region=res.region, kind=res.kind, cycle=cycle, method="dose_rate_integral",
-                   volume_mL=res.volume_mL, mass_g=res.mass_g, mean_dose_Gy=res.dose_Gy, flags="")
-        if injected_activity_Bq is not None:
-            row["dose_per_activity_Gy_per_GBq"] = res.dose_Gy / (injected_activity_Bq / BQ_PER_GBQ)
+        row.update(region=res.region, kind=res.kind, cycle=cycle, dose_Gy=res.dose_Gy,
+                   dose_method="dose_rate_integral", volume_mL=res.volume_mL, mass_g=res.mass_g, flags="")
+        if per_gbq is not None:
+            row["dose_per_activity_Gy_per_GBq"] = res.dose_Gy / per_gbq
         rows.append(row)
     return rows
 

@@ -38,6 +38,7 @@ def kernel_metadata(kernel: Kernel) -> dict:
         "includes_photons": kernel.includes_photons,
         "radius_mm": kernel.radius_mm,
         "method": kernel.method,
+        "electron_energy": kernel.electron_energy,
         "source": kernel.source,
     }
 

@@ -29,13 +29,17 @@ from .geometry import octant_offsets, pair_radial_weights, triangle_cubature
 from .photons import photon_radial
 
 __all__ = ["Kernel", "dose_kernel", "kernel_from_model", "photon_octant", "VOXEL_SIZE_RANGE_MM",
-           "DEFAULT_RADIUS_MM", "TISSUES"]
+           "DEFAULT_RADIUS_MM", "TISSUES", "ELECTRON_ENERGIES"]
 
 #: Voxel edges (mm) the method is valid for, per axis (tables: 2.21–9.28 mm; leave-one-out tested).
 VOXEL_SIZE_RANGE_MM = (2.0, 10.0)
 #: Default kernel radius (mm) with photons; without photons the kernel ends where electrons do.
 DEFAULT_RADIUS_MM = 150.0
 TISSUES = ("soft", "bone")
+#: Electron energy per decay of a kernel: ``icrp107`` (default: the ICRP-107 decay data, 147.9 keV
+#: for 177Lu) or ``table`` (the energy the published S-value tables hold, as fitted: for comparisons
+#: with software that uses those tables). docs/kernels.md.
+ELECTRON_ENERGIES = ("icrp107", "table")
 _MAX_RADIUS_MM = 600.0
 _NEAR = 1  # offsets with every |index| ≤ _NEAR use the radial (singularity-safe) integration
 _MID = 3  # offsets with every |index| ≤ _MID (and not near) use a high-order cubature
@@ -82,6 +86,7 @@ class Kernel:
     source: str
     density_g_per_mL: float = 1.04
     radius_mm: float = 0.0
+    electron_energy: str = "icrp107"
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -91,7 +96,7 @@ class Kernel:
     def key(self) -> tuple:
         """Hashable identity of the kernel (for caches of its spectrum)."""
         return (self.voxel_size_mm, self.nuclide, self.tissue, self.includes_photons, self.radius_mm,
-                self.values_Gy_per_Bq_h.shape, self.method)
+                self.values_Gy_per_Bq_h.shape, self.method, self.electron_energy)
 
 
 def _check_voxel_size(voxel_size_mm) -> tuple[float, float, float]:
@@ -197,18 +202,26 @@ def kernel_from_model(voxel_size_mm, model: ElectronModel, *, nuclide: str = "Lu
     octant[_octant_distance(h, n) > radius + 1e-9] = 0.0
     values = gy_per_decay_to_gy_per_bq_h(_mirror(octant)).astype(np.float32)
     values.setflags(write=False)
-    return Kernel(values, tuple(float(v) for v in h_xyz), nuc.name, model.tissue, bool(photons),
-                  METHOD if photons else METHOD_ELECTRONS, SOURCE,
-                  photon_attenuation(model.tissue).density_g_per_mL, radius)
+    table_energy = electron_energy_J is not None and electron_energy_J == model.energy_J
+    method = METHOD if photons else METHOD_ELECTRONS
+    if electron_energy_J is not None:
+        method = method.replace("renormalised to the ICRP-107 electron energy",
+                                "keeping the tables' own electron energy" if table_energy
+                                else f"renormalised to {electron_energy_J:.6g} J per decay")
+    return Kernel(values, tuple(float(v) for v in h_xyz), nuc.name, model.tissue, bool(photons), method, SOURCE,
+                  photon_attenuation(model.tissue).density_g_per_mL, radius,
+                  "table" if table_energy else "icrp107" if electron_energy_J is None else "custom")
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_kernel(h, nuclide, tissue, photons, radius_mm):
-    return kernel_from_model(h, fit_electron_model(tissue), nuclide=nuclide, photons=photons, radius_mm=radius_mm)
+def _cached_kernel(h, nuclide, tissue, photons, radius_mm, electron_energy="icrp107"):
+    model = fit_electron_model(tissue)
+    return kernel_from_model(h, model, nuclide=nuclide, photons=photons, radius_mm=radius_mm,
+                             electron_energy_J=model.energy_J if electron_energy == "table" else None)
 
 
 def dose_kernel(voxel_size_mm: tuple[float, float, float], *, nuclide: str = "Lu-177", tissue: str = "soft",
-                photons: bool = True, radius_mm: float | None = None) -> Kernel:
+                photons: bool = True, radius_mm: float | None = None, electron_energy: str = "icrp107") -> Kernel:
     """Dose voxel kernel for any voxel size, cubic or not (cached).
 
     Parameters
@@ -224,6 +237,9 @@ def dose_kernel(voxel_size_mm: tuple[float, float, float], *, nuclide: str = "Lu
     radius_mm : float, optional
         Offsets farther than this are zero. Default ``DEFAULT_RADIUS_MM`` with photons, the
         electrons' reach without.
+    electron_energy : {"icrp107", "table"}
+        Electron energy per decay of the kernel: ICRP-107 (default) or the energy the published
+        tables hold (:data:`ELECTRON_ENERGIES`, docs/kernels.md).
 
     Returns
     -------
@@ -252,4 +268,7 @@ def dose_kernel(voxel_size_mm: tuple[float, float, float], *, nuclide: str = "Lu
             raise InputError(f"radius {radius_mm!r} mm must be between the largest voxel edge ({max(h):g} mm) and "
                              f"{_MAX_RADIUS_MM:g} mm", source="radius_mm")
         radius_mm = round(r, 6)
-    return _cached_kernel(h, name, tissue, bool(photons), radius_mm)
+    if electron_energy not in ELECTRON_ENERGIES:
+        raise InputError(f"must be one of {', '.join(ELECTRON_ENERGIES)}, got {electron_energy!r}",
+                         source="electron_energy")
+    return _cached_kernel(h, name, tissue, bool(photons), radius_mm, electron_energy)

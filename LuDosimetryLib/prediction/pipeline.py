@@ -299,7 +299,8 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
     from ..report import Report
 
     a = therapy_activity_GBq if therapy_activity_GBq is not None else result.params.therapy_activity_GBq
-    dose_rows = prediction_dose_rows(result.predictions, therapy_activity_GBq=a, cycle=cycle)
+    dose_rows = prediction_dose_rows(result.predictions, therapy_activity_GBq=a, cycle=cycle,
+                                     lesion_dose_model=result.params.lesion_dose_model)
     fit_rows = prediction_fit_rows(result.predictions, therapy_activity_GBq=a, cycle=cycle)
     tac_rows = [{"region": b.region, "kind": b.kind, "time_h": float(t), "frame_source": s,
                  "biological_fraction_per_mL": float(f), "volume_mL": b.volume_mL}
@@ -315,7 +316,8 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
                   f"λ(177Lu); population table: {result.population.origin}. Parameters are in run.json.")
     sec.table([{"region": r["region"], "kind": r["kind"],
                 "dose_per_activity_Gy_per_GBq": r["dose_per_activity_Gy_per_GBq"],
-                "mean_dose_Gy": r["mean_dose_Gy"], "tia_per_activity_h": r["tia_per_activity_h"], "flags": r["flags"]}
+                "dose_Gy": r["dose_Gy"], "dose_method": r["dose_method"],
+                "tia_per_activity_h": r["tia_per_activity_h"], "flags": r["flags"]}
                for r in dose_rows], caption="Predicted absorbed doses")
     skipped = [f.region for f in result.fov.values() if f.uses == "none"]
     if skipped:
@@ -335,7 +337,7 @@ def write_prediction(result: PatientPrediction, out: str | Path, *, record: RunR
                                                    "biological_fraction_per_mL", "volume_mL"))
         write_csv(tmp / "pet_fov.csv", fov_rows, ("region", "volume_mL", "dynamic_fov_fraction",
                                                    "static_fov_fraction", "uses"))
-        outputs = {"doses.csv": "predicted doses (method pet_prediction)", "fits.csv": "predicted 177Lu TIA",
+        outputs = {"doses.csv": "predicted doses (prediction_model pet_prediction)", "fits.csv": "predicted 177Lu TIA",
                    "pet_tac.csv": "biological 68Ga uptake per region and frame",
                    "pet_fov.csv": "field-of-view fractions and what each region used"}
         if result.lesion_rows:

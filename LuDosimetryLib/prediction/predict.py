@@ -28,7 +28,8 @@ from .uptake import fit_uptake_rate, lu177_curve
 __all__ = ["RegionPrediction", "predict_regions", "prediction_dose_rows", "prediction_fit_rows",
            "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "METHOD", "aggregate_groups"]
 
-#: ``method`` column of doses.csv.
+#: ``prediction_model`` column of prediction/doses.csv (``dose_method`` is the S-value
+#: used: see :func:`prediction_dose_rows`).
 METHOD = "pet_prediction"
 
 
@@ -227,19 +228,21 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
 
 
 def prediction_dose_rows(predictions: Sequence[RegionPrediction], *, therapy_activity_GBq: float | None = None,
-                         cycle: int = 1) -> list[dict]:
-    """doses.csv rows (DOSES_COLUMNS + prediction columns), method ``pet_prediction``.
+                         cycle: int = 1, lesion_dose_model: str = "sphere") -> list[dict]:
+    """doses.csv rows (DOSES_COLUMNS + prediction columns), ``prediction_model`` ``pet_prediction``.
 
-    ``mean_dose_Gy`` is for ``therapy_activity_GBq`` (empty without it);
-    ``dose_per_activity_Gy_per_GBq`` always.
+    ``dose_Gy`` is for ``therapy_activity_GBq`` (empty without it); ``dose_per_activity_Gy_per_GBq``
+    always. ``dose_method``: ``led`` for organs (:func:`organ_s_value_Gy_per_Bq_h`), and
+    ``lesion_dose_model`` (``sphere`` or ``led``, :func:`lesion_s_value_Gy_per_Bq_h`) for lesions.
     """
     rows = []
     for r in predictions:
         d = r.dose_Gy_per_GBq
-        rows.append({"region": r.region, "kind": r.kind, "cycle": cycle, "method": METHOD, "volume_mL": r.volume_mL,
-                     "mass_g": r.mass_g,
-                     "mean_dose_Gy": None if therapy_activity_GBq is None else d * therapy_activity_GBq,
-                     "dose_per_activity_Gy_per_GBq": d, "flags": ";".join(r.flags),
+        rows.append({"region": r.region, "kind": r.kind, "cycle": cycle,
+                     "dose_Gy": None if therapy_activity_GBq is None else d * therapy_activity_GBq,
+                     "dose_method": lesion_dose_model if r.kind == "lesion" else "led",
+                     "dose_per_activity_Gy_per_GBq": d, "volume_mL": r.volume_mL, "mass_g": r.mass_g,
+                     "flags": ";".join(r.flags), "prediction_model": METHOD,
                      "dose_as_seen_by_spect_Gy_per_GBq": d * r.spect_recovery,
                      "tia_per_activity_h": r.tia_Bq_h_per_GBq / BQ_PER_GBQ})
     return rows

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -33,6 +34,14 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--no-default-browser-check")
 #: A4 paper (inches).
 A4_IN = (8.27, 11.69)
+
+
+# copies above 9 first (a copy landing on 3 or 4 would keep close-on-exec), then onto 3 and 4
+_LAUNCHER = ("import fcntl, os, sys\n"
+             "r = fcntl.fcntl(int(sys.argv[1]), fcntl.F_DUPFD, 10)\n"
+             "w = fcntl.fcntl(int(sys.argv[2]), fcntl.F_DUPFD, 10)\n"
+             "os.dup2(r, 3)\nos.dup2(w, 4)\nos.set_inheritable(3, True)\nos.set_inheritable(4, True)\n"
+             "os.execv(sys.argv[3], sys.argv[3:])\n")
 
 
 class BrowserError(InputError):
@@ -91,15 +100,13 @@ class Browser:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
 
-        def fds() -> None:  # in the child: the protocol's pipes on descriptors 3 and 4
-            a, b = os.dup(to_child_r), os.dup(from_child_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        args = [self.executable, *CHROMIUM_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
+        # the protocol's pipes must be the browser's descriptors 3 and 4: a small Python launcher puts
+        # them there and execs the browser (no preexec_fn: safe in threaded processes, any fd numbers)
+        args = [sys.executable, "-c", _LAUNCHER, str(to_child_r), str(from_child_w), self.executable,
+                *CHROMIUM_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
                 f"--window-size={self.width},{self.height}", "about:blank"]
         try:
-            self._proc = subprocess.Popen(args, preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL,
+            self._proc = subprocess.Popen(args, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError as exc:
             raise BrowserError(f"cannot start {self.executable}: {exc.strerror}", source="--pdf") from None

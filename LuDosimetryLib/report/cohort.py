@@ -18,8 +18,7 @@ from pathlib import Path
 from .. import __version__
 from ..concordance.table import region_group
 from ..errors import InputError
-from ..results import atomic_write_text, read_csv
-from .data import read_reported_doses
+from ..results import atomic_write_text, read_csv, read_doses_csv
 from .flags import ACTION_FLAGS, flag_sentence, split_flags
 from .html import Cell, esc, figure_html, flags_html, fmt_pm, fmt_sig, num, page_html, table_html
 from .regions import oar_regions
@@ -33,9 +32,9 @@ def _read_patients(folder: Path) -> tuple[list[dict], dict[str, list[dict]], dic
     for row in status:
         pdir = folder / "patients" / row["patient"]
         if row.get("status") in ("done", "skipped") and (pdir / "doses.csv").is_file():
-            doses[row["patient"]] = read_reported_doses(pdir / "doses.csv")
+            doses[row["patient"]] = read_doses_csv(pdir / "doses.csv")
             if (pdir / "prediction" / "doses.csv").is_file():
-                predicted[row["patient"]] = read_reported_doses(pdir / "prediction" / "doses.csv")
+                predicted[row["patient"]] = read_doses_csv(pdir / "prediction" / "doses.csv")
     return status, doses, predicted
 
 
@@ -104,7 +103,7 @@ def _summary(status, doses, predicted) -> str:
     return (warn + '<section id="summary"><h2>Summary</h2>'
             f"<p>{len(status)} patients: {len(done)} with results, {len(failed)} failed; "
             f"{len(predicted)} with a PET prediction.</p>"
-            + table_html(header, rows, table_id="cohort-patients",
+            + table_html(header, rows, table_id="cohort-patients", css="wide",
                          caption="Reported dose (dose_Gy, Gy) per patient; bilateral organs left / right.")
             + table_html(["Organ", "Regions", "Dose, median (range) (Gy)", "Gy/GBq, median (range)"], per_organ,
                          table_id="cohort-organs", caption="Across the cohort's patients.")
@@ -117,7 +116,26 @@ def _median(v: Sequence[float]) -> float:
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2]) if n else math.nan
 
 
-def _concordance(stats_dir: Path) -> str:
+#: Concordance groups shown in the body (organs at risk and lesions), in this order.
+MAIN_GROUPS = ("kidney", "parotid", "submandibular", "lacrimal", "red_marrow", "liver", "spleen", "lesion")
+
+
+def _ci(est: float, lo: float, hi: float) -> str:
+    inner = f" ({fmt_sig(lo)} – {fmt_sig(hi)})" if math.isfinite(lo) and math.isfinite(hi) else ""
+    return fmt_sig(est) + inner
+
+
+def _concordance_table(srows, table_id: str, caption: str) -> str:
+    rows = [[Cell(esc(r["group"])), Cell(esc(r.get("n", "")), True), Cell(esc(r.get("n_patients", "")), True),
+             Cell(esc(_ci(num(r.get("ccc")), num(r.get("ccc_ci95_low")), num(r.get("ccc_ci95_high")))), True),
+             Cell(esc(_ci(num(r.get("ba_bias_Gy")), num(r.get("ba_loa_low_Gy")), num(r.get("ba_loa_high_Gy")))), True),
+             Cell(esc(_ci(num(r.get("ratio_geometric_mean")), num(r.get("ratio_loa_low")),
+                          num(r.get("ratio_loa_high")))), True)] for r in srows]
+    return table_html(["Group", "Pairs", "Patients", "CCC (95 % CI)", "Bias, predicted − measured (LoA) (Gy)",
+                       "Ratio measured/predicted, geometric mean (LoA)"], rows, table_id=table_id, caption=caption)
+
+
+def _concordance(stats_dir: Path) -> tuple[str, str]:
     from .figures import concordance_png, forest_png
 
     table = stats_dir / "concordance_table.csv"
@@ -125,7 +143,7 @@ def _concordance(stats_dir: Path) -> str:
     if not table.is_file() or not summary.is_file():
         return ('<section class="page" id="concordance"><h2>Concordance of predicted and measured doses</h2>'
                 "<p>No concordance analysis: fewer than 3 patients have both a PET prediction and measured doses."
-                "</p></section>")
+                "</p></section>"), ""
     pairs = read_csv(table)
     srows = [r for r in read_csv(summary) if r.get("scope", "cohort") == "cohort"]
     groups: dict[str, list[tuple[float, float]]] = {}
@@ -134,31 +152,27 @@ def _concordance(stats_dir: Path) -> str:
             (num(r["predicted_Gy"]), num(r["measured_Gy"])))
     limits = {r["group"]: (num(r.get("ratio_geometric_mean")), num(r.get("ratio_loa_low")),
                            num(r.get("ratio_loa_high"))) for r in srows}
-    shown = {g: v for g, v in groups.items() if len(v) >= 2}
-    rows = [[Cell(esc(r["group"])), Cell(esc(r.get("n", "")), True), Cell(esc(r.get("n_patients", "")), True),
-             Cell(esc(f"{fmt_sig(num(r.get('ccc')))} ({fmt_sig(num(r.get('ccc_ci95_low')))} – "
-                      f"{fmt_sig(num(r.get('ccc_ci95_high')))})"), True),
-             Cell(esc(f"{fmt_sig(num(r.get('ba_bias_Gy')))} ({fmt_sig(num(r.get('ba_loa_low_Gy')))} – "
-                      f"{fmt_sig(num(r.get('ba_loa_high_Gy')))})"), True),
-             Cell(esc(f"{fmt_sig(num(r.get('ratio_geometric_mean')))} ({fmt_sig(num(r.get('ratio_loa_low')))} – "
-                      f"{fmt_sig(num(r.get('ratio_loa_high')))})"), True)] for r in srows]
+    shown = {g: groups[g] for g in MAIN_GROUPS if len(groups.get(g, ())) >= 2}
+    main_rows = [r for g in MAIN_GROUPS for r in srows if r["group"] == g]
+    other_rows = [r for r in srows if r["group"] not in MAIN_GROUPS]
     parts = ['<section class="page" id="concordance"><h2>Concordance of predicted and measured doses</h2>',
-             table_html(["Group", "Pairs", "Patients", "CCC (95 % CI)", "Bias, predicted − measured (LoA) (Gy)",
-                         "Ratio, geometric mean (LoA)"], rows, table_id="concordance-table",
-                        caption="From statistics/concordance.csv. LoA: 95 % limits of agreement.")]
+             _concordance_table(main_rows, "concordance-table",
+                                "Organs at risk and lesions, from statistics/concordance.csv. LoA: 95 % limits of "
+                                "agreement; other regions in the appendix.")]
     if shown:
         parts.append(figure_html(concordance_png(shown, limits=limits),
                                  "Per organ: measured against predicted dose with the identity line, and the "
                                  "Bland–Altman plot of the ratio measured/predicted with its geometric-mean bias and "
                                  "95 % limits of agreement.", fig_id="concordance-figure"))
     ratios = patient_ratio_rows(pairs)
+    other = _concordance_table(other_rows, "concordance-other", "Other regions.") if other_rows else ""
     if ratios:
         parts.append(figure_html(forest_png(ratios, title="Per-patient ratio measured / predicted (organs)",
                                             xlabel="ratio (log scale); bar: 95 % CI over the patient's organs"),
                                  "Forest plot: for each patient the geometric mean over its organs of the ratio of "
                                  "measured to predicted dose.", fig_id="forest-figure"))
     parts.append("</section>")
-    return "".join(parts)
+    return "".join(parts), other
 
 
 def _response(stats_dir: Path) -> str:
@@ -190,7 +204,7 @@ def _response(stats_dir: Path) -> str:
     return "".join(parts)
 
 
-def _appendix(doses, status) -> str:
+def _appendix(doses, status, other_concordance: str = "") -> str:
     header = ["Patient", "Region", "Kind", "Dose ± u (k=1)", "Gy/GBq", "Method", "Flags"]
     rows = []
     flags: dict[str, None] = {}
@@ -214,6 +228,7 @@ def _appendix(doses, status) -> str:
             + "<h3>A.2 Every flag, in words</h3>"
             + (f'<dl class="dict" id="flag-dictionary">{items}</dl>' if items else "<p>No flags.</p>")
             + "<h3>A.3 Runs</h3>" + table_html(["Patient", "Status", "Seconds", "Error"], runs, table_id="runs")
+            + ("<h3>A.4 Concordance of the other regions</h3>" + other_concordance if other_concordance else "")
             + "</section>")
 
 
@@ -234,8 +249,9 @@ def build_cohort_report(folder: str | Path, *, generated: str | None = None) -> 
               "per organ (Lin's CCC, Bland–Altman on differences and on ratios); the forest plot shows each "
               "patient's geometric-mean ratio over its organs. Response relates whole-body tumour dose to PSA "
               "response (statistics/).</p></div></header>")
-    body = [header, _summary(status, doses, predicted), _concordance(stats_dir), _response(stats_dir),
-            _appendix(doses, status),
+    concordance, other = _concordance(stats_dir)
+    body = [header, _summary(status, doses, predicted), concordance, _response(stats_dir),
+            _appendix(doses, status, other),
             f"<footer>LuDosimetry {esc(__version__)} — cohort {esc(f.name)}; generated {esc(generated)}.</footer>"]
     return page_html(f"Cohort dosimetry report — {f.name}", "\n".join(body))
 

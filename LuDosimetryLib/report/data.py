@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..results import read_csv
-from .html import num
+from ..results import read_csv, read_doses_csv
 
 __all__ = ["PatientResults", "load_patient_results", "report_facts", "write_report_anatomy", "REFERENCE_CT_NAME",
-           "LABELS_NAME", "LABEL_TABLE_NAME",
-           "read_reported_doses"]
+           "LABELS_NAME", "LABEL_TABLE_NAME"]
 
 #: Reference CT (HU) and label map written beside the dose by the pipeline, so a report can be
 #: rendered again from the results folder alone.
@@ -28,33 +26,6 @@ REFERENCE_CT_NAME = "ct_HU.nii.gz"
 LABELS_NAME = "labels.nii.gz"
 LABEL_TABLE_NAME = "labels.csv"
 
-
-
-def read_reported_doses(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a ``doses.csv`` with the reported-dose columns (``dose_Gy``, ``dose_method`` …).
-
-    Transitional, until the reported-dose convention (issue 15) is on main: a file with only the
-    old columns is read with them renamed (``dose_Gy`` = the partial-volume-corrected mean where
-    present, else the map mean; ``map_mean_dose_Gy`` = the map mean). A file with neither is
-    refused by name.
-    """
-    p = Path(path)
-    rows = read_csv(p)
-    header = list(rows[0]) if rows else []
-    if rows and "dose_Gy" not in header:
-        if "mean_dose_Gy" not in header:
-            raise InputError("no dose_Gy column; expected the doses.csv of `ludosimetry run`", source=str(p))
-        for r in rows:
-            pv = r.pop("mean_dose_pv_corrected_Gy", "") or ""
-            r["map_mean_dose_Gy"] = r.pop("mean_dose_Gy", "")
-            r["dose_Gy"] = pv or r["map_mean_dose_Gy"]
-            method = r.pop("method", "")
-            r["dose_method"] = ("kernel+gtm-pvc" if pv else "kernel") if method == "convolution" else method
-            r["dose_rel_uncertainty"] = r.pop("mean_dose_rel_uncertainty", "")
-            d, a = num(r["dose_Gy"]), num(r.get("dose_per_activity_Gy_per_GBq"))
-            if pv and math.isfinite(a) and math.isfinite(num(r["map_mean_dose_Gy"])) and num(r["map_mean_dose_Gy"]):
-                r["dose_per_activity_Gy_per_GBq"] = repr(a * d / num(r["map_mean_dose_Gy"]))
-    return rows
 
 
 @dataclass
@@ -187,7 +158,7 @@ def load_patient_results(folder: str | Path, *, ct=None, segmentation=None, ledg
         if not (f / name).is_file():
             raise InputError(f"no {name}: expected the results folder of `ludosimetry run`", source=str(f))
     run = _read_json(f / "run.json")
-    res = PatientResults(folder=f, doses=read_reported_doses(f / "doses.csv"),
+    res = PatientResults(folder=f, doses=read_doses_csv(f / "doses.csv"),
                          fits=read_csv(f / "fits.csv") if (f / "fits.csv").is_file() else [],
                          tac=read_csv(f / "tac.csv") if (f / "tac.csv").is_file() else [],
                          dvh=_read_dvh(f / "dvh.csv"), run=run)
@@ -215,8 +186,7 @@ def load_patient_results(folder: str | Path, *, ct=None, segmentation=None, ledg
         res.ledger, res.ledger_source = read_ledger(ledger_path), str(ledger_path)
     pred = f / "prediction" / "doses.csv"
     if pred.is_file():
-        rows = read_csv(pred)
-        res.prediction = rows if rows and "dose_Gy" in rows[0] else []
+        res.prediction = read_doses_csv(pred)
     return res
 
 
@@ -246,7 +216,10 @@ def report_facts(cycle, calibration: str | None) -> dict[str, Any]:
     if sens is None:
         sens = next((b.provenance.get("sensitivity_cps_per_MBq") for tp in cycle.timepoints for b in tp.beds
                      if b.provenance.get("sensitivity_cps_per_MBq")), None)
-    entry = str(sens).rsplit("(", 1)[-1].rstrip(")") if sens and "(" in str(sens) else (str(sens) if sens else "")
+    import re
+
+    m = re.search(r"\((\d{4}-\d{2}-\d{2}), ([^()]*)", str(sens or ""))
+    entry = f"entry of {m.group(1)} ({m.group(2).strip()})" if m else (str(sens) if sens else "")
     calib = ", ".join(x for x in (Path(calibration).name if calibration else "", entry) if x) or "none recorded"
     return {"nuclide": admin.nuclide, "ligand": admin.ligand,
             "injection_datetime": admin.injection_datetime.isoformat(), "timepoints": tps, "calibration": calib}

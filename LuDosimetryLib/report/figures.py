@@ -268,7 +268,10 @@ def dvh_panel_png(dvh: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         ax.set_xlabel("absorbed dose (Gy)", fontsize=7.5)
         ax.set_ylabel("volume ≥ dose (%)", fontsize=7.5)
         ax.set_ylim(0, 102)
-        ax.set_xlim(left=0)
+        # up to the dose that 0.5 % of a region's volume exceeds: a hot voxel does not squeeze the plot
+        tops = [next((d for d, v in zip(*dvh[r]) if v < 0.5), dvh[r][0][-1] if dvh[r][0] else 0.0)
+                for r in regions if r in dvh]
+        ax.set_xlim(0, 1.05 * max(tops) if tops and max(tops) > 0 else None)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=6.3, frameon=False, ncol=2 if len(regions) > 6 else 1)
@@ -285,12 +288,16 @@ def concordance_png(groups: Mapping[str, Sequence[tuple[float, float]]], *,
     ``limits`` (group → geometric-mean ratio, lower and upper limit) gives those lines as computed
     by :mod:`LuDosimetryLib.concordance`; otherwise they are computed here.
     """
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
     n = max(len(groups), 1)
-    fig = blank_figure(width_in, 2.5 * n + 0.3, dpi=110)
+    per_row = 2 if n > 1 else 1
+    nrow = math.ceil(n / per_row)
+    fig = blank_figure(width_in, 2.15 * nrow + 0.3, dpi=110)
     for i, (title, pairs) in enumerate(groups.items()):
         p = np.array([x for x, _ in pairs], float)
         m = np.array([y for _, y in pairs], float)
-        ax = fig.add_subplot(n, 2, 2 * i + 1)
+        ax = fig.add_subplot(nrow, 2 * per_row, 2 * i + 1)
         ax.plot(p, m, "o", ms=4, color="C0")
         hi = float(np.nanmax(np.r_[p, m])) * 1.1 if p.size else 1.0
         ax.plot([0, hi], [0, hi], "-", color="0.4", lw=0.8, label="identity")
@@ -298,11 +305,11 @@ def concordance_png(groups: Mapping[str, Sequence[tuple[float, float]]], *,
         ax.set_ylim(0, hi)
         ax.set_xlabel("predicted (Gy)", fontsize=7.5)
         ax.set_ylabel("measured (Gy)", fontsize=7.5)
-        ax.set_title(f"{title}: measured vs predicted (n = {p.size})", fontsize=8.5)
+        ax.set_title(f"{title}: measured vs predicted (n = {p.size})", fontsize=7.5)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=6.5, frameon=False)
-        ax2 = fig.add_subplot(n, 2, 2 * i + 2)
+        ax2 = fig.add_subplot(nrow, 2 * per_row, 2 * i + 2)
         ok = (p > 0) & (m > 0)
         r = np.log(m[ok] / p[ok])
         mean = (p[ok] + m[ok]) / 2
@@ -322,9 +329,11 @@ def concordance_png(groups: Mapping[str, Sequence[tuple[float, float]]], *,
                 ax2.axhline(math.exp(val), color="0.3", ls=ls, lw=0.8, label=lab)
         ax2.axhline(1.0, color="0.7", lw=0.6)
         ax2.set_yscale("log")
+        ax2.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+        ax2.yaxis.set_minor_formatter(NullFormatter())
         ax2.set_xlabel("mean of predicted and measured (Gy)", fontsize=7.5)
         ax2.set_ylabel("measured / predicted", fontsize=7.5)
-        ax2.set_title(f"{title}: Bland–Altman (ratio)", fontsize=8.5)
+        ax2.set_title(f"{title}: Bland–Altman (ratio)", fontsize=7.5)
         ax2.tick_params(labelsize=7)
         ax2.grid(True, alpha=0.25)
         ax2.legend(fontsize=6.3, frameon=False)
@@ -345,7 +354,11 @@ def forest_png(rows: Sequence[tuple[str, float, float, float]], *, title: str, x
     ax.axvline(1.0, color="0.4", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels([r[0] for r in rows], fontsize=7)
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel, fontsize=7.5)
     ax.set_title(title, fontsize=8.5)
     ax.tick_params(axis="x", labelsize=7)

@@ -75,8 +75,12 @@ def fmt_pm(value: float, rel_uncertainty: float, unit: str = "", sig: int = 3) -
         return f"{fmt_sig(value, sig)} ± unbounded {unit}".strip()
     u = abs(value) * rel_uncertainty
     v = fmt_sig(value, sig)
-    decimals = len(v.split(".")[1]) if "." in v and "e" not in v else 0
-    ut = f"{u:.{decimals}f}" if "e" not in v else f"{u:.{sig - 1}e}"
+    if "e" in v:
+        return f"{v} ± {u:.{sig - 1}e} {unit}".strip()
+    # the uncertainty is rounded where the value is: 411000 ± 232000, 3.52 ± 0.41
+    mag = math.floor(math.log10(abs(float(v)))) if float(v) else 0
+    digits = sig - 1 - mag
+    ut = f"{round(u, digits):.{max(digits, 0)}f}"
     return f"{v} ± {ut} {unit}".strip()
 
 
@@ -187,12 +191,12 @@ footer{margin-top:16px;font-size:.8rem;color:var(--muted);border-top:1px solid v
 html{font-size:8.6pt}body{max-width:none;padding:0}
 header.report{grid-template-columns:minmax(0,1fr)}dl.facts{grid-template-columns:max-content minmax(0,1fr)
 max-content minmax(0,1fr)}
-.overview{grid-template-columns:minmax(0,1.6fr) minmax(0,1fr)}
 section.page{break-before:page}
 h2,h3{break-after:avoid}
 table{break-inside:auto}tr,figure,img,dl.dict div{break-inside:avoid}thead{display:table-header-group}
-.keep{break-inside:avoid}
-table.wide{font-size:6.6pt}table.wide th,table.wide td{padding:1px 2px}table.wide td.num{white-space:normal}
+.keep,table:not(.wide),section#prediction{break-inside:avoid}
+.overview{grid-template-columns:minmax(0,1fr)}.overview figure img{max-width:62%}
+table.wide{font-size:6.8pt}table.wide th,table.wide td{padding:1px 2px}
 table.wide .flag{font-size:6pt}
 .scale label{display:none}
 }

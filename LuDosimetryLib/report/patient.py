@@ -75,10 +75,15 @@ def _dose_cells(row: Mapping[str, str]) -> list[Cell]:
 
 
 # --- header ---------------------------------------------------------------------------------
+def _tp_label(label: object) -> str:
+    text = str(label)
+    return f"tp{text}" if text.isdigit() else text
+
+
 def _timepoints(res: PatientResults) -> str:
     tps = res.ingest.get("timepoints")
     if tps:
-        return "; ".join(f"{esc(t.get('label', ''))} {fmt_sig(float(t['time_h']), 3)} h"
+        return "; ".join(f"{esc(_tp_label(t.get('label', '')))} {fmt_sig(float(t['time_h']), 3)} h"
                          + (f" ({esc(str(t.get('acquisition_start', ''))[:16].replace('T', ' '))})"
                             if t.get("acquisition_start") else "") for t in tps)
     hours = res.ingest.get("timepoints_h") or []
@@ -324,28 +329,55 @@ def _kinetics_section(res: PatientResults, groups, lesions, *, log_scale: bool) 
     return "".join(parts)
 
 
+def _prediction_section(res: PatientResults, oar_flat: Sequence[str], lesions: Sequence[str]) -> str:
+    """Predicted (pre-therapy PET) beside measured doses of the organs at risk and lesions."""
+    if not res.prediction:
+        return ""
+    pred = {r["region"]: r for r in res.prediction}
+    rows = []
+    for region in [*oar_flat, *lesions]:
+        p, m = pred.get(region), res.dose_row(region)
+        if p is None or m is None:
+            continue
+        dp, dm = _f(p, "dose_Gy"), _f(m, "dose_Gy")
+        rows.append((region, [Cell(esc(display_name(region))), Cell(esc(fmt_value(dp, "Gy")), True),
+                              Cell(esc(fmt_value(dm, "Gy")), True),
+                              Cell(esc(fmt_sig(dm / dp) if dp > 0 and math.isfinite(dm) else "—"), True),
+                              Cell(flags_html(p.get("flags")))]))
+    if not rows:
+        return ""
+    return ('<section id="prediction"><h2>Pre-therapy PET prediction</h2>'
+            + _table_with_regions(["Region", "Predicted (PET)", "Measured (this cycle)", "Measured / predicted",
+                                   "Prediction flags"], rows, table_id="prediction-table",
+                                  caption="Predicted 177Lu dose from the 68Ga-PSMA PET (prediction/doses.csv) and the "
+                                          "reported dose of this cycle.")
+            + "</section>")
+
+
 # --- appendix -------------------------------------------------------------------------------
 def _appendix_regions(res: PatientResults) -> str:
     header = ["Region", "Kind", "Method", "Volume (mL)", "Mass (g)", "Dose ± u (k=1)", "95 % interval", "Gy/GBq",
-              "Map mean / median (Gy)", "Min – max (Gy)", "D98 / D50 / D2 (Gy)", "BED / EQD2 (Gy)", "Flags"]
-    rows = []
+              "BED / EQD2 (Gy)", "Flags"]
+    rows, stats = [], []
     for row in res.doses:
         region = row.get("region", "")
         rows.append((region, [
-            Cell(esc(region)), Cell(esc(row.get("kind", ""))),
-            Cell(esc(row.get("dose_method", "")), css="small"),
+            Cell(esc(region)), Cell(esc(row.get("kind", ""))), Cell(esc(row.get("dose_method", "")), css="small"),
             Cell(esc(fmt_sig(_f(row, "volume_mL"))), True), Cell(esc(fmt_sig(_f(row, "mass_g"))), True),
             *_dose_cells(row),
-            Cell(esc(f"{fmt_sig(_f(row, 'map_mean_dose_Gy'))} / {fmt_sig(_f(row, 'median_dose_Gy'))}"), True),
-            Cell(esc(f"{fmt_sig(_f(row, 'min_dose_Gy'))} – {fmt_sig(_f(row, 'max_dose_Gy'))}"), True),
-            Cell(esc(" / ".join(fmt_sig(_f(row, k)) for k in ("d98_Gy", "d50_Gy", "d2_Gy"))), True),
             Cell(esc(f"{fmt_sig(_f(row, 'bed_Gy'))} / {fmt_sig(_f(row, 'eqd2_Gy'))}"), True),
             Cell(flags_html(row.get("flags")))]))
+        stats.append((region, [Cell(esc(region))] + [Cell(esc(fmt_sig(_f(row, k))), True) for k in (
+            "map_mean_dose_Gy", "median_dose_Gy", "min_dose_Gy", "max_dose_Gy", "d98_Gy", "d50_Gy", "d2_Gy")]))
     return ("<h3>A.1 Every region (doses.csv)</h3>"
             + _table_with_regions(header, rows, table_id="all-regions", css="wide",
-                                  caption="All regions of the label map, in doses.csv's order. Map mean, median, "
-                                          "min, max and D_x are of the voxel dose map (they keep the SPECT's "
-                                          "partial-volume loss)."))
+                                  caption="All regions of the label map, in doses.csv's order: the reported dose "
+                                          "and what derives from it.")
+            + _table_with_regions(["Region", "Map mean (Gy)", "Median (Gy)", "Min (Gy)", "Max (Gy)", "D98 (Gy)",
+                                   "D50 (Gy)", "D2 (Gy)"], stats, table_id="map-statistics", css="wide",
+                                  caption="Statistics of the voxel dose map in each region (they keep the SPECT's "
+                                          "partial-volume loss; the reported dose corrects it where dose_method says "
+                                          "pvc)."))
 
 
 def _appendix_fits(res: PatientResults, groups_all) -> str:
@@ -474,7 +506,8 @@ def build_patient_report(res: PatientResults, *, limits: Mapping[str, OrganLimit
             + "</section>",
             '<section id="lesions"><h2>Lesions</h2>' + _lesion_table(res, lesions) + "</section>",
             f'<section class="page" id="images"><h2>Dose images</h2>{images_html}</section>',
-            _kinetics_section(res, groups, lesions, log_scale=log_scale)]
+            _kinetics_section(res, groups, lesions, log_scale=log_scale),
+            _prediction_section(res, oar_flat, lesions)]
     for title, html_block in extra_sections:
         body.append(f'<section class="page"><h2>{esc(title)}</h2>{html_block}</section>')
     body.append('<section class="page appendix" id="appendix"><h2>Appendix</h2>'

@@ -32,7 +32,7 @@ def _cohort(tmp_path: Path, n: int = 4, bad: tuple[str, ...] = ()) -> Path:
 
 
 def _doses(out: Path) -> dict[str, float]:
-    return {p.name: float(read_csv(p / "doses.csv")[0]["mean_dose_Gy"]) for p in sorted((out / "patients").iterdir())
+    return {p.name: float(read_csv(p / "doses.csv")[0]["dose_Gy"]) for p in sorted((out / "patients").iterdir())
             if not p.name.startswith(".")}
 
 

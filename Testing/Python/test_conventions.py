@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -109,10 +110,10 @@ def test_label_table_round_trip_and_errors():
 
 
 def test_results_files_are_written_whole(tmp_path):
-    p = write_csv(tmp_path / "doses.csv", [{"region": "liver", "mean_dose_Gy": 1.25, "extra": float("nan")}],
-                  ["region", "mean_dose_Gy"])
+    p = write_csv(tmp_path / "doses.csv", [{"region": "liver", "dose_Gy": 1.25, "extra": float("nan")}],
+                  ["region", "dose_Gy"])
     rows = read_csv(p)
-    assert rows == [{"region": "liver", "mean_dose_Gy": "1.25", "extra": ""}]
+    assert rows == [{"region": "liver", "dose_Gy": "1.25", "extra": ""}]
     assert [f.name for f in tmp_path.iterdir()] == ["doses.csv"]  # no temporary left behind
 
     out = tmp_path / "res"
@@ -125,7 +126,7 @@ def test_results_files_are_written_whole(tmp_path):
         rec.warn("no scatter correction", stage="ingest", source="tp1")
         rec.write(tmp)
         Report("Patient X").section("dose", "Absorbed dose").paragraph("a < b").table(
-            [{"region": "liver", "mean_dose_Gy": 1.0}]).figure("dvh.png", "DVH")
+            [{"region": "liver", "dose_Gy": 1.0}]).figure("dvh.png", "DVH")
         Report("x").write(tmp / "report.html")
     doc = json.loads((out / "run.json").read_text())
     assert doc["warnings"][0]["message"] == "no scatter correction" and "numpy" in doc["versions"]
@@ -140,3 +141,39 @@ def test_report_escapes_text_and_orders_sections():
     page = r.render()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert page.index('id="ingest"') < page.index('id="dose"')
+
+
+def test_doses_csv_reader_refuses_the_old_column_names_and_names_the_new_ones(tmp_path):
+    from LuDosimetryLib.results import DOSES_COLUMNS, read_doses_csv, reported_dose
+
+    new = write_csv(tmp_path / "doses.csv", [{"region": "kidney_left", "dose_Gy": 4.5, "dose_method": "kernel+gtm-pvc"},
+                                             {"region": "liver", "dose_Gy": None}], DOSES_COLUMNS)
+    rows = read_doses_csv(new)
+    assert reported_dose(rows[0]) == 4.5 and reported_dose(rows[1]) is None
+    for old, named in (("mean_dose_Gy", "map_mean_dose_Gy"), ("mean_dose_pv_corrected_Gy", "kernel+gtm-pvc"),
+                       ("mean_dose_rel_uncertainty", "dose_rel_uncertainty"), ("method", "dose_method")):
+        p = write_csv(tmp_path / f"{old}.csv", [{"region": "kidney_left", "dose_Gy": 1.0, old: 1.0}], ["region"])
+        with pytest.raises(InputError, match=f"old doses.csv columns .{old}..*{re.escape(named)}"):
+            read_doses_csv(p)
+    with pytest.raises(InputError, match=r"no column.*dose_Gy"):
+        read_doses_csv(write_csv(tmp_path / "bare.csv", [{"region": "x", "map_mean_dose_Gy": 1.0}], ["region"]))
+    with pytest.raises(InputError, match="not a finite dose"):
+        reported_dose({"region": "x", "dose_Gy": "nan"})
+
+
+def test_each_distinct_warning_is_recorded_and_printed_once(caplog):
+    import logging
+
+    from LuDosimetryLib.results import OnceFilter
+
+    rec = RunRecord("ludosimetry test")
+    with caplog.at_level(logging.WARNING, logger="LuDosimetryLib.results"):
+        for _ in range(3):
+            rec.warn("kidney alpha_beta_Gy = 2.6 Gy is 'unverified'", stage="radiobiology", source="kidney")
+        rec.warn("kidney alpha_beta_Gy = 2.6 Gy is 'unverified'", stage="radiobiology", source="parotid")
+    assert [w["source"] for w in rec.warnings] == ["kidney", "parotid"]
+    assert len(caplog.records) == 2
+    once = OnceFilter()
+    msgs = [logging.LogRecord("x", logging.WARNING, "f", 1, m, None, None) for m in ("a", "a", "b")]
+    assert [once.filter(m) for m in msgs] == [True, False, True]
+    assert once.filter(logging.LogRecord("x", logging.INFO, "f", 1, "a", None, None))

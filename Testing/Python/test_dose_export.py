@@ -54,15 +54,26 @@ def test_results_folder_files_and_report_section(tmp_path):
     img, arr, limg = dose_image()
     stats = region_dose_statistics(img, limg, TABLE, method="kernel")
     report = Report("patient 001")
-    extra = [{"region": "red_marrow", "kind": "organ", "method": "red_marrow_blood_based", "mean_dose_Gy": 0.4}]
+    extra = [{"region": "red_marrow", "kind": "organ", "dose_method": "red_marrow_blood", "dose_Gy": 0.4}]
+    corrected = float(arr[3:, :2, :2].mean()) * 1.25  # lesion_1: a partial-volume-corrected reported dose
     files = write_dose_results(tmp_path, dose_Gy=img, stats=stats, report=report, cycle=1,
-                               injected_activity_Bq=7.4e9, extra_rows=extra, notes=["Kernel convolution."])
+                               injected_activity_Bq=7.4e9, extra_rows=extra, notes=["Kernel convolution."],
+                               reported={"lesion_1": (corrected, "kernel+gtm-pvc")}, rel_uncertainty={"lesion_1": 0.1},
+                               ci95_Gy={"lesion_1": (0.8 * corrected, None)})
     assert set(files) == {"dose_Gy.nii.gz", "doses.csv", "dvh.png", "dvh.csv"}
     rows = read_csv(tmp_path / "doses.csv")
     assert tuple(rows[0])[:len(DOSES_COLUMNS)] == DOSES_COLUMNS
     assert [r["region"] for r in rows] == ["kidney_left", "lesion_1", "red_marrow"]
-    assert float(rows[0]["mean_dose_Gy"]) == pytest.approx(float(arr[:2].mean()), rel=1e-6)
+    assert float(rows[0]["dose_Gy"]) == pytest.approx(float(arr[:2].mean()), rel=1e-6)
+    assert rows[0]["map_mean_dose_Gy"] == rows[0]["dose_Gy"] and rows[0]["dose_method"] == "kernel"
     assert float(rows[0]["dose_per_activity_Gy_per_GBq"]) == pytest.approx(float(arr[:2].mean()) / 7.4, rel=1e-6)
+    # the reported dose drives the per-GBq value; the map mean keeps its own column
+    les = rows[1]
+    assert les["dose_method"] == "kernel+gtm-pvc" and float(les["dose_Gy"]) == pytest.approx(corrected, rel=1e-12)
+    assert float(les["map_mean_dose_Gy"]) == pytest.approx(float(arr[3:, :2, :2].mean()), rel=1e-6)
+    assert float(les["dose_per_activity_Gy_per_GBq"]) == pytest.approx(corrected / 7.4, rel=1e-12)
+    assert les["dose_rel_uncertainty"] == "0.1" and les["dose_ci95_high_Gy"] == "" and les["flags"] == "ci_unbounded"
+    assert rows[2]["dose_method"] == "red_marrow_blood"
     dvh = read_csv(tmp_path / "dvh.csv")
     assert {r["region"] for r in dvh} == {"kidney_left", "lesion_1"}
     page = report.render()

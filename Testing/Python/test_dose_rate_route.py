@@ -56,7 +56,7 @@ def test_exact_biexponential_dose_rate_gives_analytic_integral():
     assert out["kidney_left"].volume_mL == pytest.approx(72 * 0.11)  # 2 x 6 x 6 voxels
     rows = dose_rate_route_rows(list(out.values()), cycle=2, injected_activity_Bq=7.4e9)
     liver = next(r for r in rows if r["region"] == "liver")
-    assert liver["method"] == "dose_rate_integral" and liver["cycle"] == 2
+    assert liver["dose_method"] == "dose_rate_integral" and liver["cycle"] == 2
     assert liver["dose_per_activity_Gy_per_GBq"] == pytest.approx(liver_scale * analytic / 7.4, rel=1e-6)
     assert tuple(liver) == DOSES_COLUMNS
 

@@ -111,10 +111,11 @@ def test_cross_dose_subtracts_local_electron_deposition():
     assert total.total_dose_Gy == pytest.approx(total.self_dose.self_dose_Gy + 0.5)
     row = red_marrow_row(total, cycle=1, injected_activity_Bq=7.4e9)
     assert tuple(row)[:len(DOSES_COLUMNS)] == DOSES_COLUMNS
-    assert row["region"] == "red_marrow" and row["method"] == "red_marrow_blood_based"
+    assert row["region"] == "red_marrow" and row["dose_method"] == "red_marrow_blood"
+    assert row["dose_Gy"] == pytest.approx(total.total_dose_Gy)
     # a dose map lower than local deposition: negative estimate is set to 0 and flagged
     low = red_marrow_cross_dose(0.5 * led, tia, lab, TABLE, map_quantity="tia_Bq_h_per_voxel", voxel_volume_mL=v)
-    assert low.cross_dose_Gy == 0.0 and "set to 0" in low.flags
+    assert low.cross_dose_Gy == 0.0 and low.flags == "cross_dose_negative_set_to_zero"
 
 
 # --- missing or bad inputs --------------------------------------------------------------------

@@ -134,7 +134,8 @@ def test_dose_rows_have_doses_columns_and_dose_per_activity():
     rows = dose_rows(stats, cycle=1, injected_activity_Bq=7.4e9, bed_Gy={"ramp": 60.0})
     assert all(tuple(r) == DOSES_COLUMNS for r in rows)
     ramp = rows[0]
-    assert ramp["region"] == "ramp" and ramp["cycle"] == 1 and ramp["method"] == "kernel"
+    assert ramp["region"] == "ramp" and ramp["cycle"] == 1 and ramp["dose_method"] == "kernel"
+    assert ramp["dose_Gy"] == ramp["map_mean_dose_Gy"] == pytest.approx(49.5)
     assert ramp["dose_per_activity_Gy_per_GBq"] == pytest.approx(49.5 / 7.4)
     assert ramp["bed_Gy"] == 60.0 and rows[1]["bed_Gy"] is None
 

@@ -218,3 +218,23 @@ def test_unknown_tissue_and_nuclide_without_tables_are_refused():
 def test_sphere_volume_must_be_positive():
     with pytest.raises(InputError, match="volume_mL: sphere volume must be a positive"):
         sphere_s_value(-1.0)
+
+
+@pytest.mark.parametrize("size", [3.0, 4.8, 6.0])
+def test_table_energy_kernel_reproduces_the_published_tables_and_icrp107_sits_above_them(size):
+    """``electron_energy="table"`` (``--kernel-energy table``) keeps the tables' own electron energy:
+    its S(0,0,0) and face neighbours match the published Lanconelli 2012 values; the default
+    ICRP-107 kernel is higher in the source voxel by about the energy ratio 147.9/138.2."""
+    table = voxel_s_value_table(size, tissue="soft").s_values_mGy_per_MBq_s
+    own = dose_kernel((size, size, size), electron_energy="table")
+    icrp = dose_kernel((size, size, size))
+    rel = _octant_mGy_per_MBq_s(own) / table - 1.0
+    assert abs(rel[0, 0, 0]) < 0.01, f"S(0,0,0) off by {rel[0, 0, 0]:+.3%}"
+    for face in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+        assert abs(rel[face]) < 0.05, f"S{face} off by {rel[face]:+.3%}"
+    ratio = _octant_mGy_per_MBq_s(icrp)[0, 0, 0] / table[0, 0, 0]
+    assert 1.04 < ratio < 1.08  # ≈ 147.92/138.2 on the electron-dominated source voxel
+    assert own.electron_energy == "table" and icrp.electron_energy == "icrp107"
+    assert "tables' own electron energy" in own.method and "ICRP-107 electron energy" in icrp.method
+    with pytest.raises(InputError, match="electron_energy"):
+        dose_kernel((size, size, size), electron_energy="mcnp")

@@ -64,7 +64,7 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
     assert list(next(iter(rows.values())))[: len(DOSES_COLUMNS)] == list(DOSES_COLUMNS)
     truth = p.truth["cycles"][0]
     for name in ("liver", "kidney_left", "parotid_left", "lesion_node_1"):
-        assert float(rows[name]["mean_dose_Gy"]) == pytest.approx(truth["dose_Gy"][name], rel=0.05), name
+        assert float(rows[name]["dose_Gy"]) == pytest.approx(truth["dose_Gy"][name], rel=0.05), name
     run = json.loads((out / "run.json").read_text())
     prm = run["parameters"]["prediction"]
     for key in ("ligand_uptake_ratio", "tumour_sink_factor", "peptide_amount_ug", "pet_to_therapy_interval_h",

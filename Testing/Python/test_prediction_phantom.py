@@ -135,9 +135,10 @@ def test_region_outside_both_fields_of_view_is_skipped_with_a_warning(patients, 
     out = write_prediction(res, tmp_path / "pred", record=rec, therapy_activity_GBq=7.4)
     rows = read_csv(out / "doses.csv")
     assert list(rows[0])[: len(DOSES_COLUMNS)] == list(DOSES_COLUMNS)
-    assert all(r["method"] == "pet_prediction" for r in rows)
+    assert all(r["prediction_model"] == "pet_prediction" for r in rows)
+    assert {r["dose_method"] for r in rows if r["kind"] == "organ"} == {"led"}
     kid = next(r for r in rows if r["region"] == "kidney_left")
-    assert float(kid["mean_dose_Gy"]) == pytest.approx(7.4 * float(kid["dose_per_activity_Gy_per_GBq"]))
+    assert float(kid["dose_Gy"]) == pytest.approx(7.4 * float(kid["dose_per_activity_Gy_per_GBq"]))
     import json
 
     run = json.loads((out / "run.json").read_text())

@@ -37,7 +37,8 @@ def test_flags_are_read_from_the_convention_and_from_legacy_list_text():
     (3.52, 0.1165, "3.52 ± 0.41 Gy"),
     (0.388, 0.12, "0.388 ± 0.047 Gy"),
     (54.6, 0.121, "54.6 ± 6.6 Gy"),
-    (1234.5, 0.1, "1230 ± 123 Gy"),
+    (1234.5, 0.1, "1230 ± 120 Gy"),
+    (411487.4, 0.565, "411000 ± 232000 Gy"),
 ])
 def test_value_plus_minus_uncertainty_share_their_decimals(value, rel, text):
     assert fmt_pm(value, rel, "Gy") == text
@@ -88,3 +89,19 @@ def test_unbounded_interval_is_written_unbounded_and_flags_are_words(tmp_path):
         text = re.sub(r"<[^>]+>", "", cell)
         for x in re.findall(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?", text):
             assert float(x) <= 1e6, cell
+
+
+def test_extension_screenshot_and_icon_urls_point_at_files_in_the_repository():
+    repo = LIB.parent
+    text = (repo / "CMakeLists.txt").read_text(encoding="utf-8")
+    urls = []
+    for key in ("EXTENSION_SCREENSHOTURLS", "EXTENSION_ICONURL"):
+        m = re.search(rf'set\({key} "([^"]+)"\)', text)
+        assert m, key
+        urls += m.group(1).split()
+    assert len(urls) >= 3
+    for url in urls:
+        path = url.split("/main/", 1)[1]
+        assert (repo / path).is_file(), f"{url}: no {path} in the repository"
+        if "Screenshots" in path:
+            assert (repo / path).stat().st_size > 20_000, f"{path} is not a real screenshot"

@@ -116,15 +116,15 @@ def test_transform_node_maps_moving_points_onto_fixed_as_slicer_expects(slicer):
 def test_rows_become_a_table_with_units_and_back(slicer):
     from LuDosimetrySlicerLib import nodes
 
-    rows = [{"region": "kidney_left", "mean_dose_Gy": 3.5}, {"region": "liver", "mean_dose_Gy": None}]
-    table = nodes.rows_to_table(rows, name="doses", units={"mean_dose_Gy": "Gy"}, titles={"mean_dose_Gy": "Mean dose"})
-    assert table.GetNumberOfRows() == 2 and table.GetColumnUnitLabel("mean_dose_Gy") == "Gy"
+    rows = [{"region": "kidney_left", "dose_Gy": 3.5}, {"region": "liver", "dose_Gy": None}]
+    table = nodes.rows_to_table(rows, name="doses", units={"dose_Gy": "Gy"}, titles={"dose_Gy": "Dose"})
+    assert table.GetNumberOfRows() == 2 and table.GetColumnUnitLabel("dose_Gy") == "Gy"
     back = nodes.table_to_rows(table)
-    assert back[0] == {"region": "kidney_left", "mean_dose_Gy": 3.5} and np.isnan(back[1]["mean_dose_Gy"])
-    chart = nodes.plot_chart(table, [{"x": "region", "y": "mean_dose_Gy", "style": "points"}], name="c",
+    assert back[0] == {"region": "kidney_left", "dose_Gy": 3.5} and np.isnan(back[1]["dose_Gy"])
+    chart = nodes.plot_chart(table, [{"x": "region", "y": "dose_Gy", "style": "points"}], name="c",
                              title="Dose", x_title="region", y_title="Gy")
     series = slicer.mrmlScene.GetNodeByID(chart.GetNthPlotSeriesNodeID(0))
-    assert series.GetTableNodeID() == table.GetID() and series.GetYColumnName() == "mean_dose_Gy"
+    assert series.GetTableNodeID() == table.GetID() and series.GetYColumnName() == "dose_Gy"
 
 
 def test_dose_volume_carries_slicerrt_attributes_and_units(slicer):

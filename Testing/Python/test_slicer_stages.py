@@ -166,9 +166,9 @@ def test_dose_logic_stores_a_slicerrt_dose_volume_statistics_and_dvh(slicer):
     assert sh.IsItemLevel(study, "Study") and sh.GetItemAttribute(study, "DicomRtImport.DoseUnitName") == "Gy"
     assert sh.GetItemName(sh.GetItemParent(study)) == "SYN1"
     stats = out.statistics
-    assert stats.GetColumnUnitLabel("mean_dose_Gy") == "Gy" and stats.GetColumnUnitLabel("volume_mL") == "mL"
+    assert stats.GetColumnUnitLabel("dose_Gy") == "Gy" and stats.GetColumnUnitLabel("volume_mL") == "mL"
     regions = list(slicer.util.arrayFromTableColumn(stats, "region"))
-    mean_table = slicer.util.arrayFromTableColumn(stats, "mean_dose_Gy")[regions.index("kidney_left")]
+    mean_table = slicer.util.arrayFromTableColumn(stats, "map_mean_dose_Gy")[regions.index("kidney_left")]
     dose_arr = slicer.util.arrayFromVolume(dose)  # LED: dose stays in the kidney voxels; the table matches the map
     assert mean_table == pytest.approx(float(dose_arr[kidney].mean()), rel=1e-4)
     tia_arr = slicer.util.arrayFromVolume(out.tia_volume)
@@ -235,8 +235,9 @@ def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer
     assert list(read(dest / "tac.csv")[0])[:len(TAC_COLUMNS)] == list(TAC_COLUMNS)
     assert list(read(dest / "fits.csv")[0])[:len(FITS_COLUMNS)] == list(FITS_COLUMNS)
     assert list(read(dest / "doses.csv")[0]) == list(DOSES_COLUMNS)
-    batch_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(dest / "doses.csv")}
-    run_dose = {r["region"]: float(r["mean_dose_Gy"]) for r in read(tmp_path / "run" / "doses.csv")}
+    batch_dose = {r["region"]: float(r["dose_Gy"]) for r in read(dest / "doses.csv")}
+    run_dose = {r["region"]: float(r["dose_Gy"]) for r in read(tmp_path / "run" / "doses.csv")}
+    assert {r["dose_method"] for r in read(dest / "doses.csv") if r["region"] == "kidney_left"} == {"kernel+gtm-pvc"}
     batch_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(dest / "fits.csv")}
     run_tia = {r["region"]: float(r["tia_Bq_h"]) for r in read(tmp_path / "run" / "fits.csv")}
     assert set(batch_dose) == set(run_dose) and set(batch_tia) == set(run_tia)

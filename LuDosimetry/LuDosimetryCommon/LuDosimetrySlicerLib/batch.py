@@ -60,7 +60,7 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
                             progress=progress)
     first = next(iter(aligned.aligned.values()))
     tac = run_tac(first, nodes.labels, calibration_store=args.calibration_store, progress=progress)
-    dose = run_dose(first, nodes.labels, method=args.method, progress=progress)
+    dose = run_dose(first, nodes.labels, method=args.method, fits=tac.fits, progress=progress)
     record = RunRecord("Slicer batch (LuDosimetry/Scripts/batch.py)", inputs={"patient_folder": str(folder)},
                        parameters={"cycle": args.cycle, "method": args.method,
                                    "refine_kidneys": not args.no_refine_kidneys,
@@ -71,7 +71,8 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     fits, doses = table_to_rows(tac.fit_table), table_to_rows(dose.statistics)
     report.section("tac", "Time-integrated activity").table(fits, ["region", "model", "tia_MBq_h",
                                                                     "tia_rel_uncertainty", "effective_half_life_h"])
-    report.section("dose", "Absorbed dose").table(doses, ["region", "mean_dose_Gy", "median_dose_Gy", "volume_mL"])
+    report.section("dose", "Absorbed dose").table(doses, ["region", "dose_Gy", "dose_method", "map_mean_dose_Gy",
+                                                                "median_dose_Gy", "volume_mL"])
     dest = out / nodes.patient_id
     with atomic_directory(dest, overwrite=args.force) as tmp:
         write_csv(tmp / "tac.csv", table_to_rows(tac.tac_table), TAC_COLUMNS)

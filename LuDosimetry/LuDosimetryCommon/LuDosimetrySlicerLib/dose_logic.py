@@ -63,7 +63,7 @@ class DoseOutputs:
 
 
 def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: bool = True,
-             window_max_Gy: float = 0.0, progress=None) -> DoseOutputs:
+             window_max_Gy: float = 0.0, fits=(), partial_volume: str = "gtm", progress=None) -> DoseOutputs:
     """Absorbed dose of the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
     Parameters
@@ -78,13 +78,19 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         Include the photon part of the kernel (or of the locally deposited energy).
     window_max_Gy : float
         Upper end of the colour window (Gy); 0: the 99.5th percentile of the map.
+    fits : sequence of FitResult
+        The TAC stage's fits (``TacOutputs.fits``): with them the table's ``dose_Gy`` is the
+        partial-volume-corrected dose of ``ludosimetry run`` (:func:`LuDosimetryLib.pipeline.reported_region_doses`);
+        without, the dose-map mean (``dose_method`` ``kernel`` or ``led``).
+    partial_volume : {"gtm", "recovery", "none"}
+        The correction the fits were made with (TAC stage).
     """
     import SimpleITK as sitk
 
     from LuDosimetryLib.density import ct_to_density
     from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns
     from LuDosimetryLib.errors import InputError
-    from LuDosimetryLib.pipeline import PipelineSettings, dose_maps
+    from LuDosimetryLib.pipeline import PipelineSettings, dose_maps, region_tia_from_map, reported_region_doses
     from LuDosimetryLib.results import DOSES_COLUMNS
 
     if method not in DOSE_METHODS:
@@ -108,11 +114,13 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         return lambda f, m: report(lo + (hi - lo) * f, m)
 
     # the library's own stage function, as LuDosimetryLib.pipeline.run_patient calls it
-    maps = dose_maps(timepoints, seg, admin, density_ct,
-                     settings=PipelineSettings(cycle=cycle, dose_method=method, photons=photons),
-                     progress=sub(0.05, 0.9))
+    settings = PipelineSettings(cycle=cycle, dose_method=method, photons=photons, partial_volume=partial_volume)
+    maps = dose_maps(timepoints, seg, admin, density_ct, settings=settings, progress=sub(0.05, 0.9))
     dose_img, stats = maps.dose, list(maps.stats)
-    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq)
+    reported, rel, ci95 = reported_region_doses(stats, list(fits), region_tia_from_map(maps.tia, seg), settings) \
+        if fits else ({}, {}, {})
+    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq, reported=reported,
+                     rel_uncertainty=rel, ci95_Gy=ci95)
     dose = sitk.GetArrayViewFromImage(dose_img)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq),

@@ -149,7 +149,7 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], *, name: str, columns: Sequ
                   node: slicer.vtkMRMLTableNode | None = None) -> slicer.vtkMRMLTableNode:
     """A table node from result rows: numeric columns as double arrays, others as strings.
 
-    Column names are the unit-bearing machine names of the results files (``mean_dose_Gy``);
+    Column names are the unit-bearing machine names of the results files (``dose_Gy``);
     ``units`` and ``titles`` set each column's unit label and display title; without ``units``
     the unit labels come from the column names' suffixes (:func:`column_units`).
     """
@@ -179,7 +179,7 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], *, name: str, columns: Sequ
     return node
 
 
-#: Unit label of a column from its name's suffix (longest suffix first): ``mean_dose_Gy`` → ``Gy``.
+#: Unit label of a column from its name's suffix (longest suffix first): ``dose_Gy`` → ``Gy``.
 _SUFFIX_UNITS = (
     ("_Gy_per_GBq", "Gy/GBq"), ("_Bq_per_mL", "Bq/mL"), ("_MBq_h", "MBq·h"), ("_Bq_h", "Bq·h"), ("_GBq", "GBq"),
     ("_MBq", "MBq"), ("_Bq", "Bq"), ("_Gy", "Gy"), ("_mL", "mL"), ("_mm", "mm"), ("_g", "g"), ("_h", "h"),

@@ -1,0 +1,140 @@
+"""A cohort on a real Dask cluster survives a worker killed mid-patient.
+
+Scheduler and workers are separate processes on loopback (``dask scheduler``/``dask worker``,
+without nanny, so SIGKILL really ends the worker that holds a patient). The test kills the worker
+while it is inside a patient; the scheduler gives that patient to the surviving worker; the run
+completes with every patient whole and finished exactly once, and a rerun skips them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from LuDosimetryLib.cohort.runner import discover_patients, run_cohort
+
+HERE = Path(__file__).resolve().parent
+TOY = "cohort_toy_pipeline:run_patient"
+N_PATIENTS = 20
+
+
+def _cohort(root: Path, n: int) -> Path:
+    for i in range(n):
+        p = root / f"P{i:02d}"
+        p.mkdir(parents=True)
+        (p / "patient.json").write_text(json.dumps({"id": p.name}))
+        (p / "activity.txt").write_text(str(1.0 + i))
+    return root
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    """Scheduler and two nanny-less workers; yields (address, {pid: Popen})."""
+    sched_file = tmp_path / "scheduler.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parents[1])]))
+    bindir = Path(sys.executable).parent
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 120
+        address = None
+        while address is None and time.monotonic() < deadline:
+            try:
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        assert address and address.startswith("tcp://127.0.0.1:")
+        workers = {}
+        for _ in range(2):
+            w = subprocess.Popen([str(bindir / "dask"), "worker", address, "--no-nanny", "--nthreads", "1",
+                                  "--no-dashboard", "--host", "127.0.0.1", "--memory-limit", "1GiB"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(w)
+            workers[w.pid] = w
+        from distributed import Client
+
+        with Client(address, timeout=120) as c:
+            c.wait_for_workers(2, timeout=120)
+            pids = set(c.run(os.getpid).values())
+        assert pids == set(workers), "each worker runs in the process the test started"
+        yield address, workers
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _log(path: Path) -> list[tuple[str, str, int]]:
+    if not path.exists():
+        return []
+    return [(a, b, int(c)) for a, b, c in (line.split() for line in path.read_text().splitlines() if line)]
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_patient_run_completes_once_each(tmp_path, cluster):
+    address, workers = cluster
+    root = _cohort(tmp_path / "cohort", N_PATIENTS)
+    out = tmp_path / "out"
+    log = tmp_path / "log.txt"
+    params = {"delay_s": 0.4, "log": str(log)}
+    result: dict = {}
+
+    def run() -> None:
+        result["summary"] = run_cohort(discover_patients(root), out, scheduler=address, pipeline=TOY,
+                                       parameters=params)
+
+    t = threading.Thread(target=run)
+    t.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:  # a worker inside a patient, after some are done
+        entries = _log(log)
+        finished = {p for kind, p, _ in entries if kind == "finish"}
+        if len(finished) >= 4:
+            inside = [(p, pid) for kind, p, pid in entries if kind == "start" and p not in finished]
+            if inside:
+                victim = inside[-1]
+                os.kill(victim[1], signal.SIGKILL)
+                break
+        time.sleep(0.02)
+    assert victim is not None, "no worker was caught inside a patient"
+    t.join(timeout=120)
+    assert not t.is_alive(), "the cohort run did not complete after a worker was killed"
+    summary = result["summary"]
+    assert workers[victim[1]].wait(timeout=10) == -signal.SIGKILL
+
+    ids = [f"P{i:02d}" for i in range(N_PATIENTS)]
+    assert summary.by_status("done") == ids, summary
+    entries = _log(log)
+    finishes = Counter(p for kind, p, _ in entries if kind == "finish")
+    assert finishes == Counter(ids), "every patient finished exactly once"
+    starts = Counter(p for kind, p, _ in entries if kind == "start")
+    assert starts[victim[0]] == 2  # started on the killed worker, then again on the survivor
+    (survivor,) = set(workers) - {victim[1]}
+    assert [pid for kind, p, pid in entries if kind == "finish" and p == victim[0]] == [survivor]
+    patients = out / "patients"
+    assert sorted(p.name for p in patients.iterdir() if not p.name.startswith(".")) == ids
+    for pid in ids:  # whatever is visible is whole
+        doc = json.loads((patients / pid / "run.json").read_text())
+        assert doc["cohort"]["complete"] is True and doc["cohort"]["patient"] == pid
+        assert (patients / pid / "doses.csv").exists()
+
+    again = run_cohort(discover_patients(root), out, scheduler=address, pipeline=TOY, parameters=params)
+    assert again.by_status("skipped") == ids
+    assert not list(patients.glob(".*")), "the killed worker's hidden partial folder is cleaned by the rerun"
+    assert Counter(p for kind, p, _ in _log(log) if kind == "finish") == finishes  # nothing redone
