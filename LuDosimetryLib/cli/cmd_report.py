@@ -33,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
         html = write_cohort_report(folder, out=args.out)
         footer = f"cohort {folder.name}"
     else:
+        import json
+
         from ..report.patient import write_patient_report
 
         html = write_patient_report(folder, ledger=args.ledger, out=args.out, log_scale=args.log_scale)
-        footer = folder.name
+        ingest = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("stages", {}).get("ingest", {})
+        footer = f"{ingest.get('patient_id', folder.name)} · cycle {ingest.get('cycle', 1)}"
     print(f"report: {html}")
     status = 0
     if args.pdf:

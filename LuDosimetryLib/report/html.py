@@ -195,7 +195,7 @@ section.page{break-before:page}
 h2,h3{break-after:avoid}
 table{break-inside:auto}tr,figure,img,dl.dict div{break-inside:avoid}thead{display:table-header-group}
 .keep,table:not(.wide),section#prediction{break-inside:avoid}
-.overview{grid-template-columns:minmax(0,1fr)}.overview figure img{max-width:62%}
+.overview{grid-template-columns:minmax(0,1fr)}.overview figure img{max-width:55%}
 table.wide{font-size:6.8pt}table.wide th,table.wide td{padding:1px 2px}
 table.wide .flag{font-size:6pt}
 .scale label{display:none}

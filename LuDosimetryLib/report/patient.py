@@ -387,20 +387,20 @@ def _appendix_fits(res: PatientResults, groups_all) -> str:
               "Flags"]
     rows = []
     for f in res.fits:
-        tia, u = _f(f, "tia_Bq_h") / 1e6, _f(f, "tia_rel_uncertainty")
-        lo, hi = _f(f, "tia_ci95_low_Bq_h") / 1e6, _f(f, "tia_ci95_high_Bq_h") / 1e6
+        tia, u = _f(f, "tia_Bq_h") / 1e9, _f(f, "tia_rel_uncertainty")  # GBq·h, beside the GBq administered
+        lo, hi = _f(f, "tia_ci95_low_Bq_h") / 1e9, _f(f, "tia_ci95_high_Bq_h") / 1e9
         if "ci_unbounded" in split_flags(f.get("flags")):
             hi = math.inf
         rows.append((f.get("region", ""), [
             Cell(esc(f.get("region", ""))), Cell(esc(MODEL_WORDS.get(f.get("model", ""), f.get("model", "")))),
-            Cell(esc(f.get("n_points", "")), True), Cell(esc(fmt_pm(tia, u, "MBq·h")), True),
-            Cell(esc(fmt_interval(lo, hi, "MBq·h") if math.isfinite(lo) or math.isinf(hi) else "—"), True),
+            Cell(esc(f.get("n_points", "")), True), Cell(esc(fmt_pm(tia, u, "GBq·h")), True),
+            Cell(esc(fmt_interval(lo, hi, "GBq·h") if math.isfinite(lo) or math.isinf(hi) else "—"), True),
             Cell(esc(fmt_sig(_f(f, "effective_half_life_h"))), True),
             Cell(esc(fmt_percent(_f(f, "tail_fraction"))), True), Cell(esc(f.get("ci_method", "")), css="small"),
             Cell(flags_html(f.get("flags")))]))
     parts = ["<h3>A.2 Every fit (fits.csv)</h3>",
              _table_with_regions(header, rows, table_id="all-fits", css="wide",
-                                 caption="Time-integrated activity of each region from its fitted curve (MBq·h); "
+                                 caption="Time-integrated activity of each region from its fitted curve (GBq·h); "
                                          "Tail: share of the TIA after the last timepoint.")]
     singles = [(r["region"], [r["region"]]) for r in res.fits if any(t["region"] == r["region"] for t in res.tac)]
     if singles:
@@ -454,11 +454,11 @@ def _appendix_truth(res: PatientResults) -> str:
         t, tt = _f(fit, "tia_Bq_h"), float(true_tia.get(region, math.nan))
         rows.append((region, [Cell(esc(region)), Cell(esc(fmt_sig(d)), True), Cell(esc(fmt_sig(td)), True),
                               Cell(esc(fmt_sig(d / td) if td > 0 else "—"), True),
-                              Cell(esc(fmt_sig(t / 1e6)), True), Cell(esc(fmt_sig(tt / 1e6)), True),
+                              Cell(esc(fmt_sig(t / 1e9)), True), Cell(esc(fmt_sig(tt / 1e9)), True),
                               Cell(esc(fmt_sig(t / tt) if tt > 0 else "—"), True)]))
     return ("<h3>A.5 Ground truth (synthetic patient)</h3>"
-            + _table_with_regions(["Region", "Dose (Gy)", "True dose (Gy)", "Ratio", "TIA (MBq·h)",
-                                   "True TIA (MBq·h)", "Ratio"], rows, table_id="truth",
+            + _table_with_regions(["Region", "Dose (Gy)", "True dose (Gy)", "Ratio", "TIA (GBq·h)",
+                                   "True TIA (GBq·h)", "Ratio"], rows, table_id="truth",
                                   caption="True doses: " + str(cyc.get("dose_method", "phantom truth"))
                                           + ". True TIA: the phantom's analytic integral."))
 
@@ -505,9 +505,9 @@ def build_patient_report(res: PatientResults, *, limits: Mapping[str, OrganLimit
             + _oar_table(res, groups, limits) + "</div>" + (f"<div>{key_html}</div>" if key_html else "")
             + "</section>",
             '<section id="lesions"><h2>Lesions</h2>' + _lesion_table(res, lesions) + "</section>",
+            _prediction_section(res, oar_flat, lesions),
             f'<section class="page" id="images"><h2>Dose images</h2>{images_html}</section>',
-            _kinetics_section(res, groups, lesions, log_scale=log_scale),
-            _prediction_section(res, oar_flat, lesions)]
+            _kinetics_section(res, groups, lesions, log_scale=log_scale)]
     for title, html_block in extra_sections:
         body.append(f'<section class="page"><h2>{esc(title)}</h2>{html_block}</section>')
     body.append('<section class="page appendix" id="appendix"><h2>Appendix</h2>'

@@ -105,3 +105,20 @@ def test_extension_screenshot_and_icon_urls_point_at_files_in_the_repository():
         assert (repo / path).is_file(), f"{url}: no {path} in the repository"
         if "Screenshots" in path:
             assert (repo / path).stat().st_size > 20_000, f"{path} is not a real screenshot"
+
+
+def test_cumulative_dose_from_the_ledger_and_percent_of_limit(tmp_path):
+    import datetime as dt
+
+    from LuDosimetryLib.planning.ledger import CumulativeDose, CycleEntry, Ledger
+
+    res = _results(tmp_path, flags="")
+    res.run["stages"]["ingest"]["cycle"] = 2
+    res.ledger = Ledger("P1", cycles=(CycleEntry(1, "standard", dt.date(2026, 1, 5), 7.4e9, "full_protocol",
+                                                 cumulative={"kidney": CumulativeDose(4.0, 0.1, 5.0, 0.1)}),))
+    page = build_patient_report(res)
+    row = re.search(r'<tr data-region="kidney_left">(.*?)</tr>', page).group(1)
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    assert "Cumulative, ledger (Gy)" in page
+    assert "8.40" in cells  # 4.0 Gy of cycle 1 + 4.4 Gy of this cycle
+    assert "37 %" in cells  # of the 23 Gy kidney limit

@@ -209,6 +209,16 @@ def test_report_numbers_equal_doses_csv(rendered):
     lesions = [r for r, v in doses.items() if v["kind"] == "lesion"]
     assert {r for (t, r) in parser.cells if t == "lesion-table"} == set(lesions)
     assert checked >= len(doses) + len(lesions) + 4
+    # no number above 1e6 in any uncertainty or interval cell of the page (doses and TIAs)
+    page = (results / "report.html").read_text(encoding="utf-8")
+    cells = re.findall(r'<td class="num(?: dose| ci)?">(.*?)</td>', page)
+    assert len(cells) > 100
+    for cell in cells:
+        text = re.sub(r"<[^>]+>", "", html.unescape(cell))
+        if "±" in text or "–" in text:
+            for x in re.findall(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?", text):
+                assert float(x) <= 1e6, text
+    assert "['" not in page and "&#x27;]" not in page  # flags are words, never Python list text
 
 
 def test_cohort_report_numbers_equal_the_patients_doses_csv(rendered):
