@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def dose_screenshot(results: Path, out: Path) -> Path:
     from PIL import Image
 
     from LuDosimetryLib.report.data import load_patient_results
-    from LuDosimetryLib.report.figures import DisplayVolumes, display_volumes, dose_slices_png, dvh_panel_png
+    from LuDosimetryLib.report.figures import display_volumes, dose_slices_png, dvh_panel_png
     from LuDosimetryLib.report.regions import oar_regions
 
     res = load_patient_results(results)
@@ -45,7 +46,7 @@ def dose_screenshot(results: Path, out: Path) -> Path:
     vol = display_volumes(res.ct, res.dose, res.labels, res.label_table, [*oar, *lesions])
     kidneys = [r for r in ("kidney_left", "kidney_right") if r in vol.masks]
     masks = {**vol.masks, "_kidneys": np.logical_or.reduce([vol.masks[k] for k in kidneys])}
-    both = DisplayVolumes(vol.ct, vol.dose, masks, vol.kinds, vol.spacing_mm)
+    both = replace(vol, masks=masks)
     top = Image.open(io.BytesIO(dose_slices_png(both, centre_region="_kidneys", width_in=12.0, label_regions=lesions,
                                                 title=f"{res.patient_id}, cycle {res.cycle}: absorbed dose over CT")))
     bottom = Image.open(io.BytesIO(dvh_panel_png(res.dvh, [("Organs at risk", [r for r in oar if r in res.dvh]),

@@ -12,16 +12,16 @@ import pathlib
 from typing import Annotated, Optional
 
 import slicer
-import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
+
+from LuDosimetrySlicerLib.gui import progress_dialog
+from LuDosimetrySlicerLib.widget import LuDosimetryModuleWidget, fillSpectAndLabels
 
 
 class LuDosimetryAlignment(ScriptedLoadableModule):
@@ -55,87 +55,28 @@ class LuDosimetryAlignmentParameterNode:
     refineKidneys: bool = True
 
 
-class LuDosimetryAlignmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """GUI: inputs, Apply, and the result charts."""
+class LuDosimetryAlignmentWidget(LuDosimetryModuleWidget):
+    """GUI: load a patient folder, choose the reference timepoint, Apply (plumbing: LuDosimetryModuleWidget)."""
 
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
+    applyToolTip = _("Register every timepoint to the reference")
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryAlignment.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LuDosimetryAlignmentLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+    def connectButtons(self) -> None:
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
-        self.initializeParameterNode()
 
-    def cleanup(self) -> None:
-        self.removeObservers()
+    def selectDefaultInputs(self, parameterNode) -> None:
+        fillSpectAndLabels(parameterNode, "referenceSpect", aligned=False)
 
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.referenceSpect:
-            for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
-                if node.GetAttribute("LuDosimetry.Modality") == "SPECT" and (
-                        node.GetAttribute("LuDosimetry.Aligned") != "1"):
-                    self._parameterNode.referenceSpect = node
-                    break
-        if not self._parameterNode.labels:
-            labelNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLabelMapVolumeNode")
-            if labelNode:
-                self._parameterNode.labels = labelNode
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        p = self._parameterNode
+    def missingInputs(self, parameterNode) -> list:
         missing = []
-        if not (p and p.referenceSpect):
+        if not parameterNode.referenceSpect:
             missing.append(_("the reference timepoint's SPECT"))
-        elif p.referenceSpect.GetAttribute("LuDosimetry.PatientID") is None:
+        elif parameterNode.referenceSpect.GetAttribute("LuDosimetry.PatientID") is None:
             missing.append(_("a SPECT loaded by LuDosimetry (with patient and timepoint attributes)"))
-        if p and p.refineKidneys and not p.labels:
+        if parameterNode.refineKidneys and not parameterNode.labels:
             missing.append(_("a label map (for the kidney refinement; or untick it)"))
-        self.ui.applyButton.enabled = not missing
-        self.ui.applyButton.toolTip = (_("Register every timepoint to the reference") if not missing
-                                       else _("Select ") + _(" and ").join(missing))
+        return missing
 
     def onLoadButton(self) -> None:
-        from LuDosimetrySlicerLib.gui import progress_dialog
-
         with slicer.util.tryWithErrorDisplay(_("Loading the patient failed."), waitCursor=True):
             p = self._parameterNode
             if str(p.patientFolder) in ("", ".") or not p.patientFolder.is_dir():
@@ -151,8 +92,6 @@ class LuDosimetryAlignmentWidget(ScriptedLoadableModuleWidget, VTKObservationMix
                                              label=nodes.labels, fit=True)
 
     def onApplyButton(self) -> None:
-        from LuDosimetrySlicerLib.gui import progress_dialog
-
         with slicer.util.tryWithErrorDisplay(_("Alignment failed."), waitCursor=True):
             p = self._parameterNode
             with progress_dialog(_("Alignment")) as progress:

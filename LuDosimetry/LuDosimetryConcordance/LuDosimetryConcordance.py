@@ -10,16 +10,16 @@ import logging
 from typing import Annotated, Optional
 
 import slicer
-import vtk
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
+
+from LuDosimetrySlicerLib.gui import progress_dialog
+from LuDosimetrySlicerLib.widget import LuDosimetryModuleWidget
 
 
 class LuDosimetryConcordance(ScriptedLoadableModule):
@@ -49,6 +49,10 @@ class LuDosimetryConcordanceParameterNode:
     patient: also chart this patient's pairs (empty: cohort only).
     bootstrap, seed: cluster-bootstrap resamples of the nested Bland–Altman and their seed.
     statisticsTable: the last result (output).
+    featureTable: the cohort's PET features and measured doses (statistics/prediction_features.csv of
+        ``ludosimetry cohort``): the prediction models are compared leave-one-patient-out.
+    predictionModel: the model whose leave-one-patient-out predictions are charted.
+    validationTable: the last model comparison (output).
     """
 
     doseTable: Optional[slicer.vtkMRMLTableNode]
@@ -56,77 +60,24 @@ class LuDosimetryConcordanceParameterNode:
     bootstrap: Annotated[int, WithinRange(0, 100000)] = 2000
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     statisticsTable: Optional[slicer.vtkMRMLTableNode]
+    featureTable: Optional[slicer.vtkMRMLTableNode]
+    predictionModel: Annotated[str, Choice(["population", "kinetic", "calibrated"])] = "calibrated"
+    validationTable: Optional[slicer.vtkMRMLTableNode]
 
 
-class LuDosimetryConcordanceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """GUI: inputs, Apply, and the result charts."""
+class LuDosimetryConcordanceWidget(LuDosimetryModuleWidget):
+    """GUI: the dose table, settings, Apply (plumbing: LuDosimetryModuleWidget)."""
 
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
+    applyToolTip = _("Compute agreement statistics and charts")
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryConcordance.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LuDosimetryConcordanceLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.initializeParameterNode()
+    def selectDefaultInputs(self, parameterNode) -> None:
+        if not parameterNode.doseTable:
+            parameterNode.doseTable = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLTableNode")
 
-    def cleanup(self) -> None:
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.doseTable:
-            tableNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLTableNode")
-            if tableNode:
-                self._parameterNode.doseTable = tableNode
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        missing = []
-        if not (self._parameterNode and self._parameterNode.doseTable):
-            missing.append(_("a dose table (patient, region, predicted_Gy, measured_Gy)"))
-        self.ui.applyButton.enabled = not missing
-        self.ui.applyButton.toolTip = (_("Compute agreement statistics and charts") if not missing
-                                       else _("Select ") + _(" and ").join(missing))
+    def missingInputs(self, parameterNode) -> list:
+        return [] if parameterNode.doseTable else [_("a dose table (patient, region, predicted_Gy, measured_Gy)")]
 
     def onApplyButton(self) -> None:
-        from LuDosimetrySlicerLib.gui import progress_dialog
-
         with slicer.util.tryWithErrorDisplay(_("Concordance failed."), waitCursor=True):
             p = self._parameterNode
             with progress_dialog(_("Concordance")) as progress:
@@ -138,6 +89,9 @@ class LuDosimetryConcordanceWidget(ScriptedLoadableModuleWidget, VTKObservationM
             first = next(iter(outputs.scatter.values()), None)
             if first is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(first)
+            if p.featureTable:  # the cross-validated model comparison (selectors: see docs/slicer.md, to wire)
+                validation = self.logic.compareModels(p.featureTable, model=p.predictionModel)
+                p.validationTable = validation.validation
 
 
 class LuDosimetryConcordanceLogic(ScriptedLoadableModuleLogic):
@@ -157,6 +111,15 @@ class LuDosimetryConcordanceLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Input dose table is missing")
         logging.info("LuDosimetryConcordance: %s", doseTable.GetName())
         return run_concordance(doseTable, patient=patient, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+
+
+    def compareModels(self, featureTable, model="calibrated", progress=None):
+        """Leave-one-patient-out comparison of the prediction models (returns ``ModelValidationOutputs``)."""
+        from LuDosimetrySlicerLib.concordance_logic import run_model_validation
+
+        if featureTable is None:
+            raise ValueError("Input feature table is missing")
+        return run_model_validation(featureTable, model=model, progress=progress)
 
 
 class LuDosimetryConcordanceTest(ScriptedLoadableModuleTest):

@@ -10,16 +10,16 @@ import pathlib
 from typing import Annotated, Optional
 
 import slicer
-import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
+
+from LuDosimetrySlicerLib.gui import progress_dialog
+from LuDosimetrySlicerLib.widget import LuDosimetryModuleWidget
 
 
 class LuDosimetryPlanning(ScriptedLoadableModule):
@@ -34,9 +34,11 @@ class LuDosimetryPlanning(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Personalised activity for the next 177Lu-PSMA cycle. Choose the patient's ledger (JSON: cycles "
             "given so far with their kidney and organ dosimetry) and the prescription (kidney dose per cycle,"
-            " cumulative limits, or a risk constraint on the kidney BED). The module shows the proposed "
-            "activity (GBq) with what limited it, and stores the cumulative ledger (dose, BED and their "
-            "uncertainties per cycle and organ) as a table. The ledger file is never modified.")
+            " cumulative limits, or a risk constraint on the kidney BED). The reference safety limits (maximum "
+            "activity per cycle, cumulative kidney dose and BED of the patient's risk stratum) apply by default. "
+            "The module shows the proposed activity (GBq) with what limited it, flags a ledger already over a "
+            "limit, and stores the cumulative ledger (dose, BED and their uncertainties per cycle and organ) as "
+            "a table. The ledger file is never modified.")
         self.parent.acknowledgementText = _("Planning rules and sources: LuDosimetryLib.planning (docs/planning.md).")
 
 
@@ -51,7 +53,8 @@ class LuDosimetryPlanningParameterNode:
     kidneyDoseLimitGy: Annotated[float, WithinRange(0.0, 200.0)] = 0.0
     kidneyBedLimitGy: Annotated[float, WithinRange(0.0, 200.0)] = 0.0
     epsilon: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
-    remainingCycles: Annotated[int, WithinRange(1, 9)] = 1
+    remainingCycles: Annotated[int, WithinRange(0, 9)] = 0  # 0: the cycles left in the protocol
+    riskStratum: Annotated[str, Choice(["", "standard", "high"])] = ""  # "": the ledger's (else high)
     salvage: bool = False
     minActivityGBq: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
     maxActivityGBq: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
@@ -61,80 +64,25 @@ class LuDosimetryPlanningParameterNode:
     ledgerTable: Optional[slicer.vtkMRMLTableNode]
 
 
-class LuDosimetryPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """GUI: inputs, Apply, and the result charts."""
+class LuDosimetryPlanningWidget(LuDosimetryModuleWidget):
+    """GUI: the ledger, the prescription, Apply (plumbing: LuDosimetryModuleWidget)."""
 
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
+    applyToolTip = _("Propose the next cycle's activity")
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryPlanning.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LuDosimetryPlanningLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        p = self._parameterNode
-        missing = []
-        if not (p and str(p.ledgerPath) not in ("", ".") and p.ledgerPath.is_file()):
-            missing.append(_("the patient's ledger file (JSON)"))
-        elif p.mode == "kidney_dose_per_cycle" and p.prescribedKidneyDoseGy <= 0:
-            missing.append(_("a kidney dose per cycle (Gy)"))
-        elif p.mode == "cumulative_kidney_dose" and p.kidneyDoseLimitGy <= 0:
-            missing.append(_("a cumulative kidney dose limit (Gy)"))
-        elif p.mode in ("cumulative_kidney_bed", "risk_constrained") and p.kidneyBedLimitGy <= 0:
-            missing.append(_("a cumulative kidney BED limit (Gy)"))
-        elif p.mode == "risk_constrained" and p.epsilon <= 0:
-            missing.append(_("an accepted exceedance probability"))
-        self.ui.applyButton.enabled = not missing
-        self.ui.applyButton.toolTip = (_("Propose the next cycle's activity") if not missing
-                                       else _("Set ") + _(" and ").join(missing))
+    def missingInputs(self, p) -> list:
+        if not (str(p.ledgerPath) not in ("", ".") and p.ledgerPath.is_file()):
+            return [_("the patient's ledger file (JSON)")]
+        if p.mode == "kidney_dose_per_cycle" and p.prescribedKidneyDoseGy <= 0:
+            return [_("a kidney dose per cycle (Gy)")]
+        if p.mode == "cumulative_kidney_dose" and p.kidneyDoseLimitGy <= 0:
+            return [_("a cumulative kidney dose limit (Gy)")]
+        if p.mode in ("cumulative_kidney_bed", "risk_constrained") and p.kidneyBedLimitGy <= 0:
+            return [_("a cumulative kidney BED limit (Gy)")]
+        if p.mode == "risk_constrained" and p.epsilon <= 0:
+            return [_("an accepted exceedance probability")]
+        return []
 
     def onApplyButton(self) -> None:
-        from LuDosimetrySlicerLib.gui import progress_dialog
-
         with slicer.util.tryWithErrorDisplay(_("Planning failed."), waitCursor=True):
             with progress_dialog(_("Planning")) as progress:
                 outputs = self.logic.process(self._parameterNode, progress=progress)
@@ -164,7 +112,7 @@ class LuDosimetryPlanningLogic(ScriptedLoadableModuleLogic):
                                  remaining_cycles=parameters.remainingCycles,
                                  min_activity_GBq=parameters.minActivityGBq,
                                  max_activity_GBq=parameters.maxActivityGBq, step_GBq=parameters.stepGBq,
-                                 salvage=parameters.salvage)
+                                 salvage=parameters.salvage, risk_stratum=parameters.riskStratum)
         logging.info("LuDosimetryPlanning: %s", parameters.ledgerPath)
         return run_planning(parameters.ledgerPath, settings, alpha_beta_Gy=parameters.alphaBetaGy,
                             repair_half_time_h=parameters.repairHalfTimeH, progress=progress)
@@ -188,10 +136,11 @@ class LuDosimetryPlanningTest(ScriptedLoadableModuleTest):
         p = logic.getParameterNode()
         p.ledgerPath = example_ledger_path()
         p.prescribedKidneyDoseGy = 5.0
-        p.maxActivityGBq = 10.0
+        p.maxActivityGBq = 9.0
         outputs = logic.process(p)
         self.assertFalse(outputs.proposal.refused)
         self.assertGreater(outputs.activity_GBq, 0.0)
-        self.assertLessEqual(outputs.activity_GBq, 10.0)
+        self.assertLessEqual(outputs.activity_GBq, 9.0)
+        self.assertEqual(outputs.ledger.GetAttribute("LuDosimetry.LedgerOverLimit"), "0")
         self.assertEqual(outputs.ledger.GetColumnUnitLabel("cumulative_dose_Gy"), "Gy")
         self.delayDisplay("Test passed")

@@ -11,16 +11,16 @@ import pathlib
 from typing import Annotated, Optional
 
 import slicer
-import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
+
+from LuDosimetrySlicerLib.gui import progress_dialog
+from LuDosimetrySlicerLib.widget import AlignedStageWidget
 
 
 class LuDosimetryTAC(ScriptedLoadableModule):
@@ -58,84 +58,12 @@ class LuDosimetryTACParameterNode:
     fitTable: Optional[slicer.vtkMRMLTableNode]
 
 
-class LuDosimetryTACWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """GUI: inputs, Apply, and the result charts."""
+class LuDosimetryTACWidget(AlignedStageWidget):
+    """GUI: aligned SPECT, label map, settings, Apply (plumbing: LuDosimetrySlicerLib.widget)."""
 
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetryTAC.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LuDosimetryTACLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.alignedSpect:
-            for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
-                if node.GetAttribute("LuDosimetry.Modality") == "SPECT" and (
-                        node.GetAttribute("LuDosimetry.Aligned") == "1"):
-                    self._parameterNode.alignedSpect = node
-                    break
-        if not self._parameterNode.labels:
-            labelNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLabelMapVolumeNode")
-            if labelNode:
-                self._parameterNode.labels = labelNode
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        p = self._parameterNode
-        missing = []
-        if not (p and p.alignedSpect and p.alignedSpect.GetAttribute("LuDosimetry.Aligned") == "1"):
-            missing.append(_("an aligned SPECT (run LuDosimetry Alignment first)"))
-        if not (p and p.labels):
-            missing.append(_("the label map"))
-        self.ui.applyButton.enabled = not missing
-        self.ui.applyButton.toolTip = (_("Extract TACs and fit them") if not missing
-                                       else _("Select ") + _(" and ").join(missing))
+    applyToolTip = _("Extract TACs and fit them")
 
     def onApplyButton(self) -> None:
-        from LuDosimetrySlicerLib.gui import progress_dialog
-
         with slicer.util.tryWithErrorDisplay(_("TAC extraction or fitting failed."), waitCursor=True):
             p = self._parameterNode
             store = p.calibrationStore if str(p.calibrationStore) not in ("", ".") else None

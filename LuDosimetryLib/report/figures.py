@@ -24,7 +24,7 @@ _DOSE_CMAP = "inferno"
 _ORGAN_COLOUR = "#35d0ff"
 _LESION_COLOUR = "#7dff5a"
 #: Dose below this fraction of the colour scale's top is not drawn (the CT shows through).
-_THRESHOLD = 0.15
+_THRESHOLD = 0.20
 #: Finest display voxel (mm): finer CTs are resampled to this for the images.
 _DISPLAY_MM = 2.0
 
@@ -38,6 +38,7 @@ class DisplayVolumes:
     masks: dict[str, np.ndarray]
     kinds: dict[str, str]
     spacing_mm: tuple[float, float, float]  # x, y, z
+    origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # LPS centre of voxel [0, 0, 0]
 
 
 def display_volumes(ct, dose, labels, table, regions: Sequence[str]) -> DisplayVolumes:
@@ -65,6 +66,17 @@ def display_volumes(ct, dose, labels, table, regions: Sequence[str]) -> DisplayV
                                                   sitk.sitkFloat32))
     lab_a = sitk.GetArrayFromImage(sitk.Resample(labels, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                                                  labels.GetPixelID()))
+    # crop to the body (CT above −500 HU) with a 10 mm margin: no empty air around the patient
+    body = np.argwhere(ct_a > -500.0)
+    if body.size:
+        margin = np.ceil(10.0 / new_sp[::-1]).astype(int)
+        lo_i = np.maximum(body.min(axis=0) - margin, 0)
+        hi_i = np.minimum(body.max(axis=0) + margin + 1, ct_a.shape)
+        crop = tuple(slice(a, b) for a, b in zip(lo_i, hi_i))
+        ct_a, dose_a, lab_a = ct_a[crop], dose_a[crop], lab_a[crop]
+    else:
+        lo_i = np.zeros(3, int)
+    origin = lo + new_sp / 2 + lo_i[::-1] * new_sp
     masks, kinds = {}, {}
     groups = table.groups()
     for name in regions:
@@ -73,7 +85,8 @@ def display_volumes(ct, dose, labels, table, regions: Sequence[str]) -> DisplayV
             continue
         masks[name] = np.isin(lab_a, [r.label for r in leaves])
         kinds[name] = leaves[0].kind
-    return DisplayVolumes(ct_a, np.clip(dose_a, 0.0, None), masks, kinds, tuple(float(x) for x in new_sp))
+    return DisplayVolumes(ct_a, np.clip(dose_a, 0.0, None), masks, kinds, tuple(float(x) for x in new_sp),
+                          tuple(float(x) for x in origin))
 
 
 def _centroid(mask: np.ndarray) -> tuple[int, int, int]:
@@ -146,10 +159,10 @@ def dose_slices_png(vol: DisplayVolumes, *, centre_region: str, views: Sequence[
     for v in views:
         if v == "axial":
             panels.append(("axial", vol.ct[k], vol.dose[k], {n: m[k] for n, m in vol.masks.items()}, ax_ext, "upper",
-                           f"Axial, z = {k * sz:.0f} mm"))
+                           f"Axial, z = {vol.origin_mm[2] + k * sz:.0f} mm (LPS)"))
         elif v == "coronal":
             panels.append(("coronal", vol.ct[:, j, :], vol.dose[:, j, :], {n: m[:, j, :] for n, m in vol.masks.items()},
-                           co_ext, "lower", f"Coronal, y = {j * sy:.0f} mm"))
+                           co_ext, "lower", f"Coronal, y = {vol.origin_mm[1] + j * sy:.0f} mm (LPS)"))
         elif v == "mip":
             panels.append(("mip", vol.ct.mean(axis=1), vol.dose.max(axis=1),
                            {n: m.any(axis=1) for n, m in vol.masks.items()}, co_ext, "lower",

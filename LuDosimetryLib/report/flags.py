@@ -45,12 +45,25 @@ FLAG_SENTENCES: dict[str, str] = {
     "population_prior": "Fitted with a population prior on the effective half-life (reduced protocol).",
     "prior_dominated": "The population prior, not the patient's data, determines the half-life.",
     "single_time_point": "TIA from a single timepoint with a population half-life (single-time-point method).",
+    "ci_clipped_at_physical_limit": "The upper 95 % limit exceeded the physical limit (all the region's activity "
+                                    "decaying without washout) and was set to it.",
+    "ci_lower_bound_zero": "The lower 95 % limit is the physical bound 0: the data allow no uptake at all.",
+    "rel_uncertainty_above_10": "The relative uncertainty exceeds 1000 %; it is not written as a number.",
+    "tia_above_physical_limit": "The fitted TIA exceeds the physical limit (all the region's activity decaying "
+                                "without washout): the fit is implausible and needs review.",
     # dose (doses.csv)
-    "cross_dose_negative": "The red-marrow cross-dose estimate was negative (electron escape in the kernel) and was "
-                           "set to 0.",
+    "cross_dose_negative_set_to_zero": "The red-marrow cross-dose estimate was negative (electron escape in the "
+                                       "kernel) and was set to 0.",
     "self_dose_only": "Red-marrow dose from the self-dose only; the cross-dose from the rest of the body is not "
                       "included.",
     # prediction from the pre-therapy PET
+    "dynamic_fov_partial": "The region lies partly outside the dynamic PET's field of view; the uptake rate comes "
+                           "from the part inside.",
+    "kinetic_population_rates": "The kinetic prediction used population uptake and washout rates, not the "
+                                "patient's.",
+    "lesion_washout_default": "No kinetic data for this lesion type: the default lesion washout was used.",
+    "not_calibrated": "No calibrated regression for this region; the uncalibrated prediction is shown.",
+    "not_in_dose_map": "The region is not in the predicted dose map; its dose is from S-values.",
     "no_dynamic_frames": "The PET study has no dynamic frames; the uptake rate could not be measured.",
     "outside_dynamic_fov": "The region lies outside the dynamic PET's field of view.",
     "uptake_rate_fit_failed_population_used": "The PET uptake-rate fit failed; the population value was used.",
@@ -63,7 +76,8 @@ FLAG_SENTENCES: dict[str, str] = {
 
 #: Flags that call for a physicist's action before the dose is used (shown among the warnings).
 ACTION_FLAGS = frozenset({"ci_unbounded", "outside_spect_fov", "chi2_exceeds_sigma", "rate_at_physical_limit",
-                          "no_degrees_of_freedom", "prior_dominated", "negative_uptake", "empty"})
+                          "no_degrees_of_freedom", "prior_dominated", "negative_uptake", "empty",
+                          "tia_above_physical_limit", "rel_uncertainty_above_10"})
 
 
 def split_flags(value: object) -> list[str]:

@@ -77,9 +77,13 @@ def fmt_pm(value: float, rel_uncertainty: float, unit: str = "", sig: int = 3) -
     v = fmt_sig(value, sig)
     if "e" in v:
         return f"{v} ± {u:.{sig - 1}e} {unit}".strip()
-    # the uncertainty is rounded where the value is: 411000 ± 232000, 3.52 ± 0.41
+    # the uncertainty is rounded where the value is (411000 ± 232000, 3.52 ± 0.41); an uncertainty
+    # that would round to 0 keeps one significant digit and the value as many decimals (1.031 ± 0.004)
     mag = math.floor(math.log10(abs(float(v)))) if float(v) else 0
     digits = sig - 1 - mag
+    if u > 0 and round(u, digits) == 0:
+        digits = -math.floor(math.log10(u))
+        v = f"{round(value, digits):.{max(digits, 0)}f}"
     ut = f"{round(u, digits):.{max(digits, 0)}f}"
     return f"{v} ± {ut} {unit}".strip()
 
@@ -184,6 +188,8 @@ border-radius:3px;margin-right:4px;font-size:.85rem}
 dl.dict{font-size:.9rem;margin:4px 0}dl.dict div{display:grid;grid-template-columns:16em minmax(0,1fr);gap:0 12px;
 padding:1px 0}dl.dict dt{font-family:"DejaVu Sans Mono",monospace;overflow-wrap:anywhere}dl.dict dd{margin:0}
 section.appendix h2:first-child{border-top:3px solid var(--ink);padding-top:4px}
+.stage table{font-size:.8rem;table-layout:fixed;width:100%}.stage img{max-width:48%}
+.stage th,.stage td,.stage td.num{white-space:normal;overflow-wrap:anywhere;word-break:break-word}
 footer{margin-top:16px;font-size:.8rem;color:var(--muted);border-top:1px solid var(--rule)}
 @media (max-width:1000px){.overview,header.report,.grid2{grid-template-columns:minmax(0,1fr)}}
 @page{size:A4;margin:12mm 11mm 14mm 11mm}
@@ -198,6 +204,7 @@ table{break-inside:auto}tr,figure,img,dl.dict div{break-inside:avoid}thead{displ
 .overview{grid-template-columns:minmax(0,1fr)}.overview figure img{max-width:55%}
 table.wide{font-size:6.8pt}table.wide th,table.wide td{padding:1px 2px}
 table.wide .flag{font-size:6pt}
+.stage table{font-size:6.5pt}.stage th,.stage td{padding:1px 2px}
 .scale label{display:none}
 }
 """

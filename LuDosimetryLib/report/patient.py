@@ -255,12 +255,11 @@ def _images(res: PatientResults, oar_flat: Sequence[str], lesions: Sequence[str]
     kidneys = [r for r in ("kidney_left", "kidney_right") if r in vol.masks]
     key_html, blocks = "", []
     if kidneys:
+        from dataclasses import replace
+
         import numpy as np
 
-        from .figures import DisplayVolumes
-
-        both = DisplayVolumes(vol.ct, vol.dose, {**vol.masks, "_kidneys": np.logical_or.reduce(
-            [vol.masks[k] for k in kidneys])}, vol.kinds, vol.spacing_mm)
+        both = replace(vol, masks={**vol.masks, "_kidneys": np.logical_or.reduce([vol.masks[k] for k in kidneys])})
         key = dose_slices_png(both, centre_region="_kidneys", views=("axial",), width_in=5.6,
                               label_regions=lesions)
         key_html = figure_html(key, "Dose over CT at the kidneys' level (axial; patient's right on the left). "
@@ -440,6 +439,22 @@ def _appendix_limits(res: PatientResults, limits) -> str:
 def _appendix_truth(res: PatientResults) -> str:
     if not res.synthetic:
         return ""
+    table = res.folder / "truth_comparison.csv"
+    if table.is_file():  # the demo's like-for-like comparison (true TIA through the pipeline's own physics)
+        from ..results import read_csv
+
+        cols = ("region", "dose_Gy", "true_dose_Gy", "dose_ratio", "tia_ratio", "true_led_dose_Gy", "cause")
+        rows = []
+        for r in read_csv(table):
+            rows.append((r.get("region", ""), [Cell(esc(r.get("region", "")))]
+                         + [Cell(esc(fmt_sig(num(r.get(c)))), True) for c in cols[1:-1]]
+                         + [Cell(esc(r.get("cause", "")), css="small")]))
+        return ("<h3>A.5 Ground truth (synthetic patient)</h3>"
+                + _table_with_regions(["Region", "Dose (Gy)", "True dose (Gy)", "Dose ratio", "TIA ratio",
+                                       "True LED dose (Gy)", "Cause outside tolerance"], rows, table_id="truth",
+                                      css="wide", caption="truth_comparison.csv: true dose = the true TIA through the "
+                                      "pipeline's kernel physics on the phantom's fine grid (ratio measures imaging "
+                                      "only); LED: electron local deposition of the true TIA."))
     cyc = next((c for c in res.truth.get("cycles", []) if int(c.get("cycle", 1)) == res.cycle), None)
     if cyc is None:
         return ""
@@ -488,7 +503,8 @@ def build_patient_report(res: PatientResults, *, limits: Mapping[str, OrganLimit
     log_scale : bool
         Show the TACs on a logarithmic axis first (the page offers both).
     extra_sections : iterable of (title, html)
-        Further results placed before the appendix (e.g. the prediction), HTML already escaped.
+        Further results of other stages (uncertainty budget, dose notes), HTML already escaped, placed
+        at the end of the appendix.
     generated : str, optional
         Report date text (default now, UTC).
     """
@@ -508,11 +524,11 @@ def build_patient_report(res: PatientResults, *, limits: Mapping[str, OrganLimit
             _prediction_section(res, oar_flat, lesions),
             f'<section class="page" id="images"><h2>Dose images</h2>{images_html}</section>',
             _kinetics_section(res, groups, lesions, log_scale=log_scale)]
-    for title, html_block in extra_sections:
-        body.append(f'<section class="page"><h2>{esc(title)}</h2>{html_block}</section>')
+    further = "".join(f'<h3>A.{7 + i} {esc(title)}</h3><div class="stage">{block}</div>'
+                      for i, (title, block) in enumerate(extra_sections))
     body.append('<section class="page appendix" id="appendix"><h2>Appendix</h2>'
                 + _appendix_regions(res) + _appendix_fits(res, groups) + _appendix_flags(res)
-                + _appendix_limits(res, limits) + _appendix_truth(res) + _appendix_run(res) + "</section>")
+                + _appendix_limits(res, limits) + _appendix_truth(res) + _appendix_run(res) + further + "</section>")
     body.append(f"<footer>LuDosimetry {esc(__version__)} — patient {esc(res.patient_id)}, cycle {res.cycle}; "
                 f"generated {esc(generated)}. Reviewed and approved by: "
                 "______________________ (name, date, signature)</footer>")

@@ -38,13 +38,14 @@ def plot_dose_response(rows: list[dict], path: str | Path, *, threshold_Gy: floa
     return save_png(fig, path)
 
 
-def plot_kaplan_meier(curves: dict, path: str | Path, *, threshold_Gy: float) -> Path:
-    """PSA progression-free survival per dose group (censoring ticks)."""
+def plot_kaplan_meier(curves: dict, path: str | Path, *, threshold_Gy: float,
+                      ylabel: str = "PSA progression-free survival") -> Path:
+    """Survival (PSA-PFS by default) per dose group (censoring ticks)."""
     fig, ax = new_figure()
     for name, km in curves.items():
         ax.step(km["times"], km["survival"], where="post", label=f"{name} dose (threshold {threshold_Gy:.3g} Gy)")
         cens = [t for t, n in zip(km["times"], km["censored"]) if n]
         ax.plot(cens, [np.interp(t, km["times"], km["survival"]) for t in cens], "|", color="k")
-    ax.set(xlabel="time (months)", ylabel="PSA progression-free survival", ylim=(0, 1.02), title="Kaplan–Meier")
+    ax.set(xlabel="time (months)", ylabel=ylabel, ylim=(0, 1.02), title="Kaplan–Meier")
     ax.legend(loc="best")
     return save_png(fig, path)

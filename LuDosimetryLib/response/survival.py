@@ -21,7 +21,7 @@ from scipy import stats
 
 from ..errors import InputError
 
-__all__ = ["KaplanMeier", "kaplan_meier", "LogRank", "logrank_test"]
+__all__ = ["KaplanMeier", "kaplan_meier", "LogRank", "logrank_test", "median_ci95"]
 
 
 def _survival_data(time, event, name: str = "time") -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +92,19 @@ def kaplan_meier(time, event) -> KaplanMeier:
                        (int(t.size), *n_risk), (0, *d), (0, *c), median)
 
 
+def median_ci95(km: KaplanMeier) -> tuple[float, float]:
+    """95 % interval of the median survival: the first times at which the lower and the upper
+    pointwise log(−log) bounds fall to 0.5 or below (inf when a bound never does; Brookmeyer R,
+    Crowley J. Biometrics 1982;38:29–41, in the form lifelines reports)."""
+    t = np.asarray(km.times)
+
+    def first(curve) -> float:
+        below = np.flatnonzero(np.asarray(curve) <= 0.5)
+        return float(t[below[0]]) if below.size else math.inf
+
+    return first(km.ci95_low), first(km.ci95_high)
+
+
 @dataclass(frozen=True)
 class LogRank:
     """Log-rank test of equal survival across groups."""
@@ -129,6 +142,10 @@ def logrank_test(time, event, group) -> LogRank:
             var += f * (np.diag(n_g * n) - np.outer(n_g, n_g))
     diff = (obs - exp)[:-1]
     v = var[:-1, :-1]
-    stat = float(diff @ np.linalg.solve(v, diff))
+    try:
+        stat = float(diff @ np.linalg.solve(v, diff))
+    except np.linalg.LinAlgError:
+        raise InputError("log-rank variance is zero: a group has no one at risk at any event time",
+                         source="group") from None
     return LogRank(stat, k - 1, float(stats.chi2.sf(stat, k - 1)), dict(zip(labels.tolist(), obs.tolist())),
                    dict(zip(labels.tolist(), exp.tolist())))

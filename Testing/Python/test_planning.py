@@ -31,6 +31,7 @@ GBQ = 1e9
 COHORT_CSV = str(Path(__file__).resolve().parents[2] / "docs" / "examples" / "phase1_cohort_table.csv")
 LN2 = math.log(2.0)
 G40 = 2.8 / (2.8 + 40.0)  # G of a 40-h effective half-life with T_rep 2.8 h (physics.md)
+NO_MAX = frozenset({"max_activity"})  # algebra tests: no maximum activity per cycle (named override)
 
 
 def kd(d_gy_per_gbq, u=0.1, g=G40, source="test"):
@@ -87,7 +88,7 @@ def test_cumulative_bed_mode_shares_the_remaining_budget():
     bed_cycle = 4.0 * (1 + G40 * 4.0 / 2.6)
     assert led.cycles[-1].cumulative["kidney"].bed_Gy == pytest.approx(2 * bed_cycle, rel=1e-12)
     p = plan_next_cycle(led, PlanSettings(mode="cumulative_kidney_bed", kidney_bed_limit_Gy=28.0,
-                                          remaining_cycles=2, activity_step_Bq=1.0))
+                                          remaining_cycles=2, activity_step_Bq=1.0, override_limits=NO_MAX))
     per_cycle = (28.0 - 2 * bed_cycle) / 2
     d = 0.5 / GBQ
     root = optimize.brentq(lambda x: x * d + G40 * (x * d) ** 2 / 2.6 - per_cycle, 1.0, 1e12, rtol=1e-14)
@@ -98,7 +99,8 @@ def test_cumulative_bed_mode_shares_the_remaining_budget():
 
 def test_limit_reached_mid_course_reduces_then_refuses():
     led = course([0.5] * 3, [12.0] * 3)  # 6 Gy per cycle: 18 Gy after 3 cycles
-    s = PlanSettings(prescribed_kidney_dose_Gy=6.0, kidney_dose_limit_Gy=23.0, min_activity_Bq=1.0 * GBQ)
+    s = PlanSettings(prescribed_kidney_dose_Gy=6.0, kidney_dose_limit_Gy=23.0, min_activity_Bq=1.0 * GBQ,
+                     override_limits=NO_MAX)
     p = plan_next_cycle(led, s)
     assert p.activity_Bq == pytest.approx(10.0 * GBQ)  # (23 − 18)/0.5
     assert "cumulative kidney dose limit" in p.reason and not p.refused
@@ -107,7 +109,7 @@ def test_limit_reached_mid_course_reduces_then_refuses():
                        dosimetry_method="full_protocol", dose_per_activity={"kidney": kd(0.5)})
     p = plan_next_cycle(led, s)
     assert p.refused and p.activity_Bq == 0.0
-    assert "below the minimum activity" in p.reason and "cumulative kidney dose limit" in p.reason
+    assert "cumulative kidney dose limit allows no further activity" in p.reason and "cumulative 23 Gy" in p.reason
 
 
 def test_salvage_cycle_after_a_gap():
@@ -115,8 +117,8 @@ def test_salvage_cycle_after_a_gap():
     with pytest.raises(InputError, match="6 standard cycles already given; a further cycle must be a salvage"):
         plan_next_cycle(led, PlanSettings(prescribed_kidney_dose_Gy=4.0))
     planned = day(6) + dt.timedelta(days=400)
-    p = plan_next_cycle(led, PlanSettings(prescribed_kidney_dose_Gy=4.0, salvage=True, kidney_dose_limit_Gy=40.0,
-                                          planned_date=planned))
+    p = plan_next_cycle(led, PlanSettings(prescribed_kidney_dose_Gy=4.0, salvage=True, kidney_dose_limit_Gy=60.0,
+                                          planned_date=planned, override_limits=frozenset({"kidney_dose"})))
     assert (p.cycle, p.kind) == (7, "salvage")
     assert p.activity_Bq == pytest.approx(8.0 * GBQ)
     assert p.expected["kidney"]["cumulative_dose_Gy"] == pytest.approx(6 * 3.5 + 4.0)
@@ -151,7 +153,8 @@ def test_risk_constrained_activity_has_exceedance_epsilon_by_monte_carlo(u_p, ep
 
 def test_risk_mode_in_the_plan_and_refusal_when_past_alone_exceeds():
     led = course([0.5, 0.5], [8.0, 8.0])
-    p = plan_next_cycle(led, PlanSettings(mode="risk_constrained", kidney_bed_limit_Gy=28.0, epsilon=0.05))
+    p = plan_next_cycle(led, PlanSettings(mode="risk_constrained", kidney_bed_limit_Gy=28.0, epsilon=0.05,
+                                          override_limits=NO_MAX))
     assert p.expected["kidney"]["p_exceed_bed_limit"] <= 0.05 + 1e-9
     assert "P(cumulative kidney BED > 28 Gy) ≤ 0.05" in p.reason
     led = course([0.5] * 3, [12.0] * 3)  # BED 3 × 6(1 + 6G/2.6) = 20.72 Gy, u ≈ 0.067: P(> 21.5 Gy) ≈ 0.29
@@ -194,9 +197,8 @@ def test_ledger_round_trips_and_csv_view(tmp_path):
     path = write_ledger(tmp_path / "ledger.json", led)
     again = read_ledger(path)
     assert again.cycles[1].cumulative["kidney"].dose_Gy == pytest.approx(3.5 + 7.4 * 0.45)
-    # cumulative uncertainty: independent cycles
-    u = math.sqrt((3.5 * 0.1) ** 2 + (3.33 * 0.1) ** 2) / (3.5 + 3.33)
-    assert again.cycles[1].cumulative["kidney"].dose_rel_uncertainty == pytest.approx(u, rel=1e-12)
+    # cumulative uncertainty: no split given, so all of it is shared (fully correlated): 10 %
+    assert again.cycles[1].cumulative["kidney"].dose_rel_uncertainty == pytest.approx(0.1, rel=1e-12)
     rows = read_csv(write_ledger_csv(tmp_path / "ledger.csv", again))
     assert len(rows) == 2 and rows[1]["organ"] == "kidney" and float(rows[1]["administered_activity_GBq"]) == 7.4
 
@@ -251,7 +253,7 @@ def test_bad_input_no_dosimetry_negative_budget_missing_alpha_beta():
 
 
 def test_population_prior_is_the_stated_fallback():
-    p = plan_next_cycle(new_ledger("P001"), PlanSettings(prescribed_kidney_dose_Gy=4.0,
+    p = plan_next_cycle(new_ledger("P001"), PlanSettings(prescribed_kidney_dose_Gy=4.0, override_limits=NO_MAX,
                                                          population_prior={"kidney": (0.4 / GBQ, 0.3)}))
     assert p.activity_Bq == pytest.approx(10.0 * GBQ)
     assert any("population prior" in w for w in p.warnings)
@@ -263,8 +265,11 @@ def test_example_cohort_table_and_cli_plan(tmp_path, capsys):
     led = course([0.5], [7.0], escalation_group="G2")
     ledger_path = write_ledger(tmp_path / "P001_ledger.json", led)
     out = tmp_path / "plan"
+    assert main(["plan", str(ledger_path), "--out", str(out), "--cohort-table", COHORT_CSV,
+                 "--max-activity-GBq", "12"]) == 2  # above the reference maximum 9.3 GBq, no override
+    assert "above the reference limit 9.3 GBq" in capsys.readouterr().err
     rc = main(["plan", str(ledger_path), "--out", str(out), "--cohort-table", COHORT_CSV,
-               "--max-activity-GBq", "12"])
+               "--max-activity-GBq", "12", "--override-limit", "max_activity"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "10.00 GBq" in printed and "cohort table phase1_cohort_table.csv group G2" in printed
@@ -284,7 +289,8 @@ def test_example_cohort_table_and_cli_plan(tmp_path, capsys):
 def test_documented_example_ledger_is_valid():
     led = read_ledger(Path(COHORT_CSV).with_name("example_ledger.json"))
     assert led.escalation_group == "G2" and len(led.cycles) == 2
-    assert led.cycles[1].cumulative["kidney"].dose_Gy == pytest.approx(8.3 * 0.52 + 9.6 * 0.50)
+    assert led.cycles[1].cumulative["kidney"].dose_Gy == pytest.approx(8.3 * 0.52 + 9.2 * 0.50)
+    assert (led.risk_stratum, led.phase) == ("standard", 1) and led.follow_up and led.outcomes
 
 
 def test_cohort_table_bad_input_names_line_and_column(tmp_path):

@@ -19,7 +19,7 @@ LIB = Path(LuDosimetryLib.__file__).parent
 
 
 def test_every_flag_the_library_appends_has_a_sentence():
-    pattern = re.compile(r"""flags(?:\.append\(|\s*=\s*\[)\s*"([a-z][a-z0-9_.]*)\"""")
+    pattern = re.compile(r"""flags(?:\.append\(|\s*=\s*\[?)\s*"([a-z][a-z0-9_.]*)\"""")
     written = {m.group(1) for p in LIB.rglob("*.py") for m in pattern.finditer(p.read_text(encoding="utf-8"))}
     assert {"ci_unbounded", "uptake_rate_fixed", "below_resolution"} <= written  # the pattern finds them
     missing = sorted(written - set(FLAG_SENTENCES))
@@ -39,6 +39,7 @@ def test_flags_are_read_from_the_convention_and_from_legacy_list_text():
     (54.6, 0.121, "54.6 ± 6.6 Gy"),
     (1234.5, 0.1, "1230 ± 120 Gy"),
     (411487.4, 0.565, "411000 ± 232000 Gy"),
+    (1.0313, 0.004, "1.031 ± 0.004 Gy"),
 ])
 def test_value_plus_minus_uncertainty_share_their_decimals(value, rel, text):
     assert fmt_pm(value, rel, "Gy") == text

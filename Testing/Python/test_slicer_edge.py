@@ -1,51 +1,48 @@
-"""The Slicer edge: the MRML stand-in is true to Slicer's API, and conversions at the module edge
+"""The Slicer edge on Slicer's real MRML (slicer-core): the fixture's scene is real, and conversions at the module edge
 are right where errors hide (RAS↔LPS, KJI vs IJK, oblique geometry, transform direction)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
-import os
 from pathlib import Path
 
-import mrml_standin
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[2]
-# The Slicer API checker lives in ../shared/slicer (the Makefile's SHARED); the environment variable
-# SHARED overrides where that folder is.
-_SHARED = [Path(os.environ["SHARED"])] if os.environ.get("SHARED") else [p / "shared" for p in REPO.parents]
-_CANDIDATES = [s / "slicer" / "check_slicer_api.py" for s in _SHARED]
-CHECKER = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
 
 
-def _symbols():
-    spec = importlib.util.spec_from_file_location("check_slicer_api", CHECKER)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.Symbols(str(CHECKER.with_name("api_symbols.json")), "v5.10.0", [])
+def test_the_fixture_scene_is_slicer_cores_real_scene_with_slicers_own_util(slicer):
+    import importlib.metadata
+
+    import slicer_app
+
+    scene = slicer.mrmlScene
+    assert type(scene).__module__ == slicer_app.SLICER_CORE_MODULE and scene.IsA("vtkMRMLScene")
+    assert importlib.metadata.version("slicer-core").startswith("5.12.")
+    # slicer.util is Slicer's own Base/Python/slicer/util.py, installed by slicer-core
+    files = {str(f) for f in importlib.metadata.files("slicer-core")}
+    assert "slicer/util.py" in files and Path(slicer.util.__file__).as_posix().endswith("site-packages/slicer/util.py")
+    # what the application adds to every scene: the hierarchy node, the default colour tables, a crosshair
+    assert scene.GetSubjectHierarchyNode() is not None
+    assert scene.GetNodeByID("vtkMRMLColorTableNodeGrey") is not None
+    assert scene.GetFirstNodeByClass("vtkMRMLCrosshairNode") is not None
 
 
-def test_every_standin_method_exists_in_slicer_api():
-    syms = _symbols()
-    checked = 0
-    for cls_name, cls in {**mrml_standin.STANDIN_CLASSES, "vtkMRMLScene": mrml_standin.vtkMRMLScene}.items():
-        assert syms.closure(cls_name) is not None, f"{cls_name} is not a Slicer class"
-        for name, _member in inspect.getmembers(cls):
-            if name.startswith("_"):
-                continue
-            assert syms.has_member(cls_name, name, loose=False), f"{cls_name}.{name} does not exist in Slicer"
-            assert not syms.member_missing_in_target(cls_name, name), f"{cls_name}.{name} missing in 5.10"
-            checked += 1
-    util = syms.module_names("slicer.util")
-    for name in mrml_standin.UTIL_FUNCTIONS:
-        assert name in util, f"slicer.util.{name} does not exist"
-        checked += 1
-    assert checked > 80
+def test_vtk_warnings_are_caught_by_the_fixture_window(tmp_path):
+    """The output-window capture the fixture fails on records MRML's warnings with their text."""
+    import slicer_app
+
+    messages = slicer_app.VtkMessages()
+    try:
+        scene, _ = slicer_app.new_scene(tmp_path / "cache")
+        sh = scene.GetSubjectHierarchyNode()
+        sh.SetItemParent(0, sh.GetSceneItemID())  # what a missing item used to log silently
+    finally:
+        messages.close()
+    assert len(messages.messages) == 1 and "SetItemParent: Invalid item ID given" in messages.messages[0]
+    assert messages.messages[0].startswith("Warning:")
 
 
 def test_volume_round_trip_keeps_lps_geometry_and_kji_order(slicer):
@@ -121,6 +118,18 @@ def test_rows_become_a_table_with_units_and_back(slicer):
     assert table.GetNumberOfRows() == 2 and table.GetColumnUnitLabel("dose_Gy") == "Gy"
     back = nodes.table_to_rows(table)
     assert back[0] == {"region": "kidney_left", "dose_Gy": 3.5} and np.isnan(back[1]["dose_Gy"])
+    assert table.GetColumnTitle("dose_Gy") == "Dose" and table.GetColumnTitle("region") == ""  # unset: empty
+    # one helper reads text and numeric columns; Slicer's own arrayFromTableColumn refuses text columns
+    regions, doses = nodes.table_column(table, "region"), nodes.table_column(table, "dose_Gy")
+    assert regions.tolist() == ["kidney_left", "liver"] and regions.dtype.kind == "U"
+    assert doses.dtype == np.float64 and doses[0] == 3.5 and np.isnan(doses[1])
+    with pytest.raises(AssertionError, match="Unsupported array type"):
+        slicer.util.arrayFromTableColumn(table, "region")
+    np.testing.assert_array_equal(slicer.util.arrayFromTableColumn(table, "dose_Gy"), doses)
+    from LuDosimetryLib.errors import InputError
+
+    with pytest.raises(InputError, match=r"doses.*no column 'mean_dose_Gy' \(columns: region, dose_Gy\)"):
+        nodes.table_column(table, "mean_dose_Gy")
     chart = nodes.plot_chart(table, [{"x": "region", "y": "dose_Gy", "style": "points"}], name="c",
                              title="Dose", x_title="region", y_title="Gy")
     series = slicer.mrmlScene.GetNodeByID(chart.GetNthPlotSeriesNodeID(0))

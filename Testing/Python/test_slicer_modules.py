@@ -1,6 +1,6 @@
 """The LuDosimetry Slicer modules without Slicer: API use checked against Slicer 5.10, valid .ui files
 bound to the parameter nodes, no science in the module files, and each stage's logic run through
-the MRML stand-in from input nodes to output nodes."""
+Slicer's real MRML (slicer-core) from input nodes to output nodes."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ CONNECTABLE = {"float": {"QDoubleSpinBox"}, "int": {"QSpinBox"}, "bool": {"QChec
                "str": {"QLineEdit", "QComboBox"}, "pathlib.Path": {"ctkPathLineEdit"}, "node": {"qMRMLNodeComboBox"}}
 ALLOWED_IMPORTS = {"slicer", "qt", "ctk", "vtk", "logging", "typing", "pathlib", "LuDosimetrySlicerLib",
                    "LuDosimetryLib"}
+
+def _column(table, name: str):
+    """A table column through the helper the logic uses (text and numbers; Slicer's own
+    ``slicer.util.arrayFromTableColumn`` raises on text columns)."""
+    from LuDosimetrySlicerLib.nodes import table_column
+
+    return table_column(table, name)
+
 
 
 def _module_source(name: str) -> ast.Module:
@@ -118,6 +126,27 @@ def test_ui_is_valid_designer_xml_bound_to_the_parameter_node(name):
             assert text.startswith("Optional["), f"{fname}: {text}"
 
 
+def test_widgets_share_one_base_and_keep_only_their_inputs_and_outputs():
+    """The template's parameter-node plumbing is in LuDosimetrySlicerLib/widget.py once; every module's
+    widget derives from it, defines none of the plumbing again, and its .ui has the names the base uses."""
+    base = ast.parse((EDGE / "LuDosimetrySlicerLib" / "widget.py").read_text(encoding="utf-8"))
+    classes = {c.name: c for c in base.body if isinstance(c, ast.ClassDef)}
+    plumbing = {f.name for f in classes["LuDosimetryModuleWidget"].body if isinstance(f, ast.FunctionDef)}
+    assert {"setup", "setParameterNode", "initializeParameterNode", "exit", "onSceneStartClose"} <= plumbing
+    base_ui = {n.attr for n in ast.walk(base) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute)
+               and n.value.attr == "ui"}
+    assert base_ui == {"applyButton"}
+    for name in MODULES:
+        tree = _module_source(name)
+        widget = next(c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == f"{name}Widget")
+        assert ast.unparse(widget.bases[0]) in classes, f"{name}Widget does not use the shared base"
+        methods = {f.name for f in widget.body if isinstance(f, ast.FunctionDef)}
+        assert not methods & (plumbing - {"connectButtons", "selectDefaultInputs", "missingInputs", "onApplyButton"})
+        assert len(ast.unparse(widget).splitlines()) < 60, f"{name}Widget is not thin"
+        root = ET.parse(REPO / "LuDosimetry" / name / "Resources" / "UI" / f"{name}.ui").getroot()
+        assert base_ui | {"resultLabel"} <= {w.get("name") for w in root.iter("widget")}
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_module_files_import_no_science_and_compute_nothing(name):
     tree = _module_source(name)
@@ -141,7 +170,7 @@ def test_module_files_import_no_science_and_compute_nothing(name):
     assert "'Nuclear Medicine'" in text and "['LuDosimetryCommon']" in text and "helpText" in text
 
 
-# --- logic through the stand-in -------------------------------------------------------------------
+# --- logic on the real MRML classes ---------------------------------------------------------------
 def _rows(path: Path) -> list[dict]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -166,14 +195,14 @@ def test_concordance_logic_stores_statistics_pairs_and_charts(slicer):
     kid = [r for r in raw if r["region"].startswith("kidney")]
     pairs = out.pairs["kidney"]
     assert pairs.GetNumberOfRows() == len(kid)
-    diff = slicer.util.arrayFromTableColumn(pairs, "difference_Gy")
+    diff = _column(pairs, "difference_Gy")
     expected = [float(r["predicted_Gy"]) - float(r["measured_Gy"]) for r in kid]
     np.testing.assert_allclose(sorted(diff), sorted(expected), rtol=1e-12)
     chart = out.bland_altman["kidney"]
     assert chart.GetNumberOfPlotSeriesNodes() == 4  # points, bias, two limits
     bias_series = slicer.mrmlScene.GetNodeByID(chart.GetNthPlotSeriesNodeID(1))
     lines = slicer.mrmlScene.GetNodeByID(bias_series.GetTableNodeID())
-    assert slicer.util.arrayFromTableColumn(lines, bias_series.GetYColumnName())[0] == pytest.approx(np.mean(expected))
+    assert _column(lines, bias_series.GetYColumnName())[0] == pytest.approx(np.mean(expected))
     # organised under the cohort and the patient
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     folder = sh.GetItemParent(sh.GetItemByDataNode(stats))
@@ -200,31 +229,59 @@ def test_planning_logic_proposes_activity_and_stores_the_cumulative_ledger(slice
     from LuDosimetrySlicerLib import planning_logic, samples
 
     led = json.loads(samples.example_ledger_path().read_text())
-    settings = planning_logic.plan_settings(prescribed_kidney_dose_Gy=5.0, max_activity_GBq=30.0, step_GBq=0.1)
+    settings = planning_logic.plan_settings(prescribed_kidney_dose_Gy=5.0, max_activity_GBq=30.0, step_GBq=0.1,
+                                            override_limits=("max_activity",))
     out = planning_logic.run_planning(samples.example_ledger_path(), settings)
     d_last = led["cycles"][-1]["organs"]["kidney"]["dose_per_activity_Gy_per_GBq"]
     assert not out.proposal.refused
     # 5 Gy at the last measured kidney d, rounded down to the 0.1 GBq step
     assert out.activity_GBq == pytest.approx(math.floor(5.0 / d_last / 0.1 + 1e-9) * 0.1, abs=1e-9)
     ledger = out.ledger
-    n_given = sum(len(c["organs"]) for c in led["cycles"])
-    planned = slicer.util.arrayFromTableColumn(ledger, "dosimetry_method")
+    n_given = sum(len(c["organs"]) + len(c.get("lesions", {})) for c in led["cycles"])
+    planned = _column(ledger, "dosimetry_method")
     assert ledger.GetNumberOfRows() == n_given + sum(planned == "planned") and sum(planned == "planned") >= 1
     assert ledger.GetColumnUnitLabel("cumulative_dose_Gy") == "Gy"
     assert ledger.GetColumnUnitLabel("administered_activity_GBq") == "GBq"
-    kidney_cum = [float(v) for v, o, m in zip(slicer.util.arrayFromTableColumn(ledger, "cumulative_dose_Gy"),
-                                              slicer.util.arrayFromTableColumn(ledger, "organ"), planned)
+    kidney_cum = [float(v) for v, o, m in zip(_column(ledger, "cumulative_dose_Gy"),
+                                              _column(ledger, "organ"), planned)
                   if o == "kidney" and m != "planned"]
     by_hand = np.cumsum([c["administered_activity_GBq"] * c["organs"]["kidney"]["dose_per_activity_Gy_per_GBq"]
                          for c in led["cycles"]])
     np.testing.assert_allclose(kidney_cum, by_hand, rtol=1e-3)
+    # the ledger's numbers as computed, kept beside the table (a saved table keeps 6 significant digits)
+    from LuDosimetrySlicerLib.nodes import full_precision_rows
+
+    kept = [r["cumulative_dose_Gy"] for r in full_precision_rows(ledger)
+            if r["organ"] == "kidney" and r["dosimetry_method"] != "planned"]
+    np.testing.assert_allclose(kept, by_hand, rtol=1e-12)
     attrs = {n: ledger.GetAttribute(n) for n in ledger.GetAttributeNames()}
     assert float(attrs["LuDosimetry.NextCycleActivityGBq"]) == pytest.approx(out.activity_GBq)
     assert attrs["LuDosimetry.NextCycle"] == str(len(led["cycles"]) + 1)
     assert attrs["LuDosimetry.PatientID"] == led["patient_id"]
+    assert attrs["LuDosimetry.LedgerOverLimit"] == "0" and attrs["LuDosimetry.RiskStratum"] == "standard"
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
     folder = sh.GetItemParent(sh.GetItemByDataNode(ledger))
     assert sh.GetItemName(sh.GetItemParent(folder)) == led["patient_id"]
+
+
+def test_planning_logic_flags_a_ledger_over_the_kidney_limit(slicer, tmp_path):
+    import datetime as dt
+
+    from LuDosimetryLib.planning import OrganDosePerActivity, append_cycle, new_ledger, write_ledger
+    from LuDosimetrySlicerLib import planning_logic
+
+    led = new_ledger("P-OVER", risk_stratum="high")
+    for k in (1, 2):  # 9 Gy per cycle with G = 0.2: BED 2 × 9(1 + 0.2·9/2.6) = 30.5 Gy > 28 Gy (high risk)
+        led = append_cycle(led, administration_date=dt.date(2026, 1, 5) + dt.timedelta(days=42 * k),
+                           administered_activity_Bq=9.0e9, dosimetry_method="full_protocol",
+                           dose_per_activity={"kidney": OrganDosePerActivity(1.0e-9, 0.1, 0.2, "test")})
+    out = planning_logic.run_planning(write_ledger(tmp_path / "over.json", led),
+                                      planning_logic.plan_settings(prescribed_kidney_dose_Gy=4.0))
+    attrs = {n: out.ledger.GetAttribute(n) for n in out.ledger.GetAttributeNames()}
+    assert attrs["LuDosimetry.LedgerOverLimit"] == "1" and "cumulative kidney BED" in attrs["LuDosimetry.LimitFlags"]
+    assert out.proposal.refused and "BED limit allows no further activity" in out.proposal.reason
+    assert [f.name for f in out.limit_flags] == ["kidney_bed"]
+    assert any(line.startswith("  LEDGER OVER LIMIT: cumulative kidney BED 30.") for line in out.lines)
 
 
 def test_planning_logic_reports_a_missing_prescription(slicer):
@@ -272,3 +329,20 @@ def test_no_package_is_installed_at_start_up():
         assert path.name == "gui.py" or not pip, f"{path}: {pip}"
     gui = (EDGE / "LuDosimetrySlicerLib" / "gui.py").read_text()
     assert "confirmOkCancelDisplay" in gui.split("slicer.util.pip_install(requirement)")[0]  # asks first
+
+
+def test_concordance_logic_compares_the_prediction_models_leave_one_patient_out(slicer):
+    from LuDosimetryLib.cohort.model_validation import lopo_concordance, lopo_predictions
+    from LuDosimetryLib.phantom.cohort_kinetics import SyntheticFeatureSettings, synthetic_feature_table
+    from LuDosimetrySlicerLib import concordance_logic, nodes
+
+    rows = synthetic_feature_table(SyntheticFeatureSettings(n_patients=6, seed=4))
+    table = nodes.rows_to_table(rows, name="prediction_features")
+    out = concordance_logic.run_model_validation(table, model="kinetic")
+    got = {(r["model"], r["group"]): r["ccc"] for r in nodes.table_to_rows(out.validation)}
+    expected = {(r["model"], r["group"]): r["ccc"] for r in lopo_concordance(lopo_predictions(rows))}
+    assert set(got) == set(expected) and {m for m, _ in got} == {"population", "kinetic", "calibrated"}
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
+    assert out.n_patients == 6 and out.chart.GetNumberOfPlotSeriesNodes() == 1
+    assert out.predictions.GetNumberOfRows() == sum(1 for r in lopo_predictions(rows) if r["model"] == "kinetic")

@@ -21,8 +21,11 @@ def test_save_report_writes_the_library_report_of_the_scene(slicer, tmp_path):
     for name in ("doses.csv", "dvh.csv", "dose_Gy.nii.gz", "ct_HU.nii.gz", "labels.nii.gz", "run.json"):
         assert (tmp_path / "report" / name).is_file(), name
     rows = {r["region"]: r for r in read_doses_csv(tmp_path / "report" / "doses.csv")}
-    stats_regions = list(slicer.util.arrayFromTableColumn(out.statistics, "region"))
-    stats_dose = slicer.util.arrayFromTableColumn(out.statistics, "dose_Gy")
+    from LuDosimetrySlicerLib.nodes import table_to_rows
+
+    table = table_to_rows(out.statistics)
+    stats_regions = [r["region"] for r in table]
+    stats_dose = [r["dose_Gy"] for r in table]
     assert set(rows) == set(stats_regions)
     page = html.read_text(encoding="utf-8")
     assert "SYN1" in page and 'id="oar-table"' in page and 'id="lesion-table"' in page

@@ -1,4 +1,4 @@
-"""Alignment, TAC and Dose logic of the Slicer modules through the MRML stand-in, on a small synthetic
+"""Alignment, TAC and Dose logic of the Slicer modules on Slicer's real MRML (slicer-core), on a small synthetic
 patient built here with known geometry and kinetics: the nodes they create carry the attributes,
 units and columns specified, and the numbers agree with the construction (a known CT shift, a
 mono-exponential TAC's analytic TIA)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,21 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[2]
 EDGE = REPO / "LuDosimetry" / "LuDosimetryCommon"
+SCRIPT = REPO / "LuDosimetry" / "Scripts" / "batch.py"
 SHIFT_MM = (8.0, 0.0, 0.0)  # the later timepoints' patient is displaced by this (LPS, mm): 2 voxels along x
 SPACING = 4.0
 TIMES_H = (4.0, 24.0, 96.0)
 HALF_LIFE_EFF_H = 40.0
 C0_BQ_PER_ML = 2.0e5
 INJECTED_BQ = 7.4e9
+
+def _column(table, name: str):
+    """A table column through the helper the logic uses (text and numbers; Slicer's own
+    ``slicer.util.arrayFromTableColumn`` raises on text columns)."""
+    from LuDosimetrySlicerLib.nodes import table_column
+
+    return table_column(table, name)
+
 
 
 def _image(arr: np.ndarray, origin=(-80.0, -80.0, -60.0)) -> sitk.Image:
@@ -48,7 +58,7 @@ def _phantom(shift_vox: int):
 
 
 def _load_patient():
-    """Push three timepoints (SPECT Bq/mL + CT) and the label map into the stand-in scene."""
+    """Push three timepoints (SPECT Bq/mL + CT) and the label map into the real scene."""
     from LuDosimetryLib.labels import LabelTable
     from LuDosimetryLib.model import Administration, Segmentation, Timepoint
     from LuDosimetryLib.nuclides import get_nuclide
@@ -116,10 +126,10 @@ def test_tac_logic_tabulates_fits_and_charts_with_the_analytic_tia(slicer):
     out = tac_logic.run_tac(aligned.aligned["tp2"], labels, model="mono", partial_volume="none")
     tac = out.tac_table
     assert tac.GetColumnUnitLabel("time_h") == "h" and tac.GetColumnUnitLabel("activity_Bq") == "Bq"
-    regions = slicer.util.arrayFromTableColumn(tac, "region")
+    regions = _column(tac, "region")
     assert {"kidney_left", "lesion_1"} <= set(regions)
-    fits = {r: i for i, r in enumerate(slicer.util.arrayFromTableColumn(out.fit_table, "region"))}
-    tia = slicer.util.arrayFromTableColumn(out.fit_table, "tia_Bq_h")[fits["kidney_left"]]
+    fits = {r: i for i, r in enumerate(_column(out.fit_table, "region"))}
+    tia = _column(out.fit_table, "tia_Bq_h")[fits["kidney_left"]]
     volume_mL = kidney.sum() * SPACING**3 / 1000.0
     analytic = C0_BQ_PER_ML * volume_mL / (math.log(2) / HALF_LIFE_EFF_H)  # ∫ C0 V e^(−λt) dt, 0..∞
     assert tia == pytest.approx(analytic, rel=0.03)
@@ -167,8 +177,8 @@ def test_dose_logic_stores_a_slicerrt_dose_volume_statistics_and_dvh(slicer):
     assert sh.GetItemName(sh.GetItemParent(study)) == "SYN1"
     stats = out.statistics
     assert stats.GetColumnUnitLabel("dose_Gy") == "Gy" and stats.GetColumnUnitLabel("volume_mL") == "mL"
-    regions = list(slicer.util.arrayFromTableColumn(stats, "region"))
-    mean_table = slicer.util.arrayFromTableColumn(stats, "map_mean_dose_Gy")[regions.index("kidney_left")]
+    regions = list(_column(stats, "region"))
+    mean_table = _column(stats, "map_mean_dose_Gy")[regions.index("kidney_left")]
     dose_arr = slicer.util.arrayFromVolume(dose)  # LED: dose stays in the kidney voxels; the table matches the map
     assert mean_table == pytest.approx(float(dose_arr[kidney].mean()), rel=1e-4)
     tia_arr = slicer.util.arrayFromVolume(out.tia_volume)
@@ -176,18 +186,35 @@ def test_dose_logic_stores_a_slicerrt_dose_volume_statistics_and_dvh(slicer):
     assert float(tia_arr[kidney].sum()) > 0 and np.all(dose_arr[tia_arr == 0] == 0)
     dvh = out.dvh_table
     assert dvh.GetColumnUnitLabel("dose_Gy") == "Gy" and dvh.GetColumnUnitLabel("kidney_left_volume_percent") == "%"
-    vp = slicer.util.arrayFromTableColumn(dvh, "kidney_left_volume_percent")
+    vp = _column(dvh, "kidney_left_volume_percent")
     assert vp[0] == pytest.approx(100.0) and np.all(np.diff(vp) <= 1e-9)
     assert out.dvh_chart.GetNumberOfPlotSeriesNodes() >= 2
 
 
-def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(slicer, tmp_path):
-    """The synthetic patient (generated locally, as Sample Data does) through ingest into volume nodes."""
-    from LuDosimetrySlicerLib import samples
-    from LuDosimetrySlicerLib.patient_nodes import segmentation_from_node
+def test_sample_patient_loads_into_the_scene_with_its_times_activity_and_labels(slicer, monkeypatch):
+    """The Sample Data loader (the downloader registered with Sample Data): the synthetic patient,
+    generated locally into Slicer's cache folder, through ingest into volume nodes."""
+    import types
 
-    folder, patient = samples.generate_sample_patient_folder("small", seed=0, folder=tmp_path / "sample")
-    nodes = samples.load_patient_folder(folder)  # the folder's calibration.json, as 'ludosimetry run' does
+    from LuDosimetrySlicerLib import samples
+    from LuDosimetrySlicerLib.patient_nodes import PatientNodes, segmentation_from_node
+
+    monkeypatch.delenv("LUDOSIMETRY_CACHE", raising=False)
+    registered = {}
+    sample_data = types.SimpleNamespace(SampleDataLogic=types.SimpleNamespace(
+        registerCustomSampleDataSource=lambda **kw: registered.update(kw)))  # SampleData is Qt: not in slicer-core
+    monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+    samples.register_sample_data()
+    # the patient generated once into slicer.app.cachePath; the loader finds it there and loads it
+    folder, patient = samples.generate_sample_patient_folder("small", seed=0)
+    assert Path(slicer.app.cachePath) in folder.parents
+    loaded = registered["customDownloader"](None)
+    assert all(n.GetScene() is slicer.mrmlScene for n in loaded)
+    spects = sorted((n for n in loaded if n.GetAttribute("LuDosimetry.Modality") == "SPECT"),
+                    key=lambda n: float(n.GetAttribute("LuDosimetry.TimeHoursPostInjection")))
+    nodes = PatientNodes(spects[0].GetAttribute("LuDosimetry.PatientID"), 1, spects,
+                         [n for n in loaded if n.GetAttribute("LuDosimetry.Modality") == "CT"],
+                         next(n for n in loaded if n.IsA("vtkMRMLLabelMapVolumeNode")))
     truth = patient.cycles[0]
     assert len(nodes.spect) == len(truth.timepoints) == len(nodes.ct)
     for node, tp in zip(nodes.spect, truth.timepoints):
@@ -248,17 +275,123 @@ def test_batch_on_the_sample_patient_gives_the_numbers_of_ludosimetry_run(slicer
     assert batch_dose["kidney_left"] > 0
     record = json.loads((dest / "run.json").read_text())
     assert record["stages"]["tac"]["calibration"].startswith("applied at ingest")
-    # the saved scene holds the stages' nodes with their attributes
-    with zipfile.ZipFile(dest / f"{dest.name}.mrb") as z:
-        saved = json.loads(z.read("scene.json"))
-    dose_nodes = [n for n in saved if n["attributes"].get("DicomRtImport.DoseVolume") == "1"]
-    assert len(dose_nodes) == 1 and dose_nodes[0]["attributes"]["LuDosimetry.Units"] == "Gy"
-    assert sum(n["attributes"].get("LuDosimetry.Aligned") == "1" and n["class"] == "vtkMRMLScalarVolumeNode"
-               and n["attributes"].get("LuDosimetry.Modality") == "SPECT" for n in saved) == 2
-    assert sum(n["class"] == "vtkMRMLLinearTransformNode" for n in saved) == 2
+    # the hierarchy the stages built: patient → a study per timepoint (and the dose study) → stage folders
+    _assert_patient_hierarchy(slicer.mrmlScene, dest.name, n_timepoints=2)
+    # a real Medical Reality Bundle: a zip of the .mrml scene file and its data files in Data/
+    mrb = dest / f"{dest.name}.mrb"
+    with zipfile.ZipFile(mrb) as z:
+        names = z.namelist()
+    assert any(n.endswith(".mrml") for n in names) and any("/Data/" in n for n in names), names
+    assert not any(n.endswith("scene.json") for n in names)
+    saved = _scene_snapshot(slicer.mrmlScene)
+    # reopened in a fresh real scene, by Slicer's own reader
+    import slicer_app
+
+    scene, _app_logic = slicer_app.new_scene(tmp_path / "reopen-cache")  # the logic keeps the data IO alive
+    assert scene.ReadFromMRB(str(mrb)), f"Slicer could not read {mrb}"
+    reopened = _scene_snapshot(scene)
+    assert set(reopened) == set(saved) and len(saved) > 20
+    for key, node in saved.items():
+        assert reopened[key]["attributes"] == node["attributes"], key
+        assert reopened[key]["references"] == node["references"], key
+        assert reopened[key]["parameters"] == node["parameters"], key
+        assert reopened[key]["content"] == node["content"], key
+        if node["matrix"] is not None:
+            np.testing.assert_allclose(reopened[key]["matrix"], node["matrix"], rtol=0, atol=1e-12)
+    params = next(n for n in reopened.values() if n["attributes"].get("ModuleName") == batch.BATCH_MODULE_NAME)
+    assert params["parameters"]["method"] == "convolution" and params["parameters"]["refineKidneys"] == "False"
+    assert params["references"]["doseVolume"] == [f"{dest.name} cycle1 dose"]
+    assert sum(k[0] == "vtkMRMLLinearTransformNode" for k in reopened) == 2
+    _assert_patient_hierarchy(scene, dest.name, n_timepoints=2)
+    # Slicer's table storage keeps 6 significant digits; the full-precision node keeps the doses and TIAs
+    from LuDosimetrySlicerLib.nodes import FULL_PRECISION_ROLE, full_precision_rows, table_column
+
+    stats = scene.GetFirstNodeByName(f"{dest.name} cycle1 dose statistics")
+    fits = scene.GetFirstNodeByName(f"{dest.name} fits")
+    assert stats.GetNodeReference(FULL_PRECISION_ROLE) is not None
+    reloaded_dose = dict(zip(table_column(stats, "region"), table_column(stats, "dose_Gy")))
+    kept_dose = {r["region"]: r["dose_Gy"] for r in full_precision_rows(stats)}
+    kept_tia = {r["region"]: r["tia_Bq_h"] for r in full_precision_rows(fits)}
+    for region in run_dose:
+        assert kept_dose[region] == pytest.approx(run_dose[region], rel=1e-6), region
+        assert reloaded_dose[region] == pytest.approx(run_dose[region], rel=5e-6), region  # rounded, not exact
+    for region in run_tia:
+        assert kept_tia[region] == pytest.approx(run_tia[region], rel=1e-6), region
+    assert any(reloaded_dose[r] != kept_dose[r] for r in run_dose)  # the table alone would have rounded
 
 
-def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_path, capsys):
+def _scene_snapshot(scene) -> dict:
+    """Every LuDosimetry node (attribute ``LuDosimetry.*``, the dose volume, the batch parameter node) by
+    (class, name): attributes, node references (by referenced node name), parameters, transform matrix."""
+    import vtk
+
+    out = {}
+    for i in range(scene.GetNumberOfNodes()):
+        node = scene.GetNthNode(i)
+        attributes = {a: node.GetAttribute(a) for a in node.GetAttributeNames() or ()}
+        if not any(a.startswith(("LuDosimetry.", "DicomRtImport.")) for a in attributes) and \
+                attributes.get("ModuleName") != "LuDosimetryBatch" and not node.IsA("vtkMRMLPlotChartNode") and \
+                not node.IsA("vtkMRMLPlotSeriesNode"):
+            continue
+        references = {}
+        for r in range(node.GetNumberOfNodeReferenceRoles()):
+            role = node.GetNthNodeReferenceRole(r)
+            if role.startswith(("storage", "display")):  # storage/display nodes: Slicer's own bookkeeping
+                continue
+            references[role] = [node.GetNthNodeReference(role, j).GetName()
+                                for j in range(node.GetNumberOfNodeReferences(role))]
+        parameters = {k: node.GetParameter(k) for k in node.GetParameterNames()} if node.IsA(
+            "vtkMRMLScriptedModuleNode") else {}
+        matrix = None
+        if node.IsA("vtkMRMLLinearTransformNode"):
+            m = vtk.vtkMatrix4x4()
+            node.GetMatrixTransformToParent(m)
+            matrix = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+        content = None
+        if node.IsA("vtkMRMLTableNode"):  # columns, their units and the row count (values: see the doses below)
+            content = [(node.GetColumnName(c), node.GetColumnUnitLabel(node.GetColumnName(c)),
+                        node.GetTable().GetColumn(c).GetDataTypeAsString()) for c in range(node.GetNumberOfColumns())]
+            content.append(node.GetNumberOfRows())
+        elif node.IsA("vtkMRMLTextNode"):
+            content = node.GetText()
+        elif node.IsA("vtkMRMLPlotSeriesNode"):
+            content = (node.GetXColumnName(), node.GetYColumnName(), node.GetPlotType(), node.GetMarkerStyle())
+        elif node.IsA("vtkMRMLPlotChartNode"):
+            content = (node.GetTitle(), node.GetXAxisTitle(), node.GetYAxisTitle())
+        key = (node.GetClassName(), node.GetName())
+        assert key not in out, f"two nodes {key}"
+        out[key] = {"attributes": attributes, "references": references, "parameters": parameters, "matrix": matrix,
+                    "content": content}
+    return out
+
+
+def _assert_patient_hierarchy(scene, patient_id: str, *, n_timepoints: int) -> None:
+    """patient (subject) → ``cycle1 tp<n>`` studies and the ``cycle1 dose`` study → the ``LuDosimetry <stage>``
+    folders; the dose study carries SlicerRT's dose unit and holds the dose volume."""
+    import vtk
+
+    sh = scene.GetSubjectHierarchyNode()
+    patient = sh.GetItemChildWithName(sh.GetSceneItemID(), patient_id)
+    assert patient and sh.GetItemLevel(patient) == "Patient"
+    ids = vtk.vtkIdList()
+    sh.GetItemChildren(patient, ids)
+    children = {sh.GetItemName(ids.GetId(i)): ids.GetId(i) for i in range(ids.GetNumberOfIds())}
+    studies = sorted(n for n, i in children.items() if sh.GetItemLevel(i) == "Study")
+    assert studies == sorted([*(f"cycle1 tp{n + 1}" for n in range(n_timepoints)), "cycle1 dose"]), studies
+    assert {"LuDosimetry TAC", "LuDosimetry dose"} <= {n for n, i in children.items() if sh.GetItemLevel(i) == "Folder"}
+    dose_study = children["cycle1 dose"]
+    assert sh.GetItemAttribute(dose_study, "DicomRtImport.DoseUnitName") == "Gy"
+    sh.GetItemChildren(dose_study, ids)
+    doses = [sh.GetItemDataNode(ids.GetId(i)) for i in range(ids.GetNumberOfIds())]
+    assert [n.GetName() for n in doses if n.GetAttribute("DicomRtImport.DoseVolume") == "1"] == \
+        [f"{patient_id} cycle1 dose"]
+    for n in range(n_timepoints):  # each timepoint study holds its SPECT, CT, transform and aligned SPECT
+        sh.GetItemChildren(children[f"cycle1 tp{n + 1}"], ids)
+        classes = sorted(sh.GetItemDataNode(ids.GetId(i)).GetClassName() for i in range(ids.GetNumberOfIds()))
+        assert classes.count("vtkMRMLScalarVolumeNode") >= 3 and "vtkMRMLLinearTransformNode" in classes
+
+
+def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_path, capsys, monkeypatch):
     from LuDosimetrySlicerLib import batch
 
     args = batch.parse_args(["--", "--patients", str(tmp_path / "missing1"), str(tmp_path / "missing2"),
@@ -270,3 +403,11 @@ def test_batch_reports_a_failing_patient_and_exits_with_status_1(slicer, tmp_pat
     assert status == 1
     assert f"{tmp_path / 'missing1'}: FAILED" in out and f"{tmp_path / 'missing2'}: FAILED" in out  # both tried
     assert "0 of 2 patients processed" in out and not (tmp_path / "out").exists()
+    # the entry script Slicer runs (--python-script): the same main, its status handed to slicer.util.exit
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--", "--patients", str(tmp_path / "missing1"),
+                                      "--out", str(tmp_path / "out")])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert slicer.app.exitStatus == 1 and slicer.app.commandOptions().runPythonAndExit is False
+    assert "0 of 1 patients processed" in capsys.readouterr().out

@@ -7,7 +7,8 @@ Run by ``LuDosimetry/Scripts/batch.py``::
 
 For each patient the scene is cleared, the folder is ingested (``LuDosimetryLib.ingest``), the
 modules' logic runs (the same functions the module widgets call), and ``<out>/<patient>/`` gets
-``<patient>.mrb`` (the scene with every node and parameter), ``tac.csv``, ``fits.csv``,
+``<patient>.mrb`` (the scene with every node, and the run's settings and nodes in the parameter node
+``LuDosimetry batch``), ``tac.csv``, ``fits.csv``,
 ``doses.csv``, ``report.html`` and ``run.json``, written as a whole or not at all. A failing
 patient is reported and skipped; the exit status is 1 when any patient failed.
 """
@@ -21,7 +22,10 @@ from pathlib import Path
 
 import slicer
 
-__all__ = ["parse_args", "process_patient", "main"]
+__all__ = ["parse_args", "process_patient", "main", "parameter_node", "BATCH_MODULE_NAME"]
+
+#: ``ModuleName`` attribute of the batch's parameter node (as Slicer's scripted modules mark theirs).
+BATCH_MODULE_NAME = "LuDosimetryBatch"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -40,6 +44,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def parameter_node(settings: dict, references: dict):
+    """A ``vtkMRMLScriptedModuleNode`` holding a run's settings (parameters, as text) and its input and
+    output nodes (node references, role = key), saved with the scene."""
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LuDosimetry batch")
+    node.SetAttribute("ModuleName", BATCH_MODULE_NAME)
+    for key, value in settings.items():
+        node.SetParameter(key, str(value))
+    for role, ref in references.items():
+        node.SetNodeReferenceID(role, ref.GetID())
+    return node
+
+
 def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     """Run one patient through the stages and write its results folder; returns the folder."""
     from LuDosimetryLib.report import Report
@@ -47,7 +63,7 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
 
     from .alignment_logic import run_alignment
     from .dose_logic import run_dose
-    from .nodes import table_to_rows
+    from .nodes import full_precision_rows
     from .samples import load_patient_folder
     from .tac_logic import run_tac
 
@@ -61,6 +77,11 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     first = next(iter(aligned.aligned.values()))
     tac = run_tac(first, nodes.labels, calibration_store=args.calibration_store, progress=progress)
     dose = run_dose(first, nodes.labels, method=args.method, fits=tac.fits, progress=progress)
+    parameter_node({"patientFolder": folder, "cycle": args.cycle, "method": args.method,
+                    "refineKidneys": not args.no_refine_kidneys, "calibrationStore": args.calibration_store or ""},
+                   {"referenceSpect": nodes.spect[0], "labels": nodes.labels, "alignedSpect": first,
+                    "tacTable": tac.tac_table, "fitTable": tac.fit_table, "tiaVolume": dose.tia_volume,
+                    "doseVolume": dose.dose_volume, "statisticsTable": dose.statistics})
     record = RunRecord("Slicer batch (LuDosimetry/Scripts/batch.py)", inputs={"patient_folder": str(folder)},
                        parameters={"cycle": args.cycle, "method": args.method,
                                    "refine_kidneys": not args.no_refine_kidneys,
@@ -68,14 +89,14 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     record.stages["alignment"] = {k: dict(v) for k, v in aligned.quality.items()}
     record.stages["tac"] = {"calibration": tac.calibration_text or "none given"}
     report = Report(f"LuDosimetry: patient {nodes.patient_id}, cycle {args.cycle}")
-    fits, doses = table_to_rows(tac.fit_table), table_to_rows(dose.statistics)
+    fits, doses = full_precision_rows(tac.fit_table), full_precision_rows(dose.statistics)
     report.section("tac", "Time-integrated activity").table(fits, ["region", "model", "tia_MBq_h",
                                                                     "tia_rel_uncertainty", "effective_half_life_h"])
     report.section("dose", "Absorbed dose").table(doses, ["region", "dose_Gy", "dose_method", "map_mean_dose_Gy",
                                                                 "median_dose_Gy", "volume_mL"])
     dest = out / nodes.patient_id
     with atomic_directory(dest, overwrite=args.force) as tmp:
-        write_csv(tmp / "tac.csv", table_to_rows(tac.tac_table), TAC_COLUMNS)
+        write_csv(tmp / "tac.csv", full_precision_rows(tac.tac_table), TAC_COLUMNS)
         write_csv(tmp / "fits.csv", fits, FITS_COLUMNS)
         write_csv(tmp / "doses.csv", doses, DOSES_COLUMNS)
         report.write(tmp / "report.html")

@@ -29,6 +29,7 @@ from .alignment_logic import aligned_spect_nodes
 from .nodes import (
     columns_table,
     get_node_attributes,
+    keep_full_precision,
     mark_dose_volume,
     plot_chart,
     rows_to_table,
@@ -142,6 +143,7 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     table = rows_to_table(rows, name=f"{patient_id} cycle{cycle} dose statistics", columns=DOSES_COLUMNS)
     set_node_attributes(table, {**common, "Stage": "dose"})
     hierarchy.place(table, folder)
+    keep_full_precision(table, rows, DOSES_COLUMNS)
     dvh = dvh_chart_columns(stats)
     dvh_table = columns_table(dvh, name=f"{patient_id} cycle{cycle} DVH")
     set_node_attributes(dvh_table, {**common, "Stage": "dose"})

@@ -4,13 +4,18 @@ Layout (item names): ``<patient id>`` (subject) → ``<timepoint label>`` (study
 nodes, and ``<patient id>`` → ``LuDosimetry <stage>`` (folder) for results of a stage; a cohort's
 results go under a subject item ``Cohort``. Items are found by name first, so running a stage
 twice reuses its items.
+
+A data node has a hierarchy item only once something creates one: in the application Slicer's Qt
+subject-hierarchy plugin logic does it when the node is added, but a scene without the Qt layer
+(``PythonSlicer``, slicer-core, tests) has none, and ``GetItemByDataNode`` returns the invalid
+item 0. :func:`node_item` creates the item where it is missing, which is right in both.
 """
 
 from __future__ import annotations
 
 import slicer
 
-__all__ = ["subject_item", "timepoint_item", "timepoint_study_name", "stage_folder", "place"]
+__all__ = ["subject_item", "timepoint_item", "timepoint_study_name", "stage_folder", "node_item", "place"]
 
 
 def _sh():
@@ -47,9 +52,15 @@ def stage_folder(patient_id: str, stage: str) -> int:
     return item or sh.CreateFolderItem(subject, name)
 
 
-def place(node, parent_item: int) -> int:
-    """Put a data node under a hierarchy item; returns the node's item."""
+def node_item(node) -> int:
+    """The hierarchy item of a data node, created under the scene item where it is missing."""
     sh = _sh()
     item = sh.GetItemByDataNode(node)
-    sh.SetItemParent(item, parent_item)
+    return item if item != sh.GetInvalidItemID() else sh.CreateItem(sh.GetSceneItemID(), node)
+
+
+def place(node, parent_item: int) -> int:
+    """Put a data node under a hierarchy item; returns the node's item."""
+    item = node_item(node)
+    _sh().SetItemParent(item, parent_item)
     return item

@@ -11,16 +11,20 @@ from typing import Any
 import numpy as np
 import slicer
 import vtk
+import vtk.util.numpy_support
 
 from .geometry import (
     geometry_from_ijk_to_ras,
     ijk_to_ras_from_geometry,
     transform_to_parent_ras_from_fixed_to_moving_lps,
 )
+from .hierarchy import node_item
 
 __all__ = ["ATTRIBUTE_PREFIX", "vtk_matrix", "numpy_matrix", "volume_to_sitk", "sitk_to_volume",
            "set_node_attributes", "get_node_attributes", "registration_to_transform_node", "rows_to_table",
-           "table_to_rows", "plot_chart", "mark_dose_volume", "set_voxel_value", "coded_entry", "VOXEL_UNITS",
+           "table_to_rows", "table_column", "keep_full_precision", "full_precision_rows",
+           "FULL_PRECISION_ROLE", "plot_chart", "mark_dose_volume", "set_voxel_value", "coded_entry",
+           "VOXEL_UNITS",
            "VOXEL_QUANTITIES", "show_volume", "column_units", "columns_table"]
 
 #: Prefix of the node attributes this extension writes (``LuDosimetry.TimeHoursPostInjection``).
@@ -215,18 +219,79 @@ def columns_table(columns: Mapping[str, Sequence[float]], *, name: str,
     return node
 
 
+def table_column(node: slicer.vtkMRMLTableNode, name: str) -> np.ndarray:
+    """A column of a table node as a numpy array (a copy): numbers as float64, text as ``str``.
+
+    Use this rather than ``slicer.util.arrayFromTableColumn``, which raises on text columns (it
+    hands the column to ``vtk_to_numpy``, which refuses a ``vtkStringArray``).
+
+    Raises
+    ------
+    InputError
+        The table has no column ``name`` (the message names the table and its columns).
+    """
+    from LuDosimetryLib.errors import InputError
+
+    column = node.GetTable().GetColumnByName(name)
+    if column is None:
+        table = node.GetTable()
+        names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+        raise InputError(f"has no column {name!r} (columns: {', '.join(names)})", source=node.GetName())
+    if isinstance(column, vtk.vtkDataArray):
+        return np.array(vtk.util.numpy_support.vtk_to_numpy(column), dtype=float)
+    return np.array([str(column.GetValue(r)) for r in range(column.GetNumberOfValues())], dtype=str)
+
+
 def table_to_rows(node: slicer.vtkMRMLTableNode) -> list[dict[str, Any]]:
-    """Rows (dicts) from a table node; numeric columns as floats."""
+    """Rows (dicts) from a table node; numeric columns as floats, text columns as str."""
     table = node.GetTable()
-    names = [table.GetColumn(c).GetName() for c in range(table.GetNumberOfColumns())]
-    out = []
-    for r in range(node.GetNumberOfRows()):
-        row = {}
-        for c, n in enumerate(names):
-            col = table.GetColumn(c)
-            row[n] = col.GetValue(r) if isinstance(col, vtk.vtkStringArray) else float(col.GetValue(r))
-        out.append(row)
-    return out
+    names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+    columns = {n: table_column(node, n).tolist() for n in names}
+    return [{n: columns[n][r] for n in names} for r in range(node.GetNumberOfRows())]
+
+
+#: Node reference role from a result table to the text node holding its rows at full precision.
+FULL_PRECISION_ROLE = "LuDosimetry.FullPrecision"
+
+
+def keep_full_precision(table: slicer.vtkMRMLTableNode, rows: Sequence[Mapping[str, Any]],
+                        columns: Sequence[str]) -> slicer.vtkMRMLTextNode:
+    """Keep a result table's rows at full precision in a text node (JSON) the table references.
+
+    Slicer saves a table node as a TSV file written with 6 significant digits (vtkMRMLTableStorageNode
+    uses vtkDelimitedTextWriter at the stream's default precision), so doses and TIAs read back from a
+    saved scene are rounded. A text node keeps its text exactly; JSON writes each float as its
+    shortest round-trip representation, so :func:`full_precision_rows` returns the numbers computed.
+    The text node is placed beside the table in the subject hierarchy.
+    """
+    import json
+
+    from LuDosimetryLib.results import to_jsonable
+
+    name = f"{table.GetName()} (full precision)"
+    text = table.GetNodeReference(FULL_PRECISION_ROLE) or slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTextNode", name)
+    cols = list(columns)
+    text.SetText(json.dumps({"columns": cols, "rows": to_jsonable([{c: r.get(c) for c in cols} for r in rows])},
+                            ensure_ascii=False))
+    text.SetAttribute(ATTRIBUTE_PREFIX + "FullPrecisionOf", table.GetName())
+    table.SetNodeReferenceID(FULL_PRECISION_ROLE, text.GetID())
+    sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+    sh.SetItemParent(node_item(text), sh.GetItemParent(node_item(table)))
+    return text
+
+
+def full_precision_rows(table: slicer.vtkMRMLTableNode) -> list[dict[str, Any]]:
+    """The rows of a result table at full precision (numbers as computed, missing values None).
+
+    Reads the text node of :func:`keep_full_precision`; a table without one (made elsewhere)
+    gives :func:`table_to_rows`.
+    """
+    import json
+
+    text = table.GetNodeReference(FULL_PRECISION_ROLE)
+    if text is None:
+        return table_to_rows(table)
+    return json.loads(text.GetText())["rows"]
 
 
 def plot_chart(table: slicer.vtkMRMLTableNode, series: Sequence[Mapping[str, str]], *, name: str, title: str,
@@ -264,7 +329,7 @@ def mark_dose_volume(node: slicer.vtkMRMLScalarVolumeNode) -> None:
     node.SetAttribute("DicomRtImport.DoseVolume", "1")
     set_voxel_value(node, quantity="absorbed_dose", units="Gy")
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
-    item = sh.GetItemByDataNode(node)
+    item = node_item(node)
     study = sh.GetItemParent(item)
     if study == sh.GetSceneItemID() or not sh.IsItemLevel(study, "Study"):
         study = sh.CreateStudyItem(sh.GetSceneItemID(), "LuDosimetry dose")

@@ -23,7 +23,15 @@ import slicer
 
 from . import hierarchy
 from .alignment_logic import aligned_spect_nodes
-from .nodes import columns_table, get_node_attributes, plot_chart, rows_to_table, set_node_attributes, volume_to_sitk
+from .nodes import (
+    columns_table,
+    get_node_attributes,
+    keep_full_precision,
+    plot_chart,
+    rows_to_table,
+    set_node_attributes,
+    volume_to_sitk,
+)
 from .patient_nodes import administration_from_node, segmentation_from_node, timepoint_from_nodes
 
 __all__ = ["TacOutputs", "run_tac", "calibration_for", "reference_ct_node", "FIT_MODELS"]
@@ -138,9 +146,12 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     folder = hierarchy.stage_folder(patient_id, "TAC")
     common = {"Stage": "TAC", "PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq), "Calibration": text or "none given"}
-    tac_table = rows_to_table(tac_rows(rows), name=f"{patient_id} TACs", columns=(*TAC_COLUMNS, *TAC_EXTRA_COLUMNS))
+    tac_columns = (*TAC_COLUMNS, *TAC_EXTRA_COLUMNS)
+    tac_table_rows = tac_rows(rows)
+    tac_table = rows_to_table(tac_table_rows, name=f"{patient_id} TACs", columns=tac_columns)
     set_node_attributes(tac_table, common)
     hierarchy.place(tac_table, folder)
+    keep_full_precision(tac_table, tac_table_rows, tac_columns)
     regions: dict[str, list] = {}
     for r in rows:
         regions.setdefault(r.region, []).append(r)
@@ -162,10 +173,12 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
                           "table": points},
                          {"x": "time_h", "y": "activity_Bq", "name": f"{fit.region} fit ({fit.model_name})",
                           "table": curve}]
-    fit_table = rows_to_table(fit_rows(fits), name=f"{patient_id} fits",
-                              columns=(*FITS_COLUMNS, "ci_method") if fits else None)
+    fit_columns = (*FITS_COLUMNS, "ci_method")
+    fit_table_rows = fit_rows(fits)
+    fit_table = rows_to_table(fit_table_rows, name=f"{patient_id} fits", columns=fit_columns if fits else None)
     set_node_attributes(fit_table, {**common, "Model": model, "Warnings": "; ".join(warnings)})
     hierarchy.place(fit_table, folder)
+    keep_full_precision(fit_table, fit_table_rows, fit_columns)
     chart = plot_chart(tac_table, chart_series, name=f"{patient_id} TACs", title=f"{patient_id}: time-activity curves",
                        x_title="time post injection (h)", y_title="activity (Bq)")
     hierarchy.place(chart, folder)
