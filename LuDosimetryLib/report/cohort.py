@@ -40,7 +40,8 @@ def _read_patients(folder: Path) -> tuple[list[dict], dict[str, list[dict]], dic
 
 def patient_ratio_rows(pairs: Sequence[Mapping[str, str]], *, kinds: Sequence[str] = ("organ",)
                        ) -> list[tuple[str, float, float, float]]:
-    """Per patient: geometric mean of measured/predicted over its regions of ``kinds``, with a 95 % interval.
+    """Per patient: geometric mean of predicted/measured over its regions of ``kinds``, with a 95 % interval
+    (the ratio of :mod:`LuDosimetryLib.concordance`, whose differences are predicted − measured).
 
     The interval is the t-interval of the mean log ratio (n ≥ 2 regions), back-transformed; NaN for
     one region. Rows ``(patient, ratio, low, high)`` in the order of ``pairs``.
@@ -51,7 +52,7 @@ def patient_ratio_rows(pairs: Sequence[Mapping[str, str]], *, kinds: Sequence[st
     for r in pairs:
         p, m = num(r.get("predicted_Gy")), num(r.get("measured_Gy"))
         if r.get("kind", "organ") in kinds and p > 0 and m > 0:
-            by.setdefault(r["patient"], []).append(math.log(m / p))
+            by.setdefault(r["patient"], []).append(math.log(p / m))
     out = []
     for patient, logs in by.items():
         mean = sum(logs) / len(logs)
@@ -132,7 +133,7 @@ def _concordance_table(srows, table_id: str, caption: str) -> str:
              Cell(esc(_ci(num(r.get("ratio_geometric_mean")), num(r.get("ratio_loa_low")),
                           num(r.get("ratio_loa_high")))), True)] for r in srows]
     return table_html(["Group", "Pairs", "Patients", "CCC (95 % CI)", "Bias, predicted − measured (LoA) (Gy)",
-                       "Ratio measured/predicted, geometric mean (LoA)"], rows, table_id=table_id, caption=caption)
+                       "Ratio predicted/measured, geometric mean (LoA)"], rows, table_id=table_id, caption=caption)
 
 
 def _concordance(stats_dir: Path) -> tuple[str, str]:
@@ -162,15 +163,15 @@ def _concordance(stats_dir: Path) -> tuple[str, str]:
     if shown:
         parts.append(figure_html(concordance_png(shown, limits=limits),
                                  "Per organ: measured against predicted dose with the identity line, and the "
-                                 "Bland–Altman plot of the ratio measured/predicted with its geometric-mean bias and "
+                                 "Bland–Altman plot of the ratio predicted/measured with its geometric-mean bias and "
                                  "95 % limits of agreement.", fig_id="concordance-figure"))
     ratios = patient_ratio_rows(pairs)
     other = _concordance_table(other_rows, "concordance-other", "Other regions.") if other_rows else ""
     if ratios:
-        parts.append(figure_html(forest_png(ratios, title="Per-patient ratio measured / predicted (organs)",
+        parts.append(figure_html(forest_png(ratios, title="Per-patient ratio predicted / measured (organs)",
                                             xlabel="ratio (log scale); bar: 95 % CI over the patient's organs"),
                                  "Forest plot: for each patient the geometric mean over its organs of the ratio of "
-                                 "measured to predicted dose.", fig_id="forest-figure"))
+                                 "predicted to measured dose.", fig_id="forest-figure"))
     parts.append("</section>")
     return "".join(parts), other
 

@@ -296,12 +296,13 @@ def concordance_png(groups: Mapping[str, Sequence[tuple[float, float]]], *,
     """Per group (organ): scatter of predicted vs measured with the identity line, and Bland–Altman.
 
     ``groups`` maps a title to (predicted_Gy, measured_Gy) pairs. Bland–Altman on the log ratio:
-    ratio measured/predicted against the pair mean, with the geometric-mean bias and its 95 %
-    limits of agreement (exp(mean ± 1.96 sd of the log ratio)), as the doses span decades.
+    ratio predicted/measured (as :mod:`LuDosimetryLib.concordance`) against the pair mean, with the
+    geometric-mean bias and its 95 % limits of agreement (exp(mean ± 1.96 sd of the log ratio)), as
+    the doses span decades.
     ``limits`` (group → geometric-mean ratio, lower and upper limit) gives those lines as computed
     by :mod:`LuDosimetryLib.concordance`; otherwise they are computed here.
     """
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    from matplotlib.ticker import FormatStrFormatter
 
     n = max(len(groups), 1)
     per_row = 2 if n > 1 else 1
@@ -324,7 +325,7 @@ def concordance_png(groups: Mapping[str, Sequence[tuple[float, float]]], *,
         ax.legend(fontsize=6.5, frameon=False)
         ax2 = fig.add_subplot(nrow, 2 * per_row, 2 * i + 2)
         ok = (p > 0) & (m > 0)
-        r = np.log(m[ok] / p[ok])
+        r = np.log(p[ok] / m[ok])
         mean = (p[ok] + m[ok]) / 2
         ax2.plot(mean, np.exp(r), "o", ms=4, color="C1")
         given = (limits or {}).get(title)
@@ -343,9 +344,10 @@ def concordance_png(groups: Mapping[str, Sequence[tuple[float, float]]], *,
         ax2.axhline(1.0, color="0.7", lw=0.6)
         ax2.set_yscale("log")
         ax2.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-        ax2.yaxis.set_minor_formatter(NullFormatter())
+        ax2.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+        ax2.tick_params(axis="y", which="minor", labelsize=6)
         ax2.set_xlabel("mean of predicted and measured (Gy)", fontsize=7.5)
-        ax2.set_ylabel("measured / predicted", fontsize=7.5)
+        ax2.set_ylabel("predicted / measured", fontsize=7.5)
         ax2.set_title(f"{title}: Bland–Altman (ratio)", fontsize=7.5)
         ax2.tick_params(labelsize=7)
         ax2.grid(True, alpha=0.25)
@@ -367,11 +369,12 @@ def forest_png(rows: Sequence[tuple[str, float, float, float]], *, title: str, x
     ax.axvline(1.0, color="0.4", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels([r[0] for r in rows], fontsize=7)
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    from matplotlib.ticker import FormatStrFormatter
 
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+    ax.tick_params(axis="x", which="minor", labelsize=6)
     ax.set_xlabel(xlabel, fontsize=7.5)
     ax.set_title(title, fontsize=8.5)
     ax.tick_params(axis="x", labelsize=7)

@@ -341,12 +341,12 @@ def _prediction_section(res: PatientResults, oar_flat: Sequence[str], lesions: S
         dp, dm = _f(p, "dose_Gy"), _f(m, "dose_Gy")
         rows.append((region, [Cell(esc(display_name(region))), Cell(esc(fmt_value(dp, "Gy")), True),
                               Cell(esc(fmt_value(dm, "Gy")), True),
-                              Cell(esc(fmt_sig(dm / dp) if dp > 0 and math.isfinite(dm) else "—"), True),
+                              Cell(esc(fmt_sig(dp / dm) if dm > 0 and math.isfinite(dp) else "—"), True),
                               Cell(flags_html(p.get("flags")))]))
     if not rows:
         return ""
     return ('<section id="prediction"><h2>Pre-therapy PET prediction</h2>'
-            + _table_with_regions(["Region", "Predicted (PET)", "Measured (this cycle)", "Measured / predicted",
+            + _table_with_regions(["Region", "Predicted (PET)", "Measured (this cycle)", "Predicted / measured",
                                    "Prediction flags"], rows, table_id="prediction-table",
                                   caption="Predicted 177Lu dose from the 68Ga-PSMA PET (prediction/doses.csv) and the "
                                           "reported dose of this cycle.")

@@ -123,3 +123,15 @@ def test_cumulative_dose_from_the_ledger_and_percent_of_limit(tmp_path):
     assert "Cumulative, ledger (Gy)" in page
     assert "8.40" in cells  # 4.0 Gy of cycle 1 + 4.4 Gy of this cycle
     assert "37 %" in cells  # of the 23 Gy kidney limit
+
+
+def test_per_patient_ratio_is_predicted_over_measured_like_the_concordance_module():
+    from LuDosimetryLib.concordance.agreement import bland_altman
+    from LuDosimetryLib.report.cohort import patient_ratio_rows
+
+    pairs = [{"patient": "A", "kind": "organ", "predicted_Gy": str(2.0 * m), "measured_Gy": str(m)}
+             for m in (1.0, 3.0, 5.0)]
+    (pid, ratio, lo, hi), = patient_ratio_rows(pairs)
+    assert pid == "A" and ratio == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
+    ba = bland_altman([2.0, 6.0, 10.0], [1.0, 3.2, 4.9], scale="log_ratio")
+    assert ba.ratio > 1.0  # the module's ratio is predicted / measured too
