@@ -249,3 +249,28 @@ def test_browser_starts_whatever_descriptors_the_caller_holds(hold):
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_report_command_writes_pdf_and_first_screen(rendered, tmp_path, capsys):
+    from PIL import Image
+
+    from LuDosimetryLib.cli import main
+
+    folder = tmp_path / "results"
+    shutil.copytree(rendered["results"], folder)
+    (folder / "report.html").unlink()
+    assert main(["report", str(folder), "--pdf", "--screenshot", str(tmp_path / "first.png")]) == 0
+    assert (folder / "report.html").is_file() and (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert Image.open(tmp_path / "first.png").size == (1400, 900)
+
+
+def test_pdf_without_chromium_says_how_to_install_it_and_keeps_the_html(rendered, tmp_path, capsys, monkeypatch):
+    from LuDosimetryLib.cli import main
+
+    folder = tmp_path / "results"
+    shutil.copytree(rendered["results"], folder)
+    monkeypatch.setenv("LUDOSIMETRY_CHROMIUM", str(tmp_path / "no-such-browser"))
+    assert main(["report", str(folder), "--pdf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "apt-get install chromium" in err[0] and "report.pdf not written" in err[0]
+    assert (folder / "report.html").is_file() and not (folder / "report.pdf").exists()
