@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..planning.ledger import OrganDosePerActivity, append_cycle, ledger_to_dict, new_ledger
+from ..planning.ledger import LesionDose, OrganDosePerActivity, append_cycle, ledger_to_dict, new_ledger
 from ..response.categories import pcwg3_psa_progression
 from ..trial.followup import AdverseEvent, FollowUpVisit, Outcomes, PsmaPet, follow_up_to_dict, outcomes_to_dict
 from ..units import BQ_PER_GBQ
@@ -279,10 +279,13 @@ def synthetic_trial_ledgers(groups: Sequence[EscalationGroupDesign], *, seed: in
             led = new_ledger(pid, escalation_group=g.name, risk_stratum="standard" if j % 2 == 0 else "high",
                              phase=phase)
             for i in range(max(n_given, 1)):
+                a_bq = activity_gbq * BQ_PER_GBQ
+                tumour = LesionDose(d_tum / BQ_PER_GBQ, a_bq * d_tum / BQ_PER_GBQ, 0.2, 100.0, "synthetic", "synthetic")
                 led = append_cycle(led, administration_date=day0 + _dt.timedelta(days=i * CYCLE_INTERVAL_DAYS),
-                                   administered_activity_Bq=activity_gbq * BQ_PER_GBQ, dosimetry_method="full_protocol",
+                                   administered_activity_Bq=a_bq, dosimetry_method="full_protocol",
                                    dose_per_activity={o: OrganDosePerActivity(x / BQ_PER_GBQ, 0.15, None, "synthetic")
-                                                      for o, x in per.items()})
+                                                      for o, x in per.items()},
+                                   lesions={"tumour_burden": tumour})
             doc = ledger_to_dict(led)
             doc["follow_up"] = follow_up_to_dict(visits)
             doc["outcomes"] = outcomes_to_dict(outcomes)
@@ -321,6 +324,9 @@ def cohort_patient_ledger(patient_id: str, truth: dict, tumour_dose_Gy: float, a
     """
     rng = np.random.default_rng([*seed, 0xF011])
     organ = ledger_organ_doses(truth)
+    mass = {r["name"]: r["mass_g"] for r in truth["regions"]}
+    lesion_dose = {r["name"]: float(truth["cycles"][0]["dose_Gy"][r["name"]]) for r in truth["regions"]
+                   if r.get("kind") == "lesion" and r["name"] in truth["cycles"][0]["dose_Gy"]}
     per_bq = {o: d / activity_Bq for o, d in organ.items()}
     cycle_doses = [dict(organ) for _ in range(n_cycles)]
     visits, outcomes, t = follow_up_for_patient(rng, start=start, tumour_dose_Gy=tumour_dose_Gy,
@@ -332,7 +338,10 @@ def cohort_patient_ledger(patient_id: str, truth: dict, tumour_dose_Gy: float, a
                            administered_activity_Bq=activity_Bq,
                            dosimetry_method="full_protocol" if i == 0 else "none",
                            dose_per_activity=None if i else {o: OrganDosePerActivity(x, 0.1, None, "phantom truth")
-                                                             for o, x in per_bq.items()})
+                                                             for o, x in per_bq.items()},
+                           # lesions: true cycle-1 doses; volume = mass at unit density (as clinical.csv)
+                           lesions=None if i else {n: LesionDose(d / activity_Bq, d, 0.1, mass[n], "truth",
+                                                                 "phantom truth") for n, d in lesion_dose.items()})
     doc = ledger_to_dict(led)
     doc.update(follow_up=follow_up_to_dict(visits), outcomes=outcomes_to_dict(outcomes))
     return doc, {**t, "model": asdict(model)}

@@ -32,13 +32,14 @@ LEDGER_FORMAT = "ludosimetry-ledger"
 
 @dataclass(frozen=True)
 class CycleDose:
-    """One administered cycle: date, activity (GBq) and organ absorbed doses (Gy)."""
+    """One administered cycle: date, activity (GBq), organ absorbed doses (Gy) and lesions (dose Gy, volume mL)."""
 
     cycle: int
     kind: str
     administration_date: _dt.date
     administered_activity_GBq: float
     dose_Gy: Mapping[str, float] = field(default_factory=dict)
+    lesions: Mapping[str, tuple[float, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,15 @@ class TrialPatient:
         """Days from treatment start."""
         return float((date - self.start_date).days)
 
+    @property
+    def wholebody_tumour_dose_Gy(self) -> float | None:
+        """Volume-weighted mean lesion dose of cycle 1, Σ VᵢDᵢ / Σ Vᵢ (Gy; the biomarker trial's
+        whole-body tumour dose at uniform density); None without lesions or with a volume missing."""
+        les = self.cycles[0].lesions
+        if not les or any(v is None or v <= 0 for _, v in les.values()):
+            return None
+        return sum(d * v for d, v in les.values()) / sum(v for _, v in les.values())
+
     def cumulative_dose_Gy(self, organ: str) -> float:
         """Sum over cycles of an organ's dose (Gy; cycles without the organ count 0)."""
         return float(sum(c.dose_Gy.get(organ, 0.0) for c in self.cycles))
@@ -82,7 +92,8 @@ def trial_patient_from_ledger(doc: Mapping[str, Any], *, source: str = "ledger")
     if not led.cycles:
         raise InputError("a trial patient needs at least one administered cycle", source=f"{source}: cycles")
     cycles = tuple(CycleDose(c.cycle, c.kind, c.administration_date, c.administered_activity_Bq / BQ_PER_GBQ,
-                             {o: float(v.dose_Gy) for o, v in c.organs.items()}) for c in led.cycles)
+                             {o: float(v.dose_Gy) for o, v in c.organs.items()},
+                             {n: (float(v.dose_Gy), v.volume_mL) for n, v in c.lesions.items()}) for c in led.cycles)
     fu = follow_up_from_ledger({"follow_up": list(led.follow_up), "outcomes": led.outcomes}, source=source)
     return TrialPatient(led.patient_id, source, "" if led.phase is None else str(led.phase), led.risk_stratum or "",
                         led.escalation_group or "", cycles, fu)

@@ -13,6 +13,7 @@ Files (CSV column names carry units; rates in percent):
 ``survival_summary.csv``       Kaplan–Meier medians with 95 % CI, per group
 ``dose_toxicity.csv``          per patient and cycle: organ doses and worst AE grades
 ``dose_toxicity_models.csv``   Firth logistic regressions of DLT / AE grade ≥ 2 on organ dose
+``biomarker.csv``              whole-body tumour dose (cycle-1 lesions) vs survival (Cox) and outcome (Firth)
 ``trial.json``                 every table and the Kaplan–Meier curves
 =============================  =================================================================
 """
@@ -30,6 +31,7 @@ from ..results import write_csv, write_json
 from .cohort import TrialPatient
 from .endpoints import (
     adverse_event_rows,
+    biomarker_rows,
     delayed_ae_rows,
     dlt_rows,
     dose_toxicity_models,
@@ -60,6 +62,8 @@ def analyse_trial(patients: Sequence[TrialPatient], *, rule: str = "3+3", dlt_wi
         warnings.append(f"PROM instrument(s) without a response rule, no rate reported: {', '.join(unknown)}")
     tox_models, tox_warnings = dose_toxicity_models(patients, window_weeks=dlt_window_weeks)
     warnings += tox_warnings
+    biomarker, bio_warnings = biomarker_rows(patients, times, resp)
+    warnings += bio_warnings
     no_outcomes = [p.patient_id for p, t in zip(patients, times) if not t]
     if no_outcomes:
         warnings.append(f"no outcomes block, left out of survival: {', '.join(no_outcomes)}")
@@ -76,6 +80,7 @@ def analyse_trial(patients: Sequence[TrialPatient], *, rule: str = "3+3", dlt_wi
                          for p, t in zip(patients, times) if t],
             "survival_summary": surv_summary, "kaplan_meier": curves,
             "dose_toxicity": dose_toxicity_rows(patients), "dose_toxicity_models": tox_models,
+            "biomarker": biomarker,
             "warnings": warnings}
 
 
@@ -124,9 +129,11 @@ def write_trial_results(patients: Sequence[TrialPatient], folder: str | Path, *,
     out = Path(folder)
     res = analyse_trial(patients, **kwargs)
     tables = ("dlt", "response", "response_rates", "adverse_events", "delayed_adverse_events", "prom", "survival",
-              "survival_summary", "dose_toxicity", "dose_toxicity_models")
+              "survival_summary", "dose_toxicity", "dose_toxicity_models", "biomarker")
     first_cols = {"delayed_adverse_events": ["patient", "escalation_group", "term", "grade", "attribution",
                                              "onset_date", "onset_months", "cumulative_kidney_dose_Gy"],
+                  "biomarker": ["analysis", "n_patients", "n_events", "estimate_per_Gy", "ci95_low_per_Gy",
+                                "ci95_high_per_Gy", "p_value", "schoenfeld_p_value", "auc", "note"],
                   "dose_toxicity_models": ["outcome", "predictor", "predictor_column", "n_patients", "n_events",
                                            "intercept", "slope_per_Gy", "slope_ci95_low_per_Gy",
                                            "slope_ci95_high_per_Gy", "p_value", "separated", "method"],
@@ -160,6 +167,9 @@ def write_trial_results(patients: Sequence[TrialPatient], folder: str | Path, *,
         sec.table(res["survival_summary"], caption="Kaplan–Meier medians (months)")
         if res["prom"]:
             sec.table(res["prom"], caption="PROM response rates")
+        if res["biomarker"]:
+            sec.table(res["biomarker"], caption="Whole-body tumour dose of cycle 1 (ledger lesions) against survival "
+                      "and the combined outcome after two cycles")
         if res["dose_toxicity_models"]:
             sec.table(res["dose_toxicity_models"], ["outcome", "predictor", "n_patients", "n_events", "slope_per_Gy",
                                                     "slope_ci95_low_per_Gy", "slope_ci95_high_per_Gy", "p_value"],
