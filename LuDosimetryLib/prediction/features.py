@@ -2,7 +2,8 @@
 
 Per region: the dynamic field of view (``covered``, ``partly``, ``not`` with the fraction of its
 volume), the late 68Ga uptake (fraction of the injected activity, partial-volume corrected) and SUV
-at the static time, the biological uptake rate fitted on the dynamic frames, and — against the
+at the static time, the biological uptake rate fitted on the dynamic frames (with its standard
+error and relative RMS residual), and — against the
 image-derived input function (the decay-corrected mean of a blood-pool region in the dynamic field
 of view) — Patlak K_i and intercept with the standard error of K_i and r², and the irreversible
 two-tissue model K_1, k_2, k_3, v_B, K_i with asymptotic standard errors and the relative RMS
@@ -28,12 +29,17 @@ INPUT_REGION_CANDIDATES = ("aorta", "left_ventricle", "blood_pool", "remainder")
 
 FEATURE_CSV_COLUMNS = (
     "region", "kind", "group", "dynamic_fov", "dynamic_fov_fraction", "static_fov_fraction", "n_dynamic_frames",
-    "late_fraction_ga", "t_ref_h", "suv_mean", "uptake_rate_fit_per_h", "volume_mL", "mass_g",
+    "late_fraction_ga", "t_ref_h", "suv_mean", "uptake_rate_fit_per_h", "uptake_rate_fit_se_per_h",
+    "uptake_rate_fit_rel_rmse", "volume_mL", "mass_g",
     "input_region", "patlak_ki_per_min", "patlak_ki_se_per_min", "patlak_intercept", "patlak_r_squared",
     "patlak_n_points", "tc2_K1_per_min", "tc2_K1_se_per_min", "tc2_k2_per_min", "tc2_k2_se_per_min",
     "tc2_k3_per_min", "tc2_k3_se_per_min", "tc2_blood_fraction", "tc2_blood_fraction_se", "tc2_ki_per_min",
     "tc2_rel_rmse", "tc2_converged", "tia_Bq_h_per_GBq", "dose_Gy_per_GBq", "dose_per_tia_Gy_per_Bq_h",
     "prediction_model", "leaves", "flags")
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
 
 
 def default_input_region(names: Sequence[str]) -> str | None:
@@ -72,7 +78,10 @@ def region_feature_rows(bios: Sequence[BiologicalTac], predictions: Sequence[Reg
                      "static_fov_fraction": getattr(f, "static_fraction", None),
                      "late_fraction_ga": p.late_fraction_ga, "t_ref_h": p.t_ref_h,
                      "uptake_rate_fit_per_h": p.uptake_rate_fit_per_h if np.isfinite(p.uptake_rate_fit_per_h)
-                     else None, "volume_mL": p.volume_mL, "mass_g": p.mass_g,
+                     else None,
+                     "uptake_rate_fit_se_per_h": _finite(p.uptake_rate_fit_se_per_h),
+                     "uptake_rate_fit_rel_rmse": _finite(p.uptake_rate_fit_rel_rmse),
+                     "volume_mL": p.volume_mL, "mass_g": p.mass_g,
                      "suv_mean": p.late_fraction_ga / p.volume_mL * body_mass_kg * 1000.0 if body_mass_kg else None,
                      "input_region": input_region, "flags": ";".join(p.flags)}
         dyn = np.array([s == "dynamic" for s in b.frame_source]) if b is not None else np.zeros(0, bool)

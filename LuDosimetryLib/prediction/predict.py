@@ -93,6 +93,9 @@ class RegionPrediction:
     uptake_rate_fit_per_h: float = float("nan")
     #: Prediction model of the rates (``population`` or ``kinetic``; ``calibrated`` scales the dose later).
     model: str = "population"
+    #: Standard error (h⁻¹) and relative RMS residual of the uptake-rate fit (NaN without one).
+    uptake_rate_fit_se_per_h: float = float("nan")
+    uptake_rate_fit_rel_rmse: float = float("nan")
 
 
 def organ_s_value_Gy_per_Bq_h(mass_g: float) -> float:
@@ -163,12 +166,12 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
         # uptake rate: fitted on the dynamic frames whenever there are some (a kinetic feature); used by
         # the kinetic model (and the population model with fit_uptake_rate)
         bu, bu_source = entry.biological_uptake_rate_per_h, "population"
-        bu_fit = float("nan")
+        bu_fit = bu_se = bu_rmse = float("nan")
         if dyn.size >= 3:
             fit = fit_uptake_rate(bio.time_h[dyn], bio.fraction_per_mL[dyn], washout_rate_per_h=bw,
                                   min_time_h=p.min_fit_time_h)
             if fit.converged:
-                bu_fit = fit.uptake_rate_per_h
+                bu_fit, bu_se, bu_rmse = fit.uptake_rate_per_h, fit.uptake_rate_se_per_h, fit.rel_rmse
             if p.fit_uptake_rate or p.model == "kinetic":
                 if fit.converged:
                     bu, bu_source = fit.uptake_rate_per_h, "pet_fit"
@@ -237,7 +240,8 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
             uptake_fraction_lu=u_lu, curve_per_GBq=curve, tia_Bq_h_per_GBq=tia, volume_mL=volume, mass_g=mass,
             s_value_Gy_per_Bq_h=s, dose_Gy_per_GBq=tia * s,
             spect_recovery=lookup_factor(p.spect_recovery, bio.region, group=group, kind=bio.kind),
-            flags=tuple(dict.fromkeys(flags)), uptake_rate_fit_per_h=bu_fit,
+            flags=tuple(dict.fromkeys(flags)), uptake_rate_fit_per_h=bu_fit, uptake_rate_fit_se_per_h=bu_se,
+            uptake_rate_fit_rel_rmse=bu_rmse,
             model="kinetic" if p.model == "kinetic" else "population"))
     static_only = [r.region for r in out if "static_only" in r.flags]
     default_lesions = [r.region for r in out if "lesion_washout_default" in r.flags]

@@ -45,6 +45,9 @@ class UptakeRateFit:
         RMS residual / mean value.
     converged : bool
         False when the fit failed or hit a bound; the caller then uses the population default.
+    uptake_rate_se_per_h : float
+        Asymptotic standard error of β_u (h⁻¹): s² (JᵀJ)⁻¹ at the optimum, s² = RSS / (n − 2); NaN
+        for n ≤ 2 or a singular JᵀJ.
     """
 
     uptake_rate_per_h: float
@@ -52,6 +55,7 @@ class UptakeRateFit:
     n_points: int
     rel_rmse: float
     converged: bool
+    uptake_rate_se_per_h: float = float("nan")
 
 
 def fit_uptake_rate(time_h, fraction, *, washout_rate_per_h: float, min_time_h: float = 0.1,
@@ -106,7 +110,12 @@ def fit_uptake_rate(time_h, fraction, *, washout_rate_per_h: float, min_time_h: 
     u, bu = best.x
     rmse = float(np.sqrt(np.mean(best.fun**2)) / max(np.mean(np.abs(yn)), 1e-300))
     at_bound = bu <= lo_rate * 1.001 or bu >= max_rate_per_h * 0.999
-    return UptakeRateFit(float(bu), float(u * scale), int(t.size), rmse, bool(best.success and not at_bound))
+    se = float("nan")
+    if t.size > 2:
+        jtj = best.jac.T @ best.jac
+        if np.linalg.cond(jtj) < 1e12:
+            se = float(np.sqrt(max(np.linalg.inv(jtj)[1, 1] * 2 * best.cost / (t.size - 2), 0.0)))
+    return UptakeRateFit(float(bu), float(u * scale), int(t.size), rmse, bool(best.success and not at_bound), se)
 
 
 def anchor_uptake_fraction(late_fraction: float, t_ref_h: float, *, washout_rate_per_h: float,

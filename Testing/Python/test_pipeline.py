@@ -16,50 +16,15 @@ from LuDosimetryLib.phantom import generate_patient, write_patient_folder
 from LuDosimetryLib.pipeline import dose_from_tia, settings_from_parameters
 from LuDosimetryLib.results import read_csv
 
-#: Calls of the dose functions during ``sample_run``: (function, calling function).
-DOSE_CALLS: list[tuple[str, str]] = []
-
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """The small sample patient (kidney motion, with its pre-therapy PET) through ``ludosimetry run``.
-
-    The dose functions are wrapped to record who calls them (the measured route and the prediction must
-    call the same objects; test_prediction_and_measurement_call_the_same_dose_functions)."""
-    import sys
-
-    from LuDosimetryLib import pipeline
-    from LuDosimetryLib.dose import regional
-
+    """The small sample patient (kidney motion, no PET) through ``ludosimetry run``."""
     root = tmp_path_factory.mktemp("pipeline")
-    patient = generate_patient("small", seed=5, kidney_motion=True, with_pet=True)
+    patient = generate_patient("small", seed=5, kidney_motion=True, with_pet=False)
     folder = write_patient_folder(patient, root / "patient", dicom=False)
-
-    def spy(fn):
-        def wrapper(*args, **kwargs):
-            DOSE_CALLS.append((fn.__name__, sys._getframe(1).f_code.co_name))
-            return fn(*args, **kwargs)
-        return wrapper
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "dose_from_tia", spy(pipeline.dose_from_tia))
-        mp.setattr(regional, "corrected_doses", spy(regional.corrected_doses))
-        assert main(["run", str(folder), "--out", str(root / "results")]) == 0
+    assert main(["run", str(folder), "--out", str(root / "results")]) == 0
     return folder, root / "results", patient
-
-
-def test_prediction_and_measurement_call_the_same_dose_functions(sample_run):
-    """Issue 18: the predicted dose comes through the measured route's dose engine, so a concordance bias can
-    only come from imaging and kinetics. Both routes called the (wrapped) module functions: the dose map of a
-    TIA map (pipeline.dose_from_tia) and the partial-volume convention (dose.regional.corrected_doses)."""
-    _, out, _ = sample_run
-    callers = {}
-    for fn, caller in DOSE_CALLS:
-        callers.setdefault(fn, set()).add(caller)
-    assert {"dose_maps", "predicted_doses"} <= callers["dose_from_tia"]  # SPECT TIA map, predicted TIA map
-    assert {"reported_region_doses", "predicted_doses"} <= callers["corrected_doses"]
-    pred = {r["region"]: r for r in read_csv(out / "prediction" / "doses.csv")}
-    assert pred["kidney_left"]["dose_method"] == "kernel+gtm-pvc" and float(pred["kidney_left"]["dose_Gy"]) > 0
 
 
 def test_run_writes_the_results_folder_of_the_conventions(sample_run):

@@ -129,9 +129,11 @@ def test_an_unreadable_transform_file_is_refused_before_reading_the_patient(tmp_
 def test_kinetic_and_calibrated_models_on_the_sample_patient(tmp_path):
     """Issue 18 on the small sample patient (seed 0, the default 68Ga/177Lu mismatch the models do not know):
     the calibrated model, fitted on a synthetic cohort that excludes the patient (cheap path, seed 7, 20
-    patients), and the kinetic model with that cohort's lesion half-lives. Measured: calibrated 0.97–1.22
-    for kidney_right, salivary glands and lesions ≥ 1 mL, kidney_left 1.26 (its fitted uptake rate is 16 %
-    low); kinetic 0.84–1.24 except lesion_node_2 1.28 (its +25 % mismatch). Asserted within 0.75–1.33."""
+    patients), and the kinetic model with that cohort's lesion half-lives, against the like-for-like truth
+    (dose_kernel_Gy: the true TIA through the same kernel physics). Measured: calibrated 0.97–1.22 for
+    kidneys, salivary glands and lesions ≥ 1 mL (kidney_left 1.22: its fitted uptake rate is 16 % low);
+    kinetic 0.77–1.20 except lesion_node_2 1.30 (its +25 % mismatch), so the kinetic model is held to
+    0.75–1.33 only."""
     from LuDosimetryLib.phantom import generate_patient, write_patient_folder
     from LuDosimetryLib.phantom.cohort_kinetics import SyntheticFeatureSettings, synthetic_feature_table
     from LuDosimetryLib.prediction.models import cohort_lesion_table, fit_calibrated_model
@@ -144,7 +146,7 @@ def test_kinetic_and_calibrated_models_on_the_sample_patient(tmp_path):
     base = load_population_table(None)
     fit_calibrated_model(cohort, base, source="synthetic cohort, seed 7").write(tmp_path / "model.json")
     write_population_table(cohort_lesion_table(base, cohort), tmp_path / "pop.csv")
-    truth = p.truth["cycles"][0]["dose_Gy"]
+    truth = p.truth["cycles"][0]["dose_kernel_Gy"]
     regions = ("kidney_left", "kidney_right", "parotid_left", "parotid_right", "submandibular_left",
                "submandibular_right", "lesion_bone_1", "lesion_bone_2", "lesion_bone_3", "lesion_node_1",
                "lesion_node_2")
@@ -158,7 +160,7 @@ def test_kinetic_and_calibrated_models_on_the_sample_patient(tmp_path):
         assert all(rows[n]["prediction_model"] == model for n in regions)
     cal = {r["region"]: r for r in read_csv(tmp_path / "calibrated" / "doses.csv")}
     for n in regions:
-        assert 0.75 < ratios["calibrated"][n] < 1.33, (n, ratios)
+        assert 0.8 <= ratios["calibrated"][n] <= 1.25, (n, ratios)
         assert 0.75 < ratios["kinetic"][n] < 1.33, (n, ratios)
         # the calibrated dose carries its 95 % prediction interval, which holds the truth
         assert float(cal[n]["dose_ci95_low_Gy"]) < truth[n] < float(cal[n]["dose_ci95_high_Gy"]), n

@@ -345,4 +345,7 @@ def test_concordance_logic_compares_the_prediction_models_leave_one_patient_out(
     for k, v in expected.items():
         assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
     assert out.n_patients == 6 and out.chart.GetNumberOfPlotSeriesNodes() == 1
+    from LuDosimetryLib.prediction.models import MODELS
+
+    assert concordance_logic.MODEL_CHOICES == MODELS
     assert out.predictions.GetNumberOfRows() == sum(1 for r in lopo_predictions(rows) if r["model"] == "kinetic")

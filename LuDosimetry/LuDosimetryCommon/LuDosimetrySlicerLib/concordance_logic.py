@@ -26,7 +26,8 @@ from .nodes import columns_table, keep_full_precision, plot_chart, rows_to_table
 __all__ = ["ConcordanceOutputs", "pairs_from_table_node", "run_concordance", "PAIR_COLUMNS", "ModelValidationOutputs",
            "run_model_validation", "MODEL_CHOICES"]
 
-#: Prediction models offered by the module (LuDosimetryLib.prediction.models.MODELS).
+#: Prediction models offered by the module (= LuDosimetryLib.prediction.models.MODELS, imported lazily as the
+#: rest of the library; a test keeps the two equal).
 MODEL_CHOICES = ("population", "kinetic", "calibrated")
 
 PAIR_COLUMNS = ("patient", "region", "group", "predicted_Gy", "measured_Gy", "mean_Gy", "difference_Gy")
