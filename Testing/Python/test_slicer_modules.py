@@ -106,6 +106,7 @@ def test_ui_is_valid_designer_xml_bound_to_the_parameter_node(name):
                 assert p.get("stdset") == "0"
                 bound[p.findtext("string")] = w.get("class")
     assert bound and set(bound) <= set(fields), f"unknown parameters {set(bound) - set(fields)}"
+    assert set(fields) <= set(bound), f"parameters without a widget: {set(fields) - set(bound)}"
     for pname, wclass in bound.items():
         text = ast.unparse(fields[pname].annotation)
         base = "node" if "vtkMRML" in text else text.removeprefix("Annotated[").split(",")[0].rstrip("]")
