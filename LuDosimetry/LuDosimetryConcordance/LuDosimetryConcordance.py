@@ -3,7 +3,10 @@
 Input: a table node (a CSV loaded as a table) with the columns ``patient, region, predicted_Gy,
 measured_Gy`` [, ``kind, predicted_sd_Gy, measured_sd_Gy``]. Output: the statistics table, and
 per region group (and for a chosen patient) a pairs table, a scatter chart and a Bland–Altman
-chart. Every computation is in ``LuDosimetryLib.concordance``; this module converts and stores.
+chart. Prediction models: the cohort's leave-one-patient-out comparison (CCC per organ group and
+model; the chosen model's predictions against the measured doses). Response: the dose–response
+analysis of a response table (statistics, ROC, Kaplan–Meier by dose group). Every computation is in
+``LuDosimetryLib``; this module converts and stores through ``LuDosimetrySlicerLib``.
 """
 
 import logging
