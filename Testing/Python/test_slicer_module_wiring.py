@@ -297,3 +297,27 @@ def test_planning_logic_shows_the_ledgers_toxicities_and_psa(module, slicer):
     p.ledgerPath = Path("")
     with pytest.raises(ValueError, match="ledger file is missing"):
         logic.loadFollowUp(p)
+
+
+# --- the views the buttons fill -----------------------------------------------------------------------
+def test_show_in_layout_puts_each_table_and_chart_in_its_own_view(slicer):
+    """On Slicer's layout logic (MRMLLogic): the layout is registered, its views created, each filled."""
+    from LuDosimetrySlicerLib.gui import show_in_layout
+    from LuDosimetrySlicerLib.nodes import columns_table, plot_chart
+
+    # what the application does before its layout logic creates slice views (qSlicerCoreApplication)
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(slicer.mrmlScene)
+    layout_logic = slicer.vtkMRMLLayoutLogic()
+    layout_logic.SetMRMLScene(slicer.mrmlScene)
+    layout_node = layout_logic.GetLayoutNode()
+    tables = [columns_table({"x_Gy": [0.0, 1.0], "y_Gy": [0.0, 2.0]}, name=f"t{k}") for k in range(3)]
+    chart = plot_chart(tables[0], [{"x": "x_Gy", "y": "y_Gy"}], name="c", title="c", x_title="x", y_title="y")
+    layout_id = show_in_layout(tables, [chart], layout_node=layout_node)
+    assert layout_node.GetViewArrangement() == layout_id and layout_node.IsLayoutDescription(layout_id)
+    for k, t in enumerate(tables, start=1):
+        view = slicer.mrmlScene.GetSingletonNode(f"LuDosimetryTable{k}", "vtkMRMLTableViewNode")
+        assert view.GetTableNodeID() == t.GetID()
+    plot_view = slicer.mrmlScene.GetSingletonNode("LuDosimetryPlot1", "vtkMRMLPlotViewNode")
+    assert plot_view.GetPlotChartNodeID() == chart.GetID()
+    assert slicer.mrmlScene.GetSingletonNode("LuDosimetryTable4", "vtkMRMLTableViewNode") is None
+    assert show_in_layout(tables[:1], [chart], layout_node=layout_node) != layout_id  # another arrangement
