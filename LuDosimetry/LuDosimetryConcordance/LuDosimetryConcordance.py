@@ -129,8 +129,8 @@ class LuDosimetryConcordanceWidget(LuDosimetryModuleWidget):
                 out = self.logic.processResponse(p.responseTable, outcome=p.outcome, doseGroups=p.doseGroups,
                                                  n_bootstrap=p.bootstrap, seed=p.seed, progress=progress)
             p.responseStatisticsTable = out.statistics
-            self.ui.resultLabel.text = _("Response ({o}): {n} evaluable patients.").format(
-                o=p.outcome, n=out.analysis["n_evaluable"])
+            self.ui.resultLabel.text = "\n".join([_("Response ({o}): {n} evaluable patients.").format(
+                o=p.outcome, n=out.analysis["n_evaluable"]), *out.analysis.get("warnings", [])])
             show_in_layout([out.statistics], [c for c in (out.roc_chart, *out.km_charts.values()) if c])
 
 
@@ -202,6 +202,7 @@ class LuDosimetryConcordanceTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_concordance_on_sample_cohort()
         self.test_model_comparison_on_synthetic_features()
+        self.test_response_on_example_table()
 
     def test_concordance_on_sample_cohort(self):
         from LuDosimetrySlicerLib.samples import sample_concordance_table
@@ -231,4 +232,15 @@ class LuDosimetryConcordanceTest(ScriptedLoadableModuleTest):
         self.assertIs(p.comparisonTable, out.comparison)
         self.assertEqual(out.ccc_chart.GetNumberOfPlotSeriesNodes(), 3)
         self.assertEqual(out.pairs.GetColumnUnitLabel("predicted_Gy"), "Gy")
+        self.delayDisplay("Test passed")
+
+    def test_response_on_example_table(self):
+        from LuDosimetrySlicerLib.samples import sample_response_table
+
+        self.delayDisplay("Response analysis on the example dose–response table")
+        out = LuDosimetryConcordanceLogic().processResponse(sample_response_table(), outcome="combined",
+                                                            n_bootstrap=100)
+        self.assertEqual(out.analysis["n_evaluable"], 20)
+        self.assertEqual(out.roc_chart.GetNumberOfPlotSeriesNodes(), 2)
+        self.assertEqual(sorted(out.km_charts), ["os", "pfs"])
         self.delayDisplay("Test passed")

@@ -321,3 +321,20 @@ def test_show_in_layout_puts_each_table_and_chart_in_its_own_view(slicer):
     assert plot_view.GetPlotChartNodeID() == chart.GetID()
     assert slicer.mrmlScene.GetSingletonNode("LuDosimetryTable4", "vtkMRMLTableViewNode") is None
     assert show_in_layout(tables[:1], [chart], layout_node=layout_node) != layout_id  # another arrangement
+
+
+def test_concordance_logic_analyses_the_example_response_table_by_the_combined_outcome(module, slicer):
+    from LuDosimetrySlicerLib.nodes import table_to_rows
+    from LuDosimetrySlicerLib.samples import SAMPLE_DIR, sample_response_table
+
+    with (SAMPLE_DIR / "example_response.csv").open(newline="") as fh:
+        raw = list(csv.DictReader(fh))
+    logic = module("LuDosimetryConcordance").LuDosimetryConcordanceLogic()
+    out = logic.processResponse(sample_response_table(), outcome="combined", doseGroups="median", n_bootstrap=100)
+    # combined outcome without PSA series: progression only by RECIP 1.0 (≥ 20 % TTV increase with new lesions)
+    progressing = sum(float(r["ttv_followup_mL"]) >= 1.2 * float(r["ttv_baseline_mL"]) and r["new_lesions"] == "1"
+                      for r in raw)
+    stats = {r["quantity"]: r["value"] for r in table_to_rows(out.statistics)}
+    assert 0 < progressing < len(raw) and stats["positive (combined)"] == len(raw) - progressing
+    assert out.analysis["pfs"]["threshold_Gy"] == pytest.approx(np.median([float(r["dose_Gy"]) for r in raw]))
+    assert sorted(out.km_charts) == ["os", "pfs"]

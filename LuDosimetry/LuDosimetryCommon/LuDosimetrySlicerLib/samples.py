@@ -1,6 +1,6 @@
 """Sample data: the synthetic patient (generated locally by ``LuDosimetryLib.phantom``, no download),
-an example concordance cohort table, an example ledger, an example trial ledger with follow-up, and a
-synthetic cohort feature table for the prediction models' validation.
+an example concordance cohort table, an example dose–response table, an example ledger, an example
+trial ledger with follow-up, and a synthetic cohort feature table for the prediction models' validation.
 
 :func:`register_sample_data` adds the synthetic patient to Slicer's Sample Data module; the
 category title is registered only where ``registerCustomSampleDataCategory`` exists (Slicer 5.12+).
@@ -18,7 +18,7 @@ import slicer
 from .nodes import rows_to_table
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_CATEGORY", "SAMPLE_NAME", "sample_concordance_table", "example_ledger_path",
-           "example_trial_ledger_path", "synthetic_feature_rows",
+           "example_trial_ledger_path", "synthetic_feature_rows", "sample_response_table",
            "generate_sample_patient_folder", "load_patient_folder", "load_sample_patient", "register_sample_data"]
 
 #: Files shipped with LuDosimetryCommon (``Resources/SampleData``).
@@ -36,6 +36,19 @@ def sample_concordance_table(path: str | Path | None = None):
         for k in ("predicted_Gy", "measured_Gy", "predicted_sd_Gy", "measured_sd_Gy"):
             if r.get(k):
                 r[k] = float(r[k])
+    return rows_to_table(rows, name=p.stem)
+
+
+def sample_response_table(path: str | Path | None = None):
+    """A table node of a dose–response CSV (default: the example table of 20 patients, example numbers only:
+    dose, PSA, PSMA-PET total tumour volume and new lesions, PFS and OS)."""
+    p = Path(path) if path else SAMPLE_DIR / "example_response.csv"
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            if k not in ("patient", "lesion") and v not in (None, ""):
+                r[k] = float(v)
     return rows_to_table(rows, name=p.stem)
 
 
