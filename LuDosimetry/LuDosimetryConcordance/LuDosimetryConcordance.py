@@ -115,6 +115,10 @@ class LuDosimetryConcordanceWidget(LuDosimetryModuleWidget):
         self.ui.compareModelsButton.connect("clicked(bool)", self.onCompareModelsButton)
         self.ui.responseButton.connect("clicked(bool)", self.onResponseButton)
 
+    def updateActionButtons(self, p) -> None:
+        self.ui.compareModelsButton.enabled = bool(p.featureTable or p.validationTable)
+        self.ui.responseButton.enabled = bool(p.responseTable)
+
     def onCompareModelsButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Model comparison failed."), waitCursor=True):
             with progress_dialog(_("Prediction models")) as progress:

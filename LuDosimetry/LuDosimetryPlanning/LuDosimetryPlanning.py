@@ -68,13 +68,18 @@ class LuDosimetryPlanningParameterNode:
     followUpTable: Optional[slicer.vtkMRMLTableNode]  # Show follow-up: PSA (PCWG3 change) and PSMA PET (RECIP 1.0)
 
 
+def ledgerChosen(parameters) -> bool:
+    """Whether the parameter node names an existing ledger file."""
+    return str(parameters.ledgerPath) not in ("", ".") and parameters.ledgerPath.is_file()
+
+
 class LuDosimetryPlanningWidget(LuDosimetryModuleWidget):
     """GUI: the ledger, the prescription, Apply (plumbing: LuDosimetryModuleWidget)."""
 
     applyToolTip = _("Propose the next cycle's activity")
 
     def missingInputs(self, p) -> list:
-        if not (str(p.ledgerPath) not in ("", ".") and p.ledgerPath.is_file()):
+        if not ledgerChosen(p):
             return [_("the patient's ledger file (JSON)")]
         if p.mode == "kidney_dose_per_cycle" and p.prescribedKidneyDoseGy <= 0:
             return [_("a kidney dose per cycle (Gy)")]
@@ -98,6 +103,9 @@ class LuDosimetryPlanningWidget(LuDosimetryModuleWidget):
 
     def connectButtons(self) -> None:
         self.ui.followUpButton.connect("clicked(bool)", self.onFollowUpButton)
+
+    def updateActionButtons(self, p) -> None:
+        self.ui.followUpButton.enabled = ledgerChosen(p)
 
     def onFollowUpButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Loading the follow-up failed."), waitCursor=True):
@@ -137,8 +145,8 @@ class LuDosimetryPlanningLogic(ScriptedLoadableModuleLogic):
         sets ``toxicityTable`` and ``followUpTable``."""
         from LuDosimetrySlicerLib.response_logic import load_patient_follow_up
 
-        if str(parameters.ledgerPath) in ("", "."):
-            raise ValueError("Input ledger file is missing")
+        if not ledgerChosen(parameters):
+            raise ValueError(f"Input ledger file is missing: {parameters.ledgerPath}")
         logging.info("LuDosimetryPlanning follow-up: %s", parameters.ledgerPath)
         out = load_patient_follow_up(parameters.ledgerPath)
         parameters.toxicityTable, parameters.followUpTable = out.toxicities, out.response
