@@ -21,7 +21,8 @@ from ..results import DOSES_COLUMNS, atomic_output_path, write_csv
 from .regional import RegionDose, dose_rows, dvh_rows, plot_dvh_png
 
 __all__ = ["write_dose_nifti", "write_dose_rt", "write_doses_csv", "write_dvh_csv", "add_dose_report_section",
-           "write_dose_results", "DOSE_NIFTI_NAME", "DVH_PNG_NAME", "DVH_CSV_NAME"]
+           "write_dose_results", "merge_extra_rows", "dose_table_rows", "DOSE_NIFTI_NAME", "DVH_PNG_NAME",
+           "DVH_CSV_NAME"]
 
 DOSE_NIFTI_NAME = "dose_Gy.nii.gz"
 DVH_PNG_NAME = "dvh.png"
@@ -117,6 +118,20 @@ def _check_inside_ct(dose: sitk.Image, ct: sitk.Image) -> None:
                              source="dose_Gy")
 
 
+def merge_extra_rows(rows: Sequence[Mapping[str, Any]], extra_rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """``rows`` with ``extra_rows`` (e.g. the red marrow) appended; an extra row named like a region
+    replaces that row's reported-dose columns and adds its own (the map statistics stay)."""
+    out = [dict(r) for r in rows]
+    index = {r["region"]: r for r in out}
+    for extra in extra_rows:
+        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
+            index[extra["region"]].update({k: v for k, v in extra.items()
+                                           if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
+        else:
+            out.append(dict(extra))
+    return out
+
+
 def write_doses_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Write ``doses.csv`` (columns :data:`DOSES_COLUMNS` first, extra columns appended), atomically."""
     return write_csv(path, rows, DOSES_COLUMNS)
@@ -156,6 +171,24 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
         sec.figure(dvh_png, "Cumulative dose-volume histograms")
 
 
+def dose_table_rows(stats: Sequence[RegionDose], *, cycle: int | None = None,
+                    injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
+                    reported: Mapping[str, tuple[float, str]] | None = None,
+                    rel_uncertainty: Mapping[str, float] | None = None,
+                    ci95_Gy: Mapping[str, tuple[float | None, float | None]] | None = None,
+                    flags: Mapping[str, str] | None = None,
+                    region_values: Mapping[str, Mapping[str, float]] | None = None) -> list[dict]:
+    """The rows of ``doses.csv`` (:func:`dose_rows`, then ``region_values`` columns, then ``extra_rows``
+    by :func:`merge_extra_rows`): what :func:`write_dose_results` writes and the Slicer dose table holds."""
+    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, reported=reported,
+                     rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags)
+    for column, by_region in (region_values or {}).items():
+        for row in rows:
+            if row["region"] in by_region:
+                row[column] = by_region[row["region"]]
+    return merge_extra_rows(rows, extra_rows)
+
+
 def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequence[RegionDose],
                        report: Report | None = None, cycle: int | None = None,
                        injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
@@ -179,19 +212,9 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         File name → path written.
     """
     out = Path(folder)
-    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, reported=reported,
-                     rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags)
-    for column, by_region in (region_values or {}).items():
-        for row in rows:
-            if row["region"] in by_region:
-                row[column] = by_region[row["region"]]
-    index = {r["region"]: r for r in rows}
-    for extra in extra_rows:
-        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
-            row = index[extra["region"]]
-            row.update({k: v for k, v in extra.items() if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
-        else:
-            rows.append(dict(extra))
+    rows = dose_table_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, extra_rows=extra_rows,
+                           reported=reported, rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags,
+                           region_values=region_values)
     written = {
         DOSE_NIFTI_NAME: write_dose_nifti(dose_Gy, out / DOSE_NIFTI_NAME),
         "doses.csv": write_doses_csv(rows, out / "doses.csv"),
