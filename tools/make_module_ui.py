@@ -62,7 +62,7 @@ def widget(w: dict, used: set) -> str:
 
 def build(module: str, spec: dict) -> str:
     used = {"qMRMLWidget"}
-    body = []
+    body, after = [], []
     connections = []
     for section in spec["sections"]:
         used.add("ctkCollapsibleButton")
@@ -75,12 +75,14 @@ def build(module: str, spec: dict) -> str:
             if row["widget"]["class"] == "qMRMLNodeComboBox":
                 connections.append(row["widget"]["name"])
         collapsed = prop("collapsed", True) if section.get("collapsed") else ""
-        body.append(f'<item><widget class="ctkCollapsibleButton" name="{section["name"]}">'
-                    f'{prop("text", section["title"])}{collapsed}'
-                    f'<layout class="QFormLayout" name="{section["name"]}Layout">{"".join(rows)}</layout>'
-                    "</widget></item>")
+        (after if section.get("after_apply") else body).append(
+            f'<item><widget class="ctkCollapsibleButton" name="{section["name"]}">'
+            f'{prop("text", section["title"])}{collapsed}'
+            f'<layout class="QFormLayout" name="{section["name"]}Layout">{"".join(rows)}</layout>'
+            "</widget></item>")
     body.append(f'<item><widget class="QPushButton" name="applyButton">{prop("enabled", False)}'
                 f'{prop("toolTip", spec["apply_tooltip"])}{prop("text", spec["apply_text"])}</widget></item>')
+    body += after  # sections with their own action buttons ("after_apply"), before the shared result line
     body.append(f'<item><widget class="QLabel" name="resultLabel">{prop("text", "")}'
                 f'{prop("wordWrap", True)}{prop("textInteractionFlags", {"enum": "Qt::TextSelectableByMouse"})}'
                 "</widget></item>")

@@ -18,7 +18,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
 )
 
-from LuDosimetrySlicerLib.gui import progress_dialog
+from LuDosimetrySlicerLib.gui import progress_dialog, show_in_layout
 from LuDosimetrySlicerLib.widget import LuDosimetryModuleWidget
 
 
@@ -38,7 +38,9 @@ class LuDosimetryPlanning(ScriptedLoadableModule):
             "activity per cycle, cumulative kidney dose and BED of the patient's risk stratum) apply by default. "
             "The module shows the proposed activity (GBq) with what limited it, flags a ledger already over a "
             "limit, and stores the cumulative ledger (dose, BED and their uncertainties per cycle and organ) as "
-            "a table. The ledger file is never modified.")
+            "a table. Show follow-up lists the patient's adverse events (CTCAE term, grade, attribution, DLT) "
+            "beside the kidney dose of the cycle they began in, the response assessments (PSA, PSMA-PET volume, "
+            "RECIP 1.0) and a PSA chart, from the ledger's follow-up. The ledger file is never modified.")
         self.parent.acknowledgementText = _("Planning rules and sources: LuDosimetryLib.planning (docs/planning.md).")
 
 
@@ -62,6 +64,13 @@ class LuDosimetryPlanningParameterNode:
     alphaBetaGy: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     repairHalfTimeH: Annotated[float, WithinRange(0.0, 48.0)] = 0.0
     ledgerTable: Optional[slicer.vtkMRMLTableNode]
+    toxicityTable: Optional[slicer.vtkMRMLTableNode]  # Show follow-up: adverse events beside the cycle doses
+    followUpTable: Optional[slicer.vtkMRMLTableNode]  # Show follow-up: PSA (PCWG3 change) and PSMA PET (RECIP 1.0)
+
+
+def ledgerChosen(parameters) -> bool:
+    """Whether the parameter node names an existing ledger file."""
+    return str(parameters.ledgerPath) not in ("", ".") and parameters.ledgerPath.is_file()
 
 
 class LuDosimetryPlanningWidget(LuDosimetryModuleWidget):
@@ -70,7 +79,7 @@ class LuDosimetryPlanningWidget(LuDosimetryModuleWidget):
     applyToolTip = _("Propose the next cycle's activity")
 
     def missingInputs(self, p) -> list:
-        if not (str(p.ledgerPath) not in ("", ".") and p.ledgerPath.is_file()):
+        if not ledgerChosen(p):
             return [_("the patient's ledger file (JSON)")]
         if p.mode == "kidney_dose_per_cycle" and p.prescribedKidneyDoseGy <= 0:
             return [_("a kidney dose per cycle (Gy)")]
@@ -91,6 +100,20 @@ class LuDosimetryPlanningWidget(LuDosimetryModuleWidget):
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(outputs.ledger.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
+
+    def connectButtons(self) -> None:
+        self.ui.followUpButton.connect("clicked(bool)", self.onFollowUpButton)
+
+    def updateActionButtons(self, p) -> None:
+        self.ui.followUpButton.enabled = ledgerChosen(p)
+
+    def onFollowUpButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Loading the follow-up failed."), waitCursor=True):
+            out = self.logic.loadFollowUp(self._parameterNode)
+            self.ui.resultLabel.text = _("{p}: {n} adverse events, {m} response assessments.").format(
+                p=out.patient_id, n=out.toxicities.GetNumberOfRows(), m=out.response.GetNumberOfRows())
+            tables = [t for t in (self._parameterNode.ledgerTable, out.toxicities, out.response) if t]
+            show_in_layout(tables, [out.psa_chart] if out.psa_chart else [])
 
 
 class LuDosimetryPlanningLogic(ScriptedLoadableModuleLogic):
@@ -117,6 +140,18 @@ class LuDosimetryPlanningLogic(ScriptedLoadableModuleLogic):
         return run_planning(parameters.ledgerPath, settings, alpha_beta_Gy=parameters.alphaBetaGy,
                             repair_half_time_h=parameters.repairHalfTimeH, progress=progress)
 
+    def loadFollowUp(self, parameters):
+        """The ledger's follow-up: toxicities and response tables, PSA chart (returns ``FollowUpOutputs``);
+        sets ``toxicityTable`` and ``followUpTable``."""
+        from LuDosimetrySlicerLib.response_logic import load_patient_follow_up
+
+        if not ledgerChosen(parameters):
+            raise ValueError(f"Input ledger file is missing: {parameters.ledgerPath}")
+        logging.info("LuDosimetryPlanning follow-up: %s", parameters.ledgerPath)
+        out = load_patient_follow_up(parameters.ledgerPath)
+        parameters.toxicityTable, parameters.followUpTable = out.toxicities, out.response
+        return out
+
 
 class LuDosimetryPlanningTest(ScriptedLoadableModuleTest):
     """Runs the whole module logic inside Slicer on the sample data."""
@@ -127,6 +162,7 @@ class LuDosimetryPlanningTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_planning_on_example_ledger()
+        self.test_follow_up_of_example_trial_ledger()
 
     def test_planning_on_example_ledger(self):
         from LuDosimetrySlicerLib.samples import example_ledger_path
@@ -143,4 +179,18 @@ class LuDosimetryPlanningTest(ScriptedLoadableModuleTest):
         self.assertLessEqual(outputs.activity_GBq, 9.0)
         self.assertEqual(outputs.ledger.GetAttribute("LuDosimetry.LedgerOverLimit"), "0")
         self.assertEqual(outputs.ledger.GetColumnUnitLabel("cumulative_dose_Gy"), "Gy")
+        self.delayDisplay("Test passed")
+
+    def test_follow_up_of_example_trial_ledger(self):
+        from LuDosimetrySlicerLib.samples import example_trial_ledger_path
+
+        self.delayDisplay("Follow-up of the example trial ledger")
+        logic = LuDosimetryPlanningLogic()
+        p = logic.getParameterNode()
+        p.ledgerPath = example_trial_ledger_path()
+        out = logic.loadFollowUp(p)
+        self.assertIs(p.toxicityTable, out.toxicities)
+        self.assertGreater(out.toxicities.GetNumberOfRows(), 0)
+        self.assertEqual(out.toxicities.GetColumnUnitLabel("cycle_kidney_dose_Gy"), "Gy")
+        self.assertEqual(out.psa_chart.GetNumberOfPlotSeriesNodes(), 1)
         self.delayDisplay("Test passed")

@@ -106,6 +106,7 @@ def test_ui_is_valid_designer_xml_bound_to_the_parameter_node(name):
                 assert p.get("stdset") == "0"
                 bound[p.findtext("string")] = w.get("class")
     assert bound and set(bound) <= set(fields), f"unknown parameters {set(bound) - set(fields)}"
+    assert set(fields) <= set(bound), f"parameters without a widget: {set(fields) - set(bound)}"
     for pname, wclass in bound.items():
         text = ast.unparse(fields[pname].annotation)
         base = "node" if "vtkMRML" in text else text.removeprefix("Annotated[").split(",")[0].rstrip("]")
@@ -141,7 +142,8 @@ def test_widgets_share_one_base_and_keep_only_their_inputs_and_outputs():
         widget = next(c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == f"{name}Widget")
         assert ast.unparse(widget.bases[0]) in classes, f"{name}Widget does not use the shared base"
         methods = {f.name for f in widget.body if isinstance(f, ast.FunctionDef)}
-        assert not methods & (plumbing - {"connectButtons", "selectDefaultInputs", "missingInputs", "onApplyButton"})
+        assert not methods & (plumbing - {"connectButtons", "selectDefaultInputs", "missingInputs", "onApplyButton",
+                                           "updateActionButtons"})
         assert len(ast.unparse(widget).splitlines()) < 60, f"{name}Widget is not thin"
         root = ET.parse(REPO / "LuDosimetry" / name / "Resources" / "UI" / f"{name}.ui").getroot()
         assert base_ui | {"resultLabel"} <= {w.get("name") for w in root.iter("widget")}

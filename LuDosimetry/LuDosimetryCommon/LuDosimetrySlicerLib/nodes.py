@@ -185,7 +185,8 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], *, name: str, columns: Sequ
 
 #: Unit label of a column from its name's suffix (longest suffix first): ``dose_Gy`` → ``Gy``.
 _SUFFIX_UNITS = (
-    ("_Gy_per_GBq", "Gy/GBq"), ("_Bq_per_mL", "Bq/mL"), ("_MBq_h", "MBq·h"), ("_Bq_h", "Bq·h"), ("_GBq", "GBq"),
+    ("_Gy_per_GBq", "Gy/GBq"), ("_ng_per_mL", "ng/mL"), ("_Bq_per_mL", "Bq/mL"), ("_months", "months"),
+    ("_MBq_h", "MBq·h"), ("_Bq_h", "Bq·h"), ("_GBq", "GBq"),
     ("_MBq", "MBq"), ("_Bq", "Bq"), ("_Gy", "Gy"), ("_mL", "mL"), ("_mm", "mm"), ("_g", "g"), ("_h", "h"),
     ("_percent", "%"),
 )

@@ -1,5 +1,6 @@
 """Sample data: the synthetic patient (generated locally by ``LuDosimetryLib.phantom``, no download),
-an example concordance cohort table and an example ledger.
+an example concordance cohort table, an example dose–response table, an example ledger, an example
+trial ledger with follow-up, and a synthetic cohort feature table for the prediction models' validation.
 
 :func:`register_sample_data` adds the synthetic patient to Slicer's Sample Data module; the
 category title is registered only where ``registerCustomSampleDataCategory`` exists (Slicer 5.12+).
@@ -17,6 +18,7 @@ import slicer
 from .nodes import rows_to_table, set_node_attributes
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_CATEGORY", "SAMPLE_NAME", "sample_concordance_table", "example_ledger_path",
+           "example_trial_ledger_path", "synthetic_feature_rows", "sample_response_table",
            "generate_sample_patient_folder", "load_patient_folder", "load_sample_patient", "register_sample_data"]
 
 #: Files shipped with LuDosimetryCommon (``Resources/SampleData``).
@@ -37,9 +39,35 @@ def sample_concordance_table(path: str | Path | None = None):
     return rows_to_table(rows, name=p.stem)
 
 
+def sample_response_table(path: str | Path | None = None):
+    """A table node of a dose–response CSV (default: the example table of 20 patients, example numbers only:
+    dose, PSA, PSMA-PET total tumour volume and new lesions, PFS and OS)."""
+    p = Path(path) if path else SAMPLE_DIR / "example_response.csv"
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            if k not in ("patient", "lesion") and v not in (None, ""):
+                r[k] = float(v)
+    return rows_to_table(rows, name=p.stem)
+
+
 def example_ledger_path() -> Path:
     """The example ledger (JSON, example numbers only)."""
     return SAMPLE_DIR / "example_ledger.json"
+
+
+def example_trial_ledger_path() -> Path:
+    """The example trial ledger with follow-up (adverse events, PSA, PSMA PET; example numbers only)."""
+    return SAMPLE_DIR / "example_trial_ledger.json"
+
+
+def synthetic_feature_rows(n_patients: int = 6, seed: int = 4) -> list[dict]:
+    """Feature rows of a synthetic cohort (``prediction_features.csv`` columns; the generator's cheap path,
+    :func:`LuDosimetryLib.phantom.cohort_kinetics.synthetic_feature_table`)."""
+    from LuDosimetryLib.phantom.cohort_kinetics import SyntheticFeatureSettings, synthetic_feature_table
+
+    return synthetic_feature_table(SyntheticFeatureSettings(n_patients=n_patients, seed=seed))
 
 
 def _cache_dir() -> Path:

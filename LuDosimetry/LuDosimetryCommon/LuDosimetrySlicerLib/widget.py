@@ -23,8 +23,8 @@ class LuDosimetryModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     A subclass is named ``<Module>Widget`` in ``<Module>.py`` beside ``<Module>Logic`` (whose
     ``getParameterNode()`` returns the module's wrapped parameter node) and ``Resources/UI/<Module>.ui``
     (with ``applyButton`` and ``resultLabel``); it sets :attr:`applyToolTip` and overrides
-    :meth:`onApplyButton`, and where it needs them :meth:`connectButtons`, :meth:`selectDefaultInputs`
-    and :meth:`missingInputs`.
+    :meth:`onApplyButton`, and where it needs them :meth:`connectButtons`, :meth:`selectDefaultInputs`,
+    :meth:`missingInputs` and :meth:`updateActionButtons`.
     """
 
     #: Tooltip of the Apply button when every input is there.
@@ -51,6 +51,9 @@ class LuDosimetryModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
     def onApplyButton(self) -> None:
         """Run the module's logic and show its outputs."""
         raise NotImplementedError
+
+    def updateActionButtons(self, parameterNode) -> None:
+        """Enable the module's buttons other than Apply from the parameter node (called on every change)."""
 
     # --- the template's plumbing ----------------------------------------------------------------
     def setup(self) -> None:
@@ -103,6 +106,8 @@ class LuDosimetryModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         missing = self.missingInputs(self._parameterNode) if self._parameterNode else [_("a parameter node")]
         self.ui.applyButton.enabled = not missing
         self.ui.applyButton.toolTip = self.applyToolTip if not missing else _("Choose ") + _(" and ").join(missing)
+        if self._parameterNode:
+            self.updateActionButtons(self._parameterNode)
 
 
 def firstSpect(aligned: bool):
