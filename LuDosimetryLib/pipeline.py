@@ -557,6 +557,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.6, "voxel TIA and dose")
     maps = dose_maps(aligned, seg, admin, density_ct, settings=settings,
                      progress=lambda f, m: report_progress(0.6 + 0.3 * f, m))
+    report_progress(0.9, "reports")
     with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
         sitk.WriteImage(maps.tia, str(tmp), useCompression=True)
     dose_map, stats = maps.dose, list(maps.stats)
@@ -589,6 +590,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     if settings.predict and patient.pet_studies:
         report_progress(0.95, "prediction from the pre-therapy PET")
         _predict(patient, out / "prediction", admin, report, record)
+        report_progress(0.97, "reports")
     if report_hook is not None:
         report_hook(report, out)
     if record.warnings:
