@@ -131,7 +131,7 @@ def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSe
 
 
 def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineSettings = PipelineSettings(),
-                progress: Progress | None = None):
+                progress: Progress | None = None, full_resolution_ct: bool = True):
     """Align timepoints to the reference timepoint's CT and bring their SPECT onto its SPECT grid.
 
     The CTs are registered block-averaged to ``settings.registration_voxel_mm``
@@ -139,6 +139,11 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     neighbour), then the full-resolution SPECT, time maps and CTs are resampled with the
     transforms found. Returns ``(aligned timepoints, AlignmentResult per timepoint)``; the
     reference itself gets the identity.
+
+    ``full_resolution_ct=False`` resamples the CTs onto the block-averaged registration grid
+    instead of the reference CT's grid: what the dose chain needs (it uses the SPECT, time maps
+    and the reference CT only), and at clinical CT sizes (0.98 mm, 2 mm slices) it saves one to
+    four full-resolution resamplings per timepoint (issue 20, docs/performance.md).
     """
     import SimpleITK as sitk
 
@@ -156,7 +161,8 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     _, alignments = align_timepoints(coarse, reference_ct=ref_ct, grid=reference.spect, reference_labels=reg_seg,
                                      refine_regions=settings.refine_regions if segmentation is not None else (),
                                      bspline=settings.bspline, progress=progress)
-    aligned = tuple(align_timepoint_images(tp, a, reference.spect, ct_grid=reference.ct)
+    ct_grid = reference.ct if full_resolution_ct else ref_ct
+    aligned = tuple(align_timepoint_images(tp, a, reference.spect, ct_grid=ct_grid)
                     for tp, a in zip(timepoints, alignments))
     return aligned, alignments
 
@@ -487,6 +493,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     """
     import SimpleITK as sitk
 
+    from .analysis_grid import analysis_grid
     from .calibration.store import CalibrationStore
     from .density import ct_to_density
     from .dose.export import write_dose_results
@@ -529,7 +536,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.15, "alignment")
     if settings.align:
         aligned, alignments = align_cycle(cycle.timepoints, reference, seg, settings=settings,
-                                          progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"))
+                                          progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"),
+                                          full_resolution_ct=False)
         record.stages["alignment"] = {tp.label: dict(a.quality) for tp, a in zip(cycle.timepoints, alignments)}
     else:
         from .alignment import AlignmentResult, align_timepoint_images
@@ -539,9 +547,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         record.warn("timepoints not aligned (align=False)", stage="alignment")
 
     report_progress(0.4, "time-activity curves")
-    density_ct = ct_to_density(reference.ct)
+    # regions are measured on the label map block-reduced to half a SPECT voxel at most (clinical CT grids)
+    seg, density_ct, factors = analysis_grid(seg, ct_to_density(reference.ct), reference.spect)
     recovery = None
     record.stages["tac"] = {"partial_volume": settings.partial_volume, "spect_fwhm_mm": settings.spect_fwhm_mm}
+    if factors != (1, 1, 1):
+        record.stages["tac"]["analysis_grid"] = {"block_factors_xyz": list(factors),
+                                                 "spacing_mm": list(seg.image.GetSpacing())}
     if settings.partial_volume == "recovery":
         recovery = recovery_for_camera(store, reference.camera,
                                        warn=lambda m: record.warn(m, stage="tac", source=str(cal_path)))

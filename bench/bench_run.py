@@ -8,7 +8,7 @@ each size's peak memory is its own. Inside the child:
 * stage boundaries come from the pipeline's progress messages (ingest, alignment, TAC, voxel
   TIA, dose, prediction, reports);
 * memory: a sampling thread reads the process's resident set size (``/proc/self/statm``)
-  every 10 ms; a stage's peak is the largest sample while it ran; the run's peak is
+  every 50 ms; a stage's peak is the largest sample while it ran; the run's peak is
   ``ru_maxrss`` of the child (exact, includes the interpreter and libraries);
 * after the run, the floors of each stage on the same data (what no implementation of the stage
   can avoid, with none of its checks, corrections or bookkeeping):
@@ -83,7 +83,7 @@ def stage_of(message: str, current: str) -> str:
 class RssSampler:
     """Resident set size (bytes) of this process sampled every ``interval_s`` in a thread, per stage."""
 
-    def __init__(self, interval_s: float = 0.01):
+    def __init__(self, interval_s: float = 0.05):
         self.interval_s = interval_s
         self.stage = "start"
         self.peak: dict[str, int] = {}
