@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -37,12 +36,14 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError
+from .output_folder import _as_created, atomic_directory, check_output_folder, check_output_path, current_umask
 
 __all__ = [
     "TAC_COLUMNS", "FITS_COLUMNS", "DOSES_COLUMNS", "DOSE_METHODS", "OLD_DOSES_COLUMNS", "RESULT_FILES",
     "atomic_write_bytes", "atomic_write_text", "write_json", "write_csv", "read_csv", "read_doses_csv",
     "reported_dose", "OnceFilter",
-    "atomic_directory", "RunRecord", "to_jsonable", "package_versions",
+    "atomic_directory", "check_output_folder", "check_output_path", "current_umask", "RunRecord", "to_jsonable",
+    "package_versions",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ DOSES_COLUMNS = ("region", "kind", "cycle", "dose_Gy", "dose_method", "dose_per_
                  "bed_Gy", "eqd2_Gy", "flags")
 #: Values of ``dose_method`` (doses.csv and prediction/doses.csv).
 DOSE_METHODS = ("kernel+gtm-pvc", "kernel+recovery-pvc", "kernel", "led", "led+gtm-pvc", "led+recovery-pvc",
-                "sphere", "red_marrow_l2l4", "red_marrow_blood", "dose_rate_integral", "pet_prediction")
+                "sphere", "red_marrow_l2l4", "red_marrow_blood", "dose_rate_integral", "pet_prediction",
+                "calibrated_regression")
 #: Column names of doses.csv before the reported-dose convention → what replaced them.
 OLD_DOSES_COLUMNS = {"mean_dose_Gy": "dose_Gy (reported) or map_mean_dose_Gy (dose-map mean)",
                      "mean_dose_pv_corrected_Gy": "dose_Gy with dose_method kernel+gtm-pvc",
@@ -76,16 +78,28 @@ RESULT_FILES = ("tac.csv", "fits.csv", "doses.csv", "report.html", "run.json")
 
 
 # --- atomic writes ----------------------------------------------------------------------------
+def _mkstemp(p: Path, suffix: str) -> tuple[int, str]:
+    """A temporary file beside ``p``; an unwritable folder is an InputError naming ``p``."""
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", source=str(p)) from None
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    The file gets the mode ``0666 & ~umask``, as if created by ``open``.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _mkstemp(p, ".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _as_created(tmp)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -107,12 +121,12 @@ def atomic_output_path(path: str | Path) -> Iterator[Path]:
     suffixes of ``path`` (``.nii.gz``) so writers pick the right format.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(p.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp" + suffix, dir=p.parent)
+    fd, tmp = _mkstemp(p, ".tmp" + suffix)
     os.close(fd)
     try:
         yield Path(tmp)
+        _as_created(tmp)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -249,33 +263,6 @@ def reported_dose(row: Mapping[str, str], *, source: str = "doses.csv") -> float
     if not (math.isfinite(value) and value >= 0):
         raise InputError(f"region {row.get('region')!r}: dose_Gy {text!r} is not a finite dose ≥ 0 Gy", source=source)
     return value
-
-
-@contextlib.contextmanager
-def atomic_directory(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Build a folder under a temporary name beside ``final`` and move it into place on success.
-
-    On an exception the temporary folder is removed and ``final`` is untouched. With
-    ``overwrite`` an existing ``final`` is replaced (moved aside, then removed); otherwise an
-    existing non-empty ``final`` raises :class:`InputError`.
-    """
-    dst = Path(final)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(dst))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
-    try:
-        yield tmp
-        if dst.exists():
-            old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-            os.replace(dst, old)
-            os.replace(tmp, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def package_versions() -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -49,6 +49,10 @@ class LuDosimetryConcordanceParameterNode:
     patient: also chart this patient's pairs (empty: cohort only).
     bootstrap, seed: cluster-bootstrap resamples of the nested Bland–Altman and their seed.
     statisticsTable: the last result (output).
+    featureTable: the cohort's PET features and measured doses (statistics/prediction_features.csv of
+        ``ludosimetry cohort``): the prediction models are compared leave-one-patient-out.
+    predictionModel: the model whose leave-one-patient-out predictions are charted.
+    validationTable: the last model comparison (output).
     """
 
     doseTable: Optional[slicer.vtkMRMLTableNode]
@@ -56,6 +60,9 @@ class LuDosimetryConcordanceParameterNode:
     bootstrap: Annotated[int, WithinRange(0, 100000)] = 2000
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     statisticsTable: Optional[slicer.vtkMRMLTableNode]
+    featureTable: Optional[slicer.vtkMRMLTableNode]
+    predictionModel: Annotated[str, Choice(["population", "kinetic", "calibrated"])] = "calibrated"
+    validationTable: Optional[slicer.vtkMRMLTableNode]
 
 
 class LuDosimetryConcordanceWidget(LuDosimetryModuleWidget):
@@ -82,6 +89,9 @@ class LuDosimetryConcordanceWidget(LuDosimetryModuleWidget):
             first = next(iter(outputs.scatter.values()), None)
             if first is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(first)
+            if p.featureTable:  # the cross-validated model comparison (selectors: see docs/slicer.md, to wire)
+                validation = self.logic.compareModels(p.featureTable, model=p.predictionModel)
+                p.validationTable = validation.validation
 
 
 class LuDosimetryConcordanceLogic(ScriptedLoadableModuleLogic):
@@ -101,6 +111,15 @@ class LuDosimetryConcordanceLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Input dose table is missing")
         logging.info("LuDosimetryConcordance: %s", doseTable.GetName())
         return run_concordance(doseTable, patient=patient, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+
+
+    def compareModels(self, featureTable, model="calibrated", progress=None):
+        """Leave-one-patient-out comparison of the prediction models (returns ``ModelValidationOutputs``)."""
+        from LuDosimetrySlicerLib.concordance_logic import run_model_validation
+
+        if featureTable is None:
+            raise ValueError("Input feature table is missing")
+        return run_model_validation(featureTable, model=model, progress=progress)
 
 
 class LuDosimetryConcordanceTest(ScriptedLoadableModuleTest):

@@ -23,11 +23,20 @@ from pathlib import Path
 from ..errors import InputError
 from ..results import write_json
 
-__all__ = ["CalibrationEntry", "CalibrationStore", "KEY_FIELDS", "DRIFT_WARNING_FRACTION"]
+__all__ = ["CalibrationEntry", "CalibrationStore", "KEY_FIELDS", "DRIFT_WARNING_FRACTION", "DRIFT_REFUSE_FRACTION",
+           "SENSITIVITY_PLAUSIBLE_CPS_PER_MBQ"]
 
 KEY_FIELDS = ("manufacturer", "model", "collimator", "energy windows", "reconstruction")
 #: A new sensitivity further than this fraction from the previous one for the same key is flagged.
 DRIFT_WARNING_FRACTION = 0.05
+#: A new sensitivity further than this fraction from the previous one is refused unless forced: a
+#: camera does not lose or gain half its sensitivity between calibrations; a wrong assay time,
+#: activity or unit does.
+DRIFT_REFUSE_FRACTION = 0.5
+#: Sensitivities outside this range (cps/MBq) are refused unless forced. Clinical SPECT/CT systems
+#: measure about 5–30 cps/MBq for 177Lu (photopeak 208 keV, one or two heads, MEGP/MELP/LEHR);
+#: the bounds leave an order of magnitude either side for unusual windows and systems.
+SENSITIVITY_PLAUSIBLE_CPS_PER_MBQ = (0.5, 500.0)
 _FORMAT = "LuDosimetry calibration store"
 
 
@@ -98,10 +107,16 @@ class CalibrationStore:
 
     # --- files --------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> CalibrationStore:
-        """Read a store; a missing file gives an empty store."""
+    def load(cls, path: str | Path, *, required: bool = False) -> CalibrationStore:
+        """Read a store; a missing file gives an empty store, or raises with ``required``.
+
+        A store the user named must exist (``required=True``): a typo must not silently fall back
+        to another store or to none.
+        """
         p = Path(path)
         if not p.exists():
+            if required:
+                raise InputError("calibration store not found", source=str(p))
             return cls()
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
@@ -122,17 +137,44 @@ class CalibrationStore:
         return write_json(path, {"format": _FORMAT, "version": 1, "entries": [asdict(e) for e in self.entries]})
 
     # --- use ----------------------------------------------------------------------------------
-    def add(self, entry: CalibrationEntry) -> tuple[CalibrationStore, list[str]]:
-        """A new store with ``entry`` added, and drift warnings against the previous entry of its key."""
+    def add(self, entry: CalibrationEntry, *, force: bool = False) -> tuple[CalibrationStore, list[str]]:
+        """A new store with ``entry`` added, and drift warnings against the previous entry of its key.
+
+        Parameters
+        ----------
+        entry : CalibrationEntry
+            The new calibration.
+        force : bool
+            Store a sensitivity outside :data:`SENSITIVITY_PLAUSIBLE_CPS_PER_MBQ` or more than
+            :data:`DRIFT_REFUSE_FRACTION` from the previous one (with a warning) instead of refusing.
+
+        Raises
+        ------
+        InputError
+            An implausible sensitivity or a drift beyond the bound, without ``force``; the
+            message names the value, the bound and the option that overrides it.
+        """
         warnings = []
+        s = entry.sensitivity_cps_per_MBq
+        low, high = SENSITIVITY_PLAUSIBLE_CPS_PER_MBQ
+        problems = []
+        if not low <= s <= high:
+            problems.append(f"sensitivity {s:.4g} cps/MBq is outside the plausible range {low:g}–{high:g} cps/MBq "
+                            f"(check the assay activity, its unit and the assay time)")
         prev = [e for e in self.entries if e.camera_key == entry.camera_key]
         if prev:
             last = _latest(prev)
-            drift = entry.sensitivity_cps_per_MBq / last.sensitivity_cps_per_MBq - 1.0
-            if abs(drift) > DRIFT_WARNING_FRACTION:
-                warnings.append(f"sensitivity {entry.sensitivity_cps_per_MBq:.4g} cps/MBq differs by {drift:+.1%} "
-                                f"from the previous calibration ({last.sensitivity_cps_per_MBq:.4g} cps/MBq, "
-                                f"{last.date or 'undated'}) of {entry.camera_key}")
+            drift = s / last.sensitivity_cps_per_MBq - 1.0
+            text = (f"sensitivity {s:.4g} cps/MBq differs by {drift:+.1%} from the previous calibration "
+                    f"({last.sensitivity_cps_per_MBq:.4g} cps/MBq, {last.date or 'undated'}) of {entry.camera_key}")
+            if abs(drift) > DRIFT_REFUSE_FRACTION:
+                problems.append(f"{text}, beyond the bound of ±{DRIFT_REFUSE_FRACTION:.0%}")
+            elif abs(drift) > DRIFT_WARNING_FRACTION:
+                warnings.append(text)
+        if problems and not force:
+            raise InputError("; ".join(problems) + "; not stored (give --accept-drift to store it anyway)",
+                             source="calibration store")
+        warnings.extend(f"stored although implausible (forced): {p}" for p in problems)
         return replace(self, entries=(*self.entries, entry)), warnings
 
     def lookup(self, camera_key: str, *, on_date: str | None = None) -> CalibrationEntry:

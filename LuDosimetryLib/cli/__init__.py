@@ -2,8 +2,11 @@
 
 Each subcommand lives in ``cli/cmd_<name>.py`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. ``main`` parses, dispatches, and turns a
-:class:`~LuDosimetryLib.errors.LuDosimetryError` into one line on stderr and exit status 2 (no
-traceback). No science lives here: commands call library functions and write results folders.
+:class:`~LuDosimetryLib.errors.LuDosimetryError` or an :class:`OSError` (unwritable folder, full
+disk) into one line on stderr and exit status 2, and an interrupt (SIGINT, or SIGTERM, which is
+turned into an exception so that partial outputs are removed) into one line and exit status 130
+(143 for SIGTERM); never a traceback. No science lives here: commands call library functions and
+write results folders.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import LuDosimetryError
 
-__all__ = ["main", "COMMANDS", "get_parser"]
+__all__ = ["main", "COMMANDS", "get_parser", "os_error_message", "Terminated"]
 
 #: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
 COMMANDS: tuple[str, ...] = (
@@ -41,8 +45,27 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM received: unwinds like an interrupt, so ``finally`` blocks remove partial outputs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path (no traceback)."""
+    what = exc.strerror or exc.__class__.__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {what}" if paths else f"{what}: {exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Exit status 0 on success, 2 on bad input or an operating-system error (both printed as one
+    line naming the file or parameter), 130 on SIGINT and 143 on SIGTERM.
+    """
     parser = get_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -56,15 +79,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = list(logging.getLogger().handlers)
     for handler in handlers:  # each distinct warning printed once per command, for this command only
         handler.addFilter(once)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding application): keep its handler
+        previous = None
     try:
         return int(args._run(args) or 0)
     except LuDosimetryError as exc:
         print(f"ludosimetry {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"ludosimetry {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"ludosimetry {args.command}: interrupted", file=sys.stderr)
+        print(f"ludosimetry {args.command}: interrupted; no partial result was kept", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"ludosimetry {args.command}: terminated; no partial result was kept", file=sys.stderr)
+        return 143
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         for handler in handlers:
             handler.removeFilter(once)
 

@@ -31,8 +31,9 @@ from ..calibration.store import CalibrationEntry, CalibrationStore
 from ..errors import InputError
 from ..ingest.quant import dead_time_factor
 from ..report import Report
-from ..results import RunRecord, atomic_directory, to_jsonable, write_csv, write_json
+from ..results import RunRecord, atomic_directory, check_output_path, to_jsonable, write_csv, write_json
 from ..units import BQ_PER_MBQ
+from .options import number
 
 HELP = "camera sensitivity, recovery coefficients and dead time from phantom scans, into the calibration store"
 
@@ -46,20 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--out", type=Path, help="results folder for the details (JSON/CSV, plot, run.json)")
         p.add_argument("--force", action="store_true", help="replace an existing --out folder")
         p.add_argument("--date", help="calibration date (YYYY-MM-DD; default: the scan's acquisition date)")
+        p.add_argument("--accept-drift", action="store_true",
+                       help="store a sensitivity outside the plausible range or far from the previous calibration "
+                            "(recorded as a warning); without it such a result is refused")
 
     s = sub.add_parser("sensitivity", help="sensitivity (cps/MBq) from a uniform cylinder scan")
     s.add_argument("scan", type=Path, help="cylinder scan folder (nm.nii.gz, nm.json, ct.nii.gz)")
     common(s)
-    s.add_argument("--assay-activity-MBq", type=float, help="assayed activity (MBq); default: sidecar injection")
+    s.add_argument("--assay-activity-MBq", type=number("MBq", minimum=0),
+                   help="assayed activity (MBq); default: sidecar injection")
     s.add_argument("--assay-time", help="assay time (ISO datetime); default: sidecar injection.datetime")
-    s.add_argument("--assay-rel-uncertainty", type=float, default=0.02,
+    s.add_argument("--assay-rel-uncertainty", type=number(minimum=0, maximum=1, strict_minimum=False), default=0.02,
                    help="relative standard uncertainty of the assay (default 0.02)")
-    s.add_argument("--fwhm-mm", type=float, required=True, help="system resolution (mm); margin = 2 × FWHM")
+    s.add_argument("--fwhm-mm", type=number("mm", minimum=0), required=True,
+                   help="system resolution (mm); margin = 2 × FWHM")
     s.add_argument("--method", choices=METHODS, default="total",
                    help="total: counts in the phantom dilated by the margin (default); voi: eroded mean")
-    s.add_argument("--margin-mm", type=float, help="margin (mm), default 2 × FWHM")
-    s.add_argument("--fill-volume-mL", type=float, help="fill volume (mL) for --method voi (default: CT volume)")
-    s.add_argument("--dead-time-s", type=float,
+    s.add_argument("--margin-mm", type=number("mm", minimum=0, strict_minimum=False),
+                   help="margin (mm), default 2 × FWHM")
+    s.add_argument("--fill-volume-mL", type=number("mL", minimum=0),
+                   help="fill volume (mL) for --method voi (default: CT volume)")
+    s.add_argument("--dead-time-s", type=number("s", minimum=0, strict_minimum=False),
                    help="paralysable τ (s); default: from --decay-series, else the store's latest τ, else 0")
     s.add_argument("--decay-series", type=Path, nargs="+", metavar="SCAN", help="decay-series scan folders: fit τ")
 
@@ -68,11 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(r)
     r.add_argument("--spheres", type=Path, required=True,
                    help="JSON: [{name, centre_mm [x, y, z] LPS, volume_mL}, ...] or {\"spheres\": [...]}")
-    r.add_argument("--sphere-to-background", type=float, help="true sphere-to-background concentration ratio")
-    r.add_argument("--sphere-conc-kBq-per-mL", type=float,
+    r.add_argument("--sphere-to-background", type=number(minimum=0),
+                   help="true sphere-to-background concentration ratio")
+    r.add_argument("--sphere-conc-kBq-per-mL", type=number("kBq/mL", minimum=0),
                    help="true sphere concentration at acquisition (kBq/mL); uses the store's sensitivity")
-    r.add_argument("--background-conc-kBq-per-mL", type=float, help="true background concentration (kBq/mL)")
-    r.add_argument("--fwhm-mm", type=float, required=True, help="system resolution (mm)")
+    r.add_argument("--background-conc-kBq-per-mL", type=number("kBq/mL", minimum=0, strict_minimum=False),
+                   help="true background concentration (kBq/mL)")
+    r.add_argument("--fwhm-mm", type=number("mm", minimum=0), required=True, help="system resolution (mm)")
     r.add_argument("--model", choices=MODELS, default="gaussian_sphere", help="fitted curve")
     r.add_argument("--voi", choices=("weighted", "binary"), default="weighted", help="sphere VOI")
 
@@ -107,8 +117,9 @@ def _latest(store: CalibrationStore, key: str, date: str) -> CalibrationEntry:
     return store.lookup(key, on_date=date)
 
 
-def _save(store: CalibrationStore, entry: CalibrationEntry, path: Path, record: RunRecord) -> list[str]:
-    store, warnings = store.add(entry)
+def _save(store: CalibrationStore, entry: CalibrationEntry, path: Path, record: RunRecord, *,
+          accept_drift: bool = False) -> list[str]:
+    store, warnings = store.add(entry, force=accept_drift)
     for w in warnings:
         record.warn(w, stage="calibrate", source=str(path))
         print(f"warning: {w}", file=sys.stderr)
@@ -159,7 +170,7 @@ def _run_sensitivity(args, record: RunRecord) -> tuple[dict, dict]:
     entry = CalibrationEntry(key, res.sensitivity_cps_per_MBq, res.rel_uncertainty, tau if tau else None, recovery,
                              date, f"cylinder scan {args.scan} ({res.method}, margin {res.margin_mm:g} mm; "
                              f"τ from {tau_src})")
-    _save(store, entry, args.store, record)
+    _save(store, entry, args.store, record, accept_drift=args.accept_drift)
     print(f"sensitivity {res.sensitivity_cps_per_MBq:.4g} cps/MBq ± {res.rel_uncertainty:.2%} "
           f"({res.method}, τ = {tau:.3g} s from {tau_src}, live fraction {res.live_fraction:.4f}) → {key}")
     details = {"camera_key": key, "date": date, "dead_time_source": tau_src, **to_jsonable(asdict(res))}
@@ -234,7 +245,7 @@ def _run_recovery(args, record: RunRecord) -> tuple[dict, dict]:
     curve = fit_recovery_curve(measured, model=args.model)
     entry = replace(base, recovery=curve.to_dict(), date=date,
                     source=f"sphere phantom {args.scan} ({args.model}, {args.voi} VOI); sensitivity of {base.date}")
-    _save(store, entry, args.store, record)
+    _save(store, entry, args.store, record, accept_drift=args.accept_drift)
     print(f"recovery curve {curve.model} {curve.parameters} from {sum(m.resolved for m in measured)} resolved "
           f"spheres (residual {curve.residual_rel_rms:.1%}) → {key}")
     for m in measured:
@@ -253,7 +264,7 @@ def _run_dead_time(args, record: RunRecord) -> tuple[dict, dict]:
     base = _latest(store, key, date)
     entry = replace(base, dead_time_s=fit.dead_time_s, date=date,
                     source=f"decay series of {len(scans)} scans; sensitivity of {base.date}")
-    _save(store, entry, args.store, record)
+    _save(store, entry, args.store, record, accept_drift=args.accept_drift)
     print(f"dead time τ = {fit.dead_time_s:.4g} s ± {fit.dead_time_rel_uncertainty:.1%} (max loss "
           f"{fit.max_loss_fraction:.1%}) → {key}")
     return {"camera_key": key, "date": date, **to_jsonable(asdict(fit))}, {}
@@ -285,6 +296,12 @@ def _report(kind: str, details: dict, extra: dict, record: RunRecord) -> Report:
     return rep
 
 
+def _inputs(args: argparse.Namespace) -> list:
+    """Every path the calibration reads (the output folder must not overlap any)."""
+    return [args.store, getattr(args, "scan", None), getattr(args, "spheres", None),
+            *(getattr(args, "scans", None) or []), *(getattr(args, "decay_series", None) or [])]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one calibration and append it to the store."""
     record = RunRecord(f"ludosimetry calibrate {args.kind}")
@@ -292,10 +309,12 @@ def run(args: argparse.Namespace) -> int:
                                       if not k.startswith("_") and not callable(v)}
     if args.out is not None and args.out.exists() and any(args.out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(args.out))
+    if args.out is not None:
+        check_output_path(args.out, _inputs(args))
     kind = {"sensitivity": _run_sensitivity, "recovery": _run_recovery, "dead-time": _run_dead_time}[args.kind]
     details, extra = kind(args, record)
     if args.out is not None:
-        with atomic_directory(args.out, overwrite=args.force) as tmp:
+        with atomic_directory(args.out, overwrite=args.force, inputs=_inputs(args)) as tmp:
             name = args.kind.replace("-", "_")
             write_json(tmp / f"{name}.json", details)
             if args.kind == "recovery":

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .options import integer
+
 HELP = "run every patient of a cohort (local process pool, or a Dask cluster with --scheduler), resumable"
 
 
@@ -13,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cohort", type=Path, help="cohort folder (one subfolder per patient) or manifest CSV/JSON")
     parser.add_argument("--out", type=Path, required=True, help="cohort results folder (reused: finished, unchanged "
                         "patients are skipped)")
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count)")
+    parser.add_argument("--workers", type=integer(1), default=None, help="local worker processes (default: CPU count)")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--parameters", type=Path, default=None, help="JSON file of pipeline parameters")
     parser.add_argument("--pipeline", default=None, help="per-patient function as module:function "
@@ -24,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from ..cohort.runner import DEFAULT_PIPELINE, discover_patients, run_cohort
     from ..cohort.summary import write_cohort_summary
     from ..errors import InputError
+    from ..results import check_output_path
     from . import progress_printer
 
+    check_output_path(args.out, [args.cohort, args.parameters])
     patients = discover_patients(args.cohort)
     params = {}
     if args.parameters:

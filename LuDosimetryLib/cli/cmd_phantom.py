@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import progress_printer
+from .options import integer
 
 HELP = "write a synthetic 177Lu-PSMA patient folder (images, labels, ground truth JSON)"
 
@@ -13,14 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=("small", "small2x", "demo", "clinical"), default="small",
                         help="small: coarse grids for tests (seconds); small2x: small with a CT of half the spacing; "
                              "demo: 4.8 mm SPECT, 2.4 mm CT; clinical: 4.42 mm SPECT, CT 512x512 at 0.977 mm with 2 mm "
-                             "slices, PET 200x200 at 4 mm (about a minute and 1.5 GB with DICOM; docs/phantom.md)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (pose, schedule, noise)")
-    parser.add_argument("--cycles", type=int, default=1, help="number of therapy cycles (default 1)")
+                             "slices, PET 200x200 at 4 mm (a minute of CPU, 1.4 GB with DICOM; docs/phantom.md)")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="random seed (pose, schedule, noise)")
+    parser.add_argument("--cycles", type=integer(1, 9), default=1, help="number of therapy cycles (default 1)")
     parser.add_argument("--kidney-motion", action="store_true",
                         help="move the kidneys 5-10 mm relative to the spine at each timepoint")
     parser.add_argument("--no-pet", action="store_true", help="leave out the pre-therapy 68Ga PET")
     parser.add_argument("--no-dicom", action="store_true", help="write NIfTI, labels and truth only (no DICOM)")
-    parser.add_argument("--cohort", type=int, default=0, metavar="N",
+    parser.add_argument("--cohort", type=integer(0), default=0, metavar="N",
                         help="write a synthetic cohort of N patients (inter-patient variability, clinical.csv with "
                              "a dose-driven response model, cohort_truth.json) instead of one patient")
     parser.add_argument("--trial", choices=("phase1", "biomarker"), default=None,

@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
         if not w.startswith("LEDGER OVER LIMIT"):
             sec.paragraph(f"Warning: {w}", css_class="warn")
     try:
-        with atomic_directory(args.out, overwrite=args.force) as tmp:
+        with atomic_directory(args.out, overwrite=args.force, inputs=[args.ledger, args.cohort_table]) as tmp:
             write_json(tmp / "plan.json", {"proposal": proposal, "activity_GBq": proposal.activity_Bq / BQ_PER_GBQ,
                                            "ledger_over_limit": bool(proposal.limit_flags), "settings": settings})
             write_csv(tmp / "ledger.csv", ledger_rows(ledger) + planned_rows(ledger, proposal), LEDGER_CSV_COLUMNS,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import number
+
 HELP = "predict 177Lu absorbed doses from the pre-therapy dynamic 68Ga-PSMA PET (results folder)"
 
 
@@ -14,18 +16,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing results folder")
     parser.add_argument("--population-table", type=Path, default=None,
                         help="CSV of population 177Lu half-lives (default: the shipped table)")
-    parser.add_argument("--ligand-uptake-ratio", type=float, default=1.0,
+    parser.add_argument("--ligand-uptake-ratio", type=number(minimum=0), default=1.0,
                         help="177Lu-ligand / 68Ga-PSMA-11 uptake ratio (default 1)")
-    parser.add_argument("--tumour-sink-factor", type=float, default=1.0, help="factor on organ uptake (default 1)")
-    parser.add_argument("--peptide-amount-ug", type=float, default=None, help="therapy peptide amount (µg), recorded")
-    parser.add_argument("--pet-recovery", default="1.0",
-                        help="PET recovery coefficient (number), 'sphere' or 'gtm' (both need --pet-fwhm-mm)")
-    parser.add_argument("--pet-fwhm-mm", type=float, default=None, help="PET resolution FWHM in millimetres")
-    parser.add_argument("--spect-recovery", type=float, default=1.0, help="SPECT recovery coefficient (default 1)")
+    parser.add_argument("--tumour-sink-factor", type=number(minimum=0), default=1.0,
+                        help="factor on organ uptake (default 1)")
+    parser.add_argument("--peptide-amount-ug", type=number("µg", minimum=0), default=None,
+                        help="therapy peptide amount (µg), recorded")
+    parser.add_argument("--model", choices=("population", "kinetic", "calibrated"), default="population",
+                        help="prediction model (docs/prediction.md): population washout, kinetic (washout scaled "
+                             "by the fitted uptake rate) or calibrated (needs --calibrated-model)")
+    parser.add_argument("--calibrated-model", type=Path, default=None,
+                        help="calibrated model JSON (statistics/calibrated_model.json of `ludosimetry cohort`)")
+    parser.add_argument("--retention-exponent", type=number(minimum=0), default=0.6,
+                        help="kinetic model: washout rate ∝ (fitted/population uptake rate)^γ (default 0.6)")
+    parser.add_argument("--pet-recovery", default="gtm",
+                        help="PET partial-volume correction: 'gtm' (default), 'sphere' or a recovery coefficient")
+    parser.add_argument("--pet-fwhm-mm", type=number("mm", minimum=0), default=None,
+                        help="PET resolution FWHM in millimetres (default: the PET sidecar's resolution_fwhm_mm, "
+                             "else 5.5 mm, recorded in run.json)")
+    parser.add_argument("--spect-recovery", type=number(minimum=0, maximum=1), default=1.0,
+                        help="SPECT recovery coefficient (default 1)")
     parser.add_argument("--uptake-reference", choices=("static", "last_dynamic"), default="static")
     parser.add_argument("--fit-uptake-rate", action="store_true", help="fit the uptake rate on the dynamic frames")
     parser.add_argument("--lesion-dose-model", choices=("sphere", "led"), default="sphere")
-    parser.add_argument("--input-region", default=None, help="blood-pool region (aorta, left ventricle) for Patlak")
+    parser.add_argument("--input-region", default="auto",
+                        help="blood-pool region for the image-derived input function (default: aorta, "
+                             "left_ventricle, blood_pool or remainder, the first in the label table; 'none': no "
+                             "Patlak / two-tissue features)")
     parser.add_argument("--transform", type=Path, default=None,
                         help="ITK transform file mapping PET/CT points to SPECT/CT reference points (default: "
                              "rigid CT-to-CT registration when LuDosimetryLib.alignment is available, else identity)")
@@ -35,14 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detect lesions on the static PET and match them with the segmentation's lesions")
     parser.add_argument("--lesion-threshold", choices=("liver", "suv"), default="liver",
                         help="lesion detection threshold: liver-based (PROMISE) or SUV (needs --body-mass-kg)")
-    parser.add_argument("--liver-factor", type=float, default=1.0,
+    parser.add_argument("--liver-factor", type=number(minimum=0), default=1.0,
                         help="lesion threshold = this × liver mean uptake (default 1, PROMISE)")
-    parser.add_argument("--suv", type=float, default=3.0, help="SUV threshold (default 3)")
-    parser.add_argument("--body-mass-kg", type=float, default=None, help="patient body mass in kg (for SUV)")
+    parser.add_argument("--suv", type=number(minimum=0), default=3.0, help="SUV threshold (default 3)")
+    parser.add_argument("--body-mass-kg", type=number("kg", minimum=0), default=None,
+                        help="patient body mass in kg (SUV in pet_features.csv, SUV lesion threshold)")
     parser.add_argument("--measured-dose", type=Path, default=None,
                         help="measured dose map (Gy, e.g. dose_Gy.nii.gz of `ludosimetry run`) in the SPECT/CT frame: "
                              "voxel comparison (difference, DVH, gamma 10%%/5 mm and 20%%/10 mm)")
-    parser.add_argument("--therapy-activity-gbq", type=float, default=None,
+    parser.add_argument("--therapy-activity-gbq", type=number("GBq", minimum=0), default=None,
                         help="177Lu activity in GBq for absolute doses (default: cycle 1's, if loaded)")
 
 
@@ -50,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DependencyError, InputError
     from ..prediction.parameters import PredictionParameters
     from ..prediction.pipeline import LesionSettings, predict_patient, write_prediction
-    from ..results import RunRecord
+    from ..results import RunRecord, check_output_path
     from ..timing import hours_between
     from ..units import BQ_PER_GBQ
 
     out = Path(args.out)
+    check_output_path(out, [args.patient, args.population_table, args.transform, args.density, args.measured_dose])
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("output folder exists and is not empty (use --force to replace it)", source=str(out))
     if args.population_table is not None:
@@ -69,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         raise DependencyError("ludosimetry predict needs LuDosimetryLib.ingest (load_patient) to read a patient "
                               "folder; use LuDosimetryLib.prediction.pipeline.predict_study on a PetStudy") from exc
     rec_arg = args.pet_recovery if args.pet_recovery in ("sphere", "gtm") else _number(args.pet_recovery)
+    if args.model == "calibrated" and args.calibrated_model is None:
+        raise InputError("the calibrated model needs --calibrated-model FILE (statistics/calibrated_model.json of "
+                         "`ludosimetry cohort`)", source="--model")
+    if args.calibrated_model is not None and not args.calibrated_model.is_file():
+        raise InputError("calibrated model file not found", source=str(args.calibrated_model))
     record = RunRecord("ludosimetry predict", inputs={"patient": str(args.patient)})
     user_transform = _read_transform(args.transform) if args.transform is not None else None
     patient = load_patient(args.patient, record=record)
@@ -84,12 +108,15 @@ def run(args: argparse.Namespace) -> int:
         interval = hours_between(study.administration.injection_datetime, adm.injection_datetime)
         if activity is None:
             activity = adm.injected_activity_Bq / BQ_PER_GBQ
+    fwhm, fwhm_source = (args.pet_fwhm_mm, "given") if args.pet_fwhm_mm is not None else _sidecar_fwhm(args.patient)
     params = PredictionParameters(
         pet_ligand=study.administration.ligand,
         therapy_ligand=patient.cycles[0].administration.ligand if patient.cycles else "PSMA-617",
         ligand_uptake_ratio=args.ligand_uptake_ratio, tumour_sink_factor=args.tumour_sink_factor,
         peptide_amount_ug=args.peptide_amount_ug, pet_to_therapy_interval_h=interval, pet_recovery=rec_arg,
-        pet_fwhm_mm=args.pet_fwhm_mm, spect_recovery=args.spect_recovery,
+        pet_fwhm_mm=fwhm, pet_fwhm_source=fwhm_source, spect_recovery=args.spect_recovery,
+        model=args.model, calibrated_model=None if args.calibrated_model is None else str(args.calibrated_model),
+        retention_exponent=args.retention_exponent, body_mass_kg=args.body_mass_kg,
         population_table=None if args.population_table is None else str(args.population_table),
         uptake_reference=args.uptake_reference, fit_uptake_rate=args.fit_uptake_rate,
         lesion_dose_model=args.lesion_dose_model, therapy_activity_GBq=activity)
@@ -106,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
         record.inputs["transform"] = str(args.transform)
     lesions = LesionSettings(method=args.lesion_threshold, liver_factor=args.liver_factor, suv=args.suv,
                              body_mass_kg=args.body_mass_kg) if args.lesions else None
+    input_region = None if args.input_region.lower() == "none" else args.input_region
     result = predict_patient(patient, params=params, transform=user_transform, density=density,
-                             input_region=args.input_region, lesions=lesions, record=record)
+                             input_region=input_region, lesions=lesions, record=record)
     transform = result.transform
     comparison = None
     if args.measured_dose is not None:
@@ -129,8 +157,22 @@ def run(args: argparse.Namespace) -> int:
         comparison = (predicted, cmp, measured)
     write_prediction(result, out, record=record, therapy_activity_GBq=activity, overwrite=args.force,
                      comparison=comparison)
-    print(f"predicted doses of {len(result.predictions)} regions written to {out}")
+    print(f"predicted doses ({args.model} model) of {len(result.predictions)} regions written to {out}")
     return 0
+
+
+def _sidecar_fwhm(patient_dir: Path) -> tuple[float | None, str]:
+    """PET resolution from a NIfTI PET sidecar's ``resolution_fwhm_mm`` (nifti/pet/*.json), else (None, "")."""
+    import json
+
+    for side in sorted((Path(patient_dir) / "nifti" / "pet").glob("*.json")):
+        try:
+            value = json.loads(side.read_text(encoding="utf-8")).get("resolution_fwhm_mm")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(value, int | float) and value > 0:
+            return float(value), f"sidecar {side.name}"
+    return None, ""
 
 
 def _read_transform(path):
@@ -138,6 +180,9 @@ def _read_transform(path):
 
     from ..errors import InputError
 
+    if not Path(path).is_file():  # before ITK, whose HDF5 reader prints a page of diagnostics
+        raise InputError("transform file not found (an ITK transform file .tfm/.h5/.txt mapping PET/CT points to "
+                         "SPECT/CT reference points is expected)", source=f"--transform {path}")
     try:
         return sitk.ReadTransform(str(path))
     except RuntimeError as exc:

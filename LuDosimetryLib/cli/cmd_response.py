@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import integer, number
+
 HELP = "dose–response statistics and plots (one row per lesion; see docs/statistics.md for the columns)"
 
 
@@ -21,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patients-dir", type=Path, default=None,
                         help="folder of patient folders: PSMA-PET lesion segmentations in <patient>/psma_pet/<date>/ "
                              "give the total tumour volumes and new lesions for RECIP 1.0 (docs/response.md)")
-    parser.add_argument("--landmark-weeks", type=float, default=12.0,
+    parser.add_argument("--landmark-weeks", type=number("weeks", minimum=0), default=12.0,
                         help="PCWG3 assessment time for --psa-series (default 12 weeks: after cycle 2)")
-    parser.add_argument("--window-weeks", type=float, default=3.0, help="± window around the landmark (default 3)")
+    parser.add_argument("--window-weeks", type=number("weeks", minimum=0, strict_minimum=False), default=3.0,
+                        help="± window around the landmark (default 3)")
     parser.add_argument("--dose-groups", default="youden",
                         help="survival dose groups: 'youden' (PSA50 threshold), 'median', or a dose in Gy")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=integer(100), default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     parser.add_argument("--force", action="store_true", help="replace an existing results folder")
 
 
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     for w in notes:
         record.warn(w, stage="response")
     report = Report("Tumour dose and response")
-    with atomic_directory(args.out, overwrite=args.force) as tmp:
+    with atomic_directory(args.out, overwrite=args.force, inputs=[args.table]) as tmp:
         res = write_response_results(patients, tmp, report=report, outcome=args.outcome, group_rule=args.dose_groups,
                                      n_bootstrap=args.bootstrap, seed=args.seed)
         for w in res.get("warnings", []):

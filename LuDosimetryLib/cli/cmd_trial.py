@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import number
+
 HELP = "trial endpoints from ledgers: DLTs and escalation, ORR/PSA50, AEs, PROMs, PFS/OS (docs/trial.md)"
 
 
@@ -16,10 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="results folder to create")
     parser.add_argument("--rule", default="3+3", choices=sorted(ESCALATION_RULES),
                         help="dose-escalation rule (default 3+3)")
-    parser.add_argument("--dlt-window-weeks", type=float, default=12.0, help="DLT window from cycle 1 (default 12)")
-    parser.add_argument("--horizon-months", type=float, default=12.0,
+    parser.add_argument("--dlt-window-weeks", type=number("weeks", minimum=0), default=12.0,
+                        help="DLT window from cycle 1 (default 12)")
+    parser.add_argument("--horizon-months", type=number("months", minimum=0), default=12.0,
                         help="best response (ORR, PSA50) and PROM response within this time (default 12)")
-    parser.add_argument("--delayed-after-months", type=float, default=12.0,
+    parser.add_argument("--delayed-after-months", type=number("months", minimum=0, strict_minimum=False), default=12.0,
                         help="adverse events beginning after this are 'delayed' (up to 60 months; default 12)")
     parser.add_argument("--force", action="store_true", help="replace an existing results folder")
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                                                     "ledgers": [p.source for p in patients]},
                        parameters={"trial": params})
     report = Report("Trial endpoints")
-    with atomic_directory(args.out, overwrite=args.force) as tmp:
+    with atomic_directory(args.out, overwrite=args.force, inputs=[args.cohort]) as tmp:
         res = write_trial_results(patients, tmp, report=report, **params)
         for w in res["warnings"]:
             record.warn(w, stage="trial")

@@ -48,6 +48,11 @@ def _analyse(pairs: Sequence[DosePair], group: str, scope: str, *, n_bootstrap: 
     y = np.array([p.measured_Gy for p in pairs])
     pts = np.array([p.patient for p in pairs])
     n_pat = int(np.unique(pts).size)
+    for column, v in (("predicted_Gy", x), ("measured_Gy", y)):
+        if np.ptp(v) == 0:
+            raise InputError(f"group {group!r} ({scope}, {v.size} pairs): every {column} is {v[0]:g} Gy; agreement "
+                             "statistics (CCC, ICC, regression) need doses that vary: check the table or leave the "
+                             "group out", source="concordance table")
     res: dict = {"pearson": asdict(pearson(x, y)), "spearman": asdict(spearman(x, y)), "ccc": asdict(lin_ccc(x, y)),
                  "icc": {k: asdict(v) for k, v in icc(np.column_stack([x, y]), forms=("ICC(2,1)", "ICC(3,1)")).items()}}
     scales = [s for s in BA_SCALES if s != "log_ratio" or (np.all(x > 0) and np.all(y > 0))]

@@ -26,6 +26,10 @@ __all__ = ["write_dose_nifti", "write_dose_rt", "write_doses_csv", "write_dvh_cs
 DOSE_NIFTI_NAME = "dose_Gy.nii.gz"
 DVH_PNG_NAME = "dvh.png"
 DVH_CSV_NAME = "dvh.csv"
+#: Columns an extra row (red marrow) replaces in the label region's row of the same name; the
+#: map statistics (volume, mass, map mean, D_x) stay those of the label region.
+_REPORTED_COLUMNS = ("dose_Gy", "dose_method", "dose_per_activity_Gy_per_GBq", "dose_rel_uncertainty",
+                     "dose_ci95_low_Gy", "dose_ci95_high_Gy", "bed_Gy", "eqd2_Gy", "flags")
 #: Negative voxels above −tol·max are FFT round-off, written as 0; below, an error.
 _NEGATIVE_RTOL = 1e-5
 
@@ -163,7 +167,8 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
                        notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write the dose outputs of one run into a results folder.
 
-    Writes ``dose_Gy.nii.gz``, ``doses.csv`` (regions, then ``extra_rows`` such as the red marrow),
+    Writes ``dose_Gy.nii.gz``, ``doses.csv`` (regions, then ``extra_rows`` such as the red marrow;
+    an extra row named like a region replaces that row's reported-dose columns and adds its own),
     ``dvh.png``, ``dvh.csv`` and, with ``report``, its ``dose`` section (the caller writes the page).
     ``reported``, ``rel_uncertainty``, ``ci95_Gy`` and ``flags`` are passed to :func:`dose_rows`;
     ``region_values`` maps a further column (``bed_Gy``, ``eqd2_Gy``) to region → value.
@@ -180,7 +185,13 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         for row in rows:
             if row["region"] in by_region:
                 row[column] = by_region[row["region"]]
-    rows += [dict(r) for r in extra_rows]
+    index = {r["region"]: r for r in rows}
+    for extra in extra_rows:
+        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
+            row = index[extra["region"]]
+            row.update({k: v for k, v in extra.items() if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
+        else:
+            rows.append(dict(extra))
     written = {
         DOSE_NIFTI_NAME: write_dose_nifti(dose_Gy, out / DOSE_NIFTI_NAME),
         "doses.csv": write_doses_csv(rows, out / "doses.csv"),

@@ -62,7 +62,8 @@ __all__ = [
     "RedMarrowSelfDose", "RedMarrowCrossDose", "RedMarrowDose", "reference_red_marrow_mass_g",
     "red_marrow_reference_data", "electron_self_dose_Gy", "image_based_red_marrow_self_dose",
     "blood_based_red_marrow_self_dose", "red_marrow_cross_dose", "red_marrow_dose", "red_marrow_row",
-    "DEFAULT_VERTEBRA_REGIONS", "MAP_QUANTITIES",
+    "DEFAULT_VERTEBRA_REGIONS", "MAP_QUANTITIES", "image_based_self_dose_from_tia", "cross_dose_from_region_means",
+    "read_blood_samples", "BLOOD_SAMPLES_FILE",
 ]
 
 #: Label names of the vertebrae of the image-based method (as in the synthetic phantom).
@@ -250,11 +251,29 @@ def image_based_red_marrow_self_dose(tia_map: sitk.Image | np.ndarray, labels: s
     m = _required_positive(red_marrow_mass_g, "red_marrow_mass_g", _MASS_HINT)
     leaves = _leaves(table, vertebra_regions, "vertebra_regions")
     tia_voxels, _, _ = _region_tia_Bq_h(tia_map, labels, leaves, map_quantity, voxel_volume_mL)
-    tia_vert = float(tia_voxels.sum())
+    return image_based_self_dose_from_tia(float(tia_voxels.sum()), [r.name for r in leaves],
+                                          l2_l4_fraction_of_red_marrow=f, red_marrow_mass_g=m, nuclide=nuclide)
+
+
+def image_based_self_dose_from_tia(tia_vertebrae_Bq_h: float, vertebra_regions: Sequence[str], *,
+                                   l2_l4_fraction_of_red_marrow: float, red_marrow_mass_g: float,
+                                   nuclide: str | Nuclide = "Lu-177") -> RedMarrowSelfDose:
+    """Image-based self-dose from the TIA in the vertebrae (Bq·h): Ã_RM = Ã / f, D = Ã_RM · Δ_e / m_RM.
+
+    The quantity-level form of :func:`image_based_red_marrow_self_dose`, for a TIA measured
+    otherwise (e.g. the fitted, partial-volume-corrected TIA of the vertebra regions).
+    """
+    f = _required_positive(l2_l4_fraction_of_red_marrow, "l2_l4_fraction_of_red_marrow", "fraction (0, 1]")
+    if f > 1:
+        raise InputError(f"must be in (0, 1], got {f!r}", source="l2_l4_fraction_of_red_marrow")
+    m = _required_positive(red_marrow_mass_g, "red_marrow_mass_g", _MASS_HINT)
+    tia_vert = float(tia_vertebrae_Bq_h)
+    if not (math.isfinite(tia_vert) and tia_vert >= 0):
+        raise InputError(f"must be finite and ≥ 0 Bq·h, got {tia_vertebrae_Bq_h!r}", source="tia_vertebrae_Bq_h")
     tia_rm = tia_vert / f
     nuc = _nuclide(nuclide)
     return RedMarrowSelfDose("image_based", tia_rm, m, electron_self_dose_Gy(tia_rm, m, nuclide=nuc),
-                             {"vertebra_regions": [r.name for r in leaves], "tia_vertebrae_Bq_h": tia_vert,
+                             {"vertebra_regions": list(vertebra_regions), "tia_vertebrae_Bq_h": tia_vert,
                               "l2_l4_fraction_of_red_marrow": f, "nuclide": nuc.name,
                               "electron_energy_per_decay_J": nuc.electron_energy_per_decay_J})
 
@@ -356,14 +375,21 @@ def red_marrow_cross_dose(dose_Gy: sitk.Image | np.ndarray, tia_map: sitk.Image 
             raise InputError("density inside the marrow regions must be finite and > 0 g/mL",
                              source="density_g_per_mL")
     mass = float(m.sum())
-    mean_d = float((d_vals * m).sum() / mass)
-    local = electron_self_dose_Gy(float(tia_vals.sum()), mass, nuclide=nuclide)
-    cross = mean_d - local
+    return cross_dose_from_region_means(float((d_vals * m).sum() / mass), float(tia_vals.sum()), mass,
+                                        tuple(r.name for r in leaves), nuclide=nuclide)
+
+
+def cross_dose_from_region_means(mean_dose_Gy: float, tia_in_map_Bq_h: float, mass_g: float,
+                                 regions: Sequence[str], *, nuclide: str | Nuclide = "Lu-177") -> RedMarrowCrossDose:
+    """Cross-dose = mass-weighted mean map dose over the marrow regions − local electron deposition
+    of the TIA the map holds there (Σ Ã_i Δ_e / Σ m_i); negative estimates are set to 0 and flagged."""
+    local = electron_self_dose_Gy(float(tia_in_map_Bq_h), float(mass_g), nuclide=nuclide)
+    cross = float(mean_dose_Gy) - local
     flags = ""
     if cross < 0:
         flags = "cross_dose_negative_set_to_zero"  # electron escape in the kernel from a small hot region
         cross = 0.0
-    return RedMarrowCrossDose(tuple(r.name for r in leaves), mean_d, local, cross, flags)
+    return RedMarrowCrossDose(tuple(regions), float(mean_dose_Gy), local, cross, flags)
 
 
 def red_marrow_dose(self_dose: RedMarrowSelfDose, cross: RedMarrowCrossDose | float | None = None) -> RedMarrowDose:
@@ -402,3 +428,57 @@ def red_marrow_row(result: RedMarrowDose, *, cycle: int | None = None,
     if injected_activity_Bq is not None:
         row["dose_per_activity_Gy_per_GBq"] = result.total_dose_Gy / (injected_activity_Bq / BQ_PER_GBQ)
     return row
+
+
+#: Blood samples of a patient folder (docs/dose.md): ``time_h`` (h p.i. of the cycle's injection,
+#: mid-sample), ``activity_concentration_Bq_per_mL`` (whole blood, at sampling time, NOT decay
+#: corrected, like the images), optional ``cycle`` (default 1).
+BLOOD_SAMPLES_FILE = "blood_samples.csv"
+
+
+def read_blood_samples(path, *, cycle: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Times (h p.i.) and whole-blood concentrations (Bq/mL) of one cycle from ``blood_samples.csv``.
+
+    Raises
+    ------
+    InputError
+        Missing columns, non-numeric or negative values, times not increasing, fewer than 2 samples
+        for the cycle (file and line named).
+    """
+    import csv
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or ())
+            rows = list(reader)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", source=str(p)) from None
+    need = ("time_h", "activity_concentration_Bq_per_mL")
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise InputError(f"missing column(s) {missing}; expected time_h, activity_concentration_Bq_per_mL "
+                         "[, cycle]", source=str(p))
+    t, c = [], []
+    for i, row in enumerate(rows, start=2):
+        try:
+            cyc = int(row.get("cycle") or 1)
+            ti, ci = float(row["time_h"]), float(row["activity_concentration_Bq_per_mL"])
+        except ValueError:
+            raise InputError(f"line {i}: expected numbers, got {dict(row)}", source=str(p)) from None
+        if cyc != cycle:
+            continue
+        if not (math.isfinite(ti) and ti > 0 and math.isfinite(ci) and ci >= 0):
+            raise InputError(f"line {i}: time_h must be > 0 h and the concentration ≥ 0 Bq/mL, got {ti}, {ci}",
+                             source=str(p))
+        t.append(ti)
+        c.append(ci)
+    if len(t) < 2:
+        raise InputError(f"{len(t)} blood sample(s) for cycle {cycle}; the blood-based method needs ≥ 2",
+                         source=str(p))
+    order = np.argsort(t)
+    t_arr, c_arr = np.asarray(t)[order], np.asarray(c)[order]
+    check_times_increasing(t_arr, source=str(p))
+    return t_arr, c_arr

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import ConsistencyError, DicomError
 from ..timing import hours_between
+from .diagnosis import Diagnosis, attempt
 from .dicomtags import Sourced, first_item, get_datetime, get_str, read_header, tag_label
 from .injection import parse_nuclide_text
 
@@ -130,9 +131,12 @@ def _is_skipped(p: Path) -> bool:
     return name.startswith(".") or name.endswith(SKIPPED_SUFFIXES) or name in ("dicomdir", "readme")
 
 
-def scan_folder(folder: str | Path, *, progress: Callable[[float, str], None] | None = None
-                ) -> tuple[SeriesInfo, ...]:
+def scan_folder(folder: str | Path, *, progress: Callable[[float, str], None] | None = None,
+                diagnosis: Diagnosis | None = None) -> tuple[SeriesInfo, ...]:
     """Read every DICOM header under ``folder`` and return the series found, in acquisition order.
+
+    With a :class:`~LuDosimetryLib.ingest.diagnosis.Diagnosis`, a file that cannot be read is
+    recorded there and left out, and files of several patients are recorded, instead of raising.
 
     Raises
     ------
@@ -147,12 +151,13 @@ def scan_folder(folder: str | Path, *, progress: Callable[[float, str], None] | 
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
     groups: dict[str, list[tuple[Path, object]]] = {}
     for i, f in enumerate(files):
-        ds = read_header(f)
-        uid = get_str(ds, "SeriesInstanceUID", source=str(f))
-        if uid is None:
-            raise DicomError("is missing; cannot group the file into a series", source=str(f),
-                             tag=tag_label("SeriesInstanceUID"))
-        groups.setdefault(uid.value, []).append((f, ds))
+        with attempt(diagnosis):
+            ds = read_header(f)
+            uid = get_str(ds, "SeriesInstanceUID", source=str(f))
+            if uid is None:
+                raise DicomError("is missing; cannot group the file into a series", source=str(f),
+                                 tag=tag_label("SeriesInstanceUID"))
+            groups.setdefault(uid.value, []).append((f, ds))
         if progress and (i % 50 == 0 or i == len(files) - 1):
             progress((i + 1) / max(len(files), 1), f"read {i + 1}/{len(files)} headers")
     out = []
@@ -172,8 +177,9 @@ def scan_folder(folder: str | Path, *, progress: Callable[[float, str], None] | 
                               min(starts) if starts else None, dynamic, ds0))
     if len(patients) > 1:
         (p1, f1), (p2, f2) = list(patients.items())[:2]
-        raise ConsistencyError(f"PatientID (0010,0020) {p1!r} in {f1} but {p2!r} in {f2}; expected one patient per "
-                               "folder", source=str(root))
+        with attempt(diagnosis):
+            raise ConsistencyError(f"PatientID (0010,0020) {p1!r} in {f1} but {p2!r} in {f2}; expected one patient "
+                                   "per folder", source=str(root))
     out.sort(key=lambda s: (s.acquisition_start or datetime.max, s.series_uid))
     return tuple(out)
 

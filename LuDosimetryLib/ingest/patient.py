@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from ..model import Administration, Bed, Cycle, Patient, PetFrame, PetStudy, Seg
 from ..nuclides import get_nuclide
 from ..results import RunRecord
 from ..units import S_PER_H
+from .diagnosis import Diagnosis, Problem, attempt
 from .dicomtags import Sourced, tag_label
 from .discovery import SeriesInfo, ct_candidates, scan_folder
 from .injection import InjectionHeader, read_injection_header, resolve_administration
@@ -50,18 +51,21 @@ from .nifti import (
     sidecar_units,
 )
 from .overrides import normalise_overrides, sidecar_for_series
+from .plausibility import CHECKS, fov_activity_problems, label_registration_problems
 from .quant import voxel_volume_mL
 from .segmentation import load_segmentation, read_label_map
 from .series import LoadedEmission, load_ct, load_pet_frames, load_spect_bed, quantify_bed
 from .stitch import stitch_beds
 
 __all__ = ["load_patient", "inspect_patient", "InspectResult", "TIMEPOINT_GAP_H", "CYCLE_MAX_DAYS",
-           "LATE_TIMEPOINT_RATIO"]
+           "LATE_TIMEPOINT_RATIO", "MIN_CYCLE_INTERVAL_DAYS"]
 
 #: Beds starting within this many hours of the previous bed belong to the same timepoint.
 TIMEPOINT_GAP_H = 3.0
 #: A time-only injection header is matched to a cycle injected at most this many days earlier.
 CYCLE_MAX_DAYS = 30
+#: Two therapy administrations closer than this are refused (cycles are 6–8 weeks apart).
+MIN_CYCLE_INTERVAL_DAYS = 7
 #: A timepoint later than this multiple of the previous one (itself ≥ 48 h), or later than three
 #: physical half-lives, is flagged as much later than the others.
 LATE_TIMEPOINT_RATIO = 4.0
@@ -70,12 +74,19 @@ _STAGE = "ingest"
 
 @dataclass(frozen=True, eq=False)
 class InspectResult:
-    """What :func:`inspect_patient` returns: the patient and one row per series."""
+    """What :func:`inspect_patient` returns: the patient (what could be read), one row per series and,
+    with ``diagnose``, every problem found (:class:`~LuDosimetryLib.ingest.diagnosis.Problem`)."""
 
     patient: Patient
     rows: tuple[dict, ...]
     warnings: tuple[str, ...] = ()
     route: str = ""
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def blocking(self) -> tuple[Problem, ...]:
+        """The problems on which ``ludosimetry run`` would stop."""
+        return tuple(p for p in self.problems if p.blocking)
 
 
 @dataclass
@@ -89,11 +100,33 @@ class _Ctx:
     warnings: list = field(default_factory=list)
     rows: list = field(default_factory=list)
     reference_for_uid: str | None = None
+    accept: frozenset = frozenset()
+    diagnosis: Diagnosis | None = None
 
     def warn(self, message: str, source: str = "") -> None:
         if message not in self.warnings:
             self.warnings.append(message)
             self.record.warn(message, stage=_STAGE, source=source)
+            if self.diagnosis is not None:
+                self.diagnosis.add(message, blocking=False, kind="warning")
+
+    def attempt(self):
+        """A block whose LuDosimetryError is recorded (diagnosis) or raised (loading)."""
+        return attempt(self.diagnosis)
+
+    def plausibility(self, check: str, errors: list[str], warnings: list[str] = (), source: str = "") -> None:
+        """Raise the first of ``errors`` (ConsistencyError), or warn where the user accepted ``check``."""
+        for w in warnings:
+            self.warn(w, source=source)
+        if not errors:
+            return
+        if check in self.accept:
+            for e in errors:
+                self.warn(f"accepted ({check}): {e}", source=source)
+            return
+        with self.attempt():
+            raise ConsistencyError(f"{errors[0]} (if you are sure, accept this check by name: --accept {check})",
+                                   source=f"plausibility check {check}")
 
     def step(self, f: float, msg: str) -> None:
         if self.progress:
@@ -122,6 +155,7 @@ def _row(kind: str, name: str, *, le: LoadedEmission | None = None, admin: Admin
                            "decay_state": "" if le is None else le.decay_state,
                            "corrections": "" if le is None else "/".join(le.corrections),
                            "calibration": "" if le is None else le.calibration,
+                           "nuclide": None if admin is None else admin.nuclide,
                            "injected_activity_MBq": None if admin is None else admin.injected_activity_Bq / 1e6,
                            "injection_datetime": None if admin is None else admin.injection_datetime.isoformat(),
                            "total_activity_MBq": None if image is None else _total_activity_Bq(image) / 1e6,
@@ -133,12 +167,93 @@ def _row(kind: str, name: str, *, le: LoadedEmission | None = None, admin: Admin
 
 
 def _later_check(ctx: _Ctx, cycle: int, tps: list[Timepoint], nuclide: str) -> None:
+    counts = {tp.label: len(tp.beds) for tp in tps}
+    if len(set(counts.values())) > 1:
+        ctx.warn(f"cycle {cycle}: the timepoints have different numbers of beds "
+                 f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); if the protocol has the same fields of view "
+                 "at every timepoint, a bed's AcquisitionTime (0008,0032) or date may be wrong",
+                 source=f"cycle {cycle}")
     hl = get_nuclide(nuclide).half_life_h
     for prev, tp in itertools.pairwise(tps):
         if (prev.time_h >= 48 and tp.time_h > LATE_TIMEPOINT_RATIO * prev.time_h) or tp.time_h > 3 * hl:
             ctx.warn(f"cycle {cycle} timepoint {tp.label} at {tp.time_h:.1f} h p.i. is much later than the others "
                      f"(previous {prev.label} at {prev.time_h:.1f} h); check its date and whether it belongs to "
                      "this cycle", source=f"cycle {cycle}")
+
+
+def _check_fov_activity(ctx: _Ctx, image, admin: Administration, time_h: float, what: str) -> None:
+    errors, warnings = fov_activity_problems(_total_activity_Bq(image), admin.injected_activity_Bq, admin.nuclide,
+                                             time_h, what=what)
+    ctx.plausibility("fov_activity", errors, warnings, source=what)
+
+
+def _check_label_registration(ctx: _Ctx, seg: Segmentation, ct, source: str) -> None:
+    import SimpleITK as sitk
+
+    if ct is None or seg.image.GetSize() != ct.GetSize():
+        return
+    errors = label_registration_problems(sitk.GetArrayViewFromImage(seg.image), sitk.GetArrayViewFromImage(ct),
+                                         seg.table, voxel_volume_mL=voxel_volume_mL(ct.GetSpacing()), source=source)
+    ctx.plausibility("label_registration", errors, source=source)
+
+
+def _same_units(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
+    """Beds of one timepoint come from one acquisition and one reconstruction: one stored unit."""
+    units = {}
+    for n, le in beds:
+        units.setdefault(le.units, []).append(n)
+    if len(units) > 1:
+        parts = "; ".join(f"{u}: {', '.join(ns)}" for u, ns in units.items())
+        raise ConsistencyError(f"the beds of timepoint {label} are stored in different units ({parts}); one "
+                               "bed relabelled or reconstructed differently would be quantified differently from "
+                               "its neighbours. Re-export the beds, or state the true units of a bed in its "
+                               "ludosimetry.json ('units')", source=f"cycle {cycle}")
+
+
+def _bed_consistency(ctx: _Ctx, beds: list[tuple[str, LoadedEmission, Any]], *, cycle: int, label: str) -> None:
+    """Beds of one timepoint are one acquisition: the same grid spacing, transaxial position,
+    quantitation tags and (warning) frame duration. A damaged header in one bed would otherwise
+    quantify or place that bed differently from its neighbours without a word."""
+    if len(beds) < 2:
+        return
+    where = f"cycle {cycle} {label}"
+
+    def groups(key) -> dict:
+        out: dict = {}
+        for n, le, ds in beds:
+            out.setdefault(key(n, le, ds), []).append(Path(n.split(" (+")[0]).parent.name or n)
+        return out
+
+    def describe(g: dict, fmt) -> str:
+        return "; ".join(f"{fmt(k)} in {', '.join(v)}" for k, v in g.items())
+
+    headers = [ds for _, _, ds in beds]
+    if all(ds is not None for ds in headers):
+        for keyword in ("RescaleSlope", "RescaleIntercept", "RealWorldValueMappingSequence"):
+            g = groups(lambda n, le, ds, k=keyword: k in ds)
+            if len(g) > 1:
+                with ctx.attempt():
+                    raise ConsistencyError(f"{tag_label(keyword)} is present in some beds of timepoint {label} and not "
+                                           f"in others ({describe(g, lambda k: 'present' if k else 'absent')}): the "
+                                           "beds of one acquisition cannot be quantified alike; re-export the beds",
+                                           source=where)
+    g = groups(lambda n, le, ds: tuple(round(x, 3) for x in le.image.GetSpacing()))
+    if len(g) > 1:
+        ctx.plausibility("bed_consistency", [f"{where}: the beds have different voxel spacings "
+                                             f"({describe(g, lambda k: ' × '.join(f'{x:g}' for x in k) + ' mm')}); "
+                                             "one acquisition is reconstructed on one grid: check PixelSpacing "
+                                             "(0028,0030) and SpacingBetweenSlices (0018,0088)"], source=where)
+    spacing = min(beds[0][1].image.GetSpacing()[:2])
+    xy0 = np.asarray(beds[0][1].image.GetOrigin()[:2])
+    off = [n for n, le, _ in beds if np.max(np.abs(np.asarray(le.image.GetOrigin()[:2]) - xy0)) > spacing / 2]
+    if off:
+        ctx.plausibility("bed_consistency", [f"{where}: the transaxial position of {', '.join(off)} differs from "
+                                             f"{beds[0][0]} by more than half a voxel; the beds of one acquisition "
+                                             "share x and y: check ImagePositionPatient (0020,0032)"], source=where)
+    g = groups(lambda n, le, ds: round(le.duration_s, 1))
+    if len(g) > 1:
+        ctx.warn(f"{where}: the beds have different acquisition durations ({describe(g, lambda k: f'{k:g} s')}); "
+                 "check ActualFrameDuration (0018,1242) if the protocol has one duration per bed", source=where)
 
 
 def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
@@ -156,8 +271,11 @@ def _duplicate_beds(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label
 
 
 def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmission]], ct, cycle: int,
-                    ct_source: str = "") -> Timepoint:
+                    ct_source: str = "", ct_file: str = "", headers: list | None = None) -> Timepoint:
     _duplicate_beds([(n, le) for n, _, le in beds], cycle=cycle, label=label)
+    _same_units([(n, le) for n, _, le in beds], cycle=cycle, label=label)
+    _bed_consistency(ctx, [(n, le, None if headers is None else h) for (n, _, le), h in
+                           zip(beds, headers or [None] * len(beds))], cycle=cycle, label=label)
     beds = sorted(beds, key=lambda b: b[2].acquisition_start)
     bed_objs = tuple(Bed(le.acquisition_start, le.duration_s, le.time_h, le.image, _axial_extent(le.image), uid,
                          {"series": n, **le.provenance}) for n, uid, le in beds)
@@ -170,7 +288,7 @@ def _make_timepoint(ctx: _Ctx, label: str, beds: list[tuple[str, str, LoadedEmis
     cam = next((le.camera for _, _, le in beds if le.camera is not None), None)
     return Timepoint(label, time_h, spect, ct, bed_objs, tmap, cam,
                      {"beds": [n for n, _, _ in beds], "time_h": "mean of the beds' mid-acquisition times",
-                      "ct": ct_source or ("none found" if ct is None else "")})
+                      "ct": ct_source or ("none found" if ct is None else ""), "ct_file": ct_file})
 
 
 def _group_timepoints(items: list) -> list[list]:
@@ -222,17 +340,30 @@ def _assign_cycles(ctx: _Ctx, spects: list[SeriesInfo], heads: dict, users: dict
             i = max(match, key=lambda i: cycles[i][0].value)
             cycles[i][1].append(s)
         else:
-            raise DicomError(f"is missing and {tag_label('RadiopharmaceuticalStartTime')} gives the time of day only "
-                             f"({cand.value.strftime('%H:%M:%S')}); no "
-                             "other series of this patient gives the injection date, and the scan date cannot be "
-                             "trusted for it (a scan may be days after injection). Give injection.datetime in "
-                             "ludosimetry.json or --injection-datetime", source=str(s.files[0]),
-                             tag=tag_label("RadiopharmaceuticalStartDateTime"))
+            with ctx.attempt():
+                raise DicomError(f"is missing and {tag_label('RadiopharmaceuticalStartTime')} gives the time of day "
+                                 f"only ({cand.value.strftime('%H:%M:%S')}); no "
+                                 "other series of this patient gives the injection date, and the scan date cannot be "
+                                 "trusted for it (a scan may be days after injection). Give injection.datetime in "
+                                 "ludosimetry.json or --injection-datetime", source=str(s.files[0]),
+                                 tag=tag_label("RadiopharmaceuticalStartDateTime"))
     for s in none:
         h = heads[s.series_uid]
-        resolve_administration(h, source=str(s.files[0]), overrides=ctx.overrides, sidecar=users[s.series_uid],
-                               expected_nuclide=ctx.expected)  # raises: no injection time
+        # raises: no injection time; a diagnosis looks past a wrong nuclide for the next problem
+        for expected in ((ctx.expected, None) if ctx.diagnosis is not None and ctx.expected else (ctx.expected,)):
+            with ctx.attempt():
+                resolve_administration(h, source=str(s.files[0]), overrides=ctx.overrides,
+                                       sidecar=users[s.series_uid], expected_nuclide=expected)
     cycles.sort(key=lambda c: c[0].value)
+    for (a, ma), (b, mb) in itertools.pairwise(cycles):
+        gap_h = (b.value - a.value).total_seconds() / 3600
+        if gap_h < 24 * MIN_CYCLE_INTERVAL_DAYS:
+            with ctx.attempt():
+                raise ConsistencyError(f"two administrations {gap_h:.1f} h apart: {a.value.isoformat()} ({ma[0].name}, "
+                                       f"{a.source}) and {b.value.isoformat()} ({mb[0].name}, {b.source}); therapy "
+                                       f"cycles are at least {MIN_CYCLE_INTERVAL_DAYS} days apart, so one series' "
+                                       "injection time is wrong: correct it or give injection.datetime in "
+                                       "ludosimetry.json", source="cycles")
     return cycles
 
 
@@ -264,7 +395,7 @@ def _cycle_administration(ctx: _Ctx, inj: Sourced, members: list[SeriesInfo], he
 
 def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     ctx.step(0.0, "scanning DICOM headers")
-    series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m))
+    series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m), diagnosis=ctx.diagnosis)
     if not series:
         raise InputError("no DICOM series found", source=str(root))
     pids = {s.patient_id for s in series}
@@ -289,9 +420,13 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     for s in [*spects, *pets]:
         u = users[s.series_uid] if s.kind == "SPECT" else sidecars[s.series_uid]
         start = u.get("acquisition_start")
-        heads[s.series_uid] = read_injection_header(s.header, source=str(s.files[0]), modality=s.modality,
-                                                    acquisition_start=start.value if start else s.acquisition_start,
-                                                    warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
+        with ctx.attempt():
+            heads[s.series_uid] = read_injection_header(s.header, source=str(s.files[0]), modality=s.modality,
+                                                        acquisition_start=start.value if start else
+                                                        s.acquisition_start,
+                                                        warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
+    spects = [s for s in spects if s.series_uid in heads]
+    pets = [s for s in pets if s.series_uid in heads]
     ct_cache: dict[str, Any] = {}
 
     def ct_of(s: SeriesInfo):
@@ -304,7 +439,11 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                      + ", ".join(f"{x.series_uid} with {len(x.files)} slices" for x in cands)
                      + f"); using the one with most slices, {c.name}", source=s.name)
         if c.series_uid not in ct_cache:
-            ct_cache[c.series_uid] = load_ct(c)
+            ct_cache[c.series_uid] = None
+            with ctx.attempt():
+                ct_cache[c.series_uid] = load_ct(c)
+        if ct_cache[c.series_uid] is None:
+            return None, None
         return c, ct_cache[c.series_uid]
 
     cycles = []
@@ -312,12 +451,17 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     n_total = max(len(spects) + len(pets), 1)
     done = 0
     for ci, (inj, members) in enumerate(assigned, start=1):
-        admin = _cycle_administration(ctx, inj, members, heads, users)
+        admin = None
+        with ctx.attempt():
+            admin = _cycle_administration(ctx, inj, members, heads, users)
+        if admin is None:
+            continue
         loaded = []
         for s in members:
-            le = load_spect_bed(s, admin, user=users[s.series_uid], calibration_store=ctx.store,
-                                warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
-            loaded.append((le.acquisition_start, s, le))
+            with ctx.attempt():
+                le = load_spect_bed(s, admin, user=users[s.series_uid], calibration_store=ctx.store,
+                                    warn=lambda m, _s=s: ctx.warn(m, source=_s.name))
+                loaded.append((le.acquisition_start, s, le))
             done += 1
             ctx.step(0.2 + 0.7 * done / n_total, f"loaded {s.name}")
         tps = []
@@ -328,8 +472,12 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
             ct_src = "" if ct_info is None else (
                 f"{ct_info.name}: HU = stored × RescaleSlope (0028,1053) + RescaleIntercept (0028,1052); paired by "
                 f"{'FrameOfReferenceUID' if same_for else 'study/time'}")
-            tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci, ct_src)
-            tps.append(tp)
+            with ctx.attempt():
+                tp = _make_timepoint(ctx, label, [(s.name, s.series_uid, le) for _, s, le in group], ct, ci,
+                                     ct_src, "" if ct_info is None else str(ct_info.files[0]),
+                                     headers=[s.header for _, s, _ in group])
+                tps.append(tp)
+                _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
             for _, s, le in group:
@@ -341,10 +489,21 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                                      extra={"modality": "CT", "units": "HU", "paired_with": group[0][1].name}))
             else:
                 ctx.warn(f"no CT found for cycle {ci} {label} ({group[0][1].name})", source=group[0][1].name)
+        if not tps:
+            continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
     studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
-    seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
+    seg = None
+    with ctx.attempt():
+        seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
+    if ctx.diagnosis is not None:  # list every series, also those that could not be used
+        listed = {r["series"] for r in ctx.rows}
+        for s in series:
+            if s.name not in listed:
+                failed = any(str(s.files[0]) in p.message for p in ctx.diagnosis.problems)
+                ctx.rows.append(_row(s.kind, s.name, extra={"modality": s.modality, "note": (
+                    "not loaded: see the problems" if failed else "read")}))
     return cycles, studies, seg, pid
 
 
@@ -352,9 +511,15 @@ def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total) -> list[Pe
     by_inj: dict[datetime, dict] = {}
     for s in pets:
         u = users[s.series_uid]
-        admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
-                                       sidecar=u, expected_nuclide=None)
-        frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+        frames = None
+        with ctx.attempt():
+            admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
+                                           sidecar=u, expected_nuclide=None)
+            frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+        if frames is None:
+            continue
+        for f in frames:
+            _check_fov_activity(ctx, f.image, admin, f.time_h, f"{s.name} frame at {f.time_h:.2f} h")
         done += 1
         ctx.step(0.2 + 0.7 * done / n_total, f"loaded {s.name}")
         entry = by_inj.setdefault(admin.injection_datetime, {"admin": admin, "dynamic": [], "static": None,
@@ -386,6 +551,10 @@ def _reference(cycles: list[Cycle]):
     return None
 
 
+def _reference_ct(cycles: list[Cycle]):
+    return cycles[0].timepoints[0].ct if cycles and cycles[0].timepoints else None
+
+
 def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
     ref = _reference(cycles)
     labels = ctx.folder / "labels"
@@ -393,17 +562,40 @@ def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
         p = labels / cand
         if p.is_file():
             seg = read_label_map(p, reference=ref)
+            _check_label_registration(ctx, seg, _reference_ct(cycles), str(p))
             ctx.rows.append(_row("labels", str(p), extra={"regions": len(seg.table)}))
             return seg
     if seg_series and ref is not None:
         s = seg_series[0]
         seg = load_segmentation(s.files[0], ref, reference_for_uid=ctx.reference_for_uid)
+        _check_label_registration(ctx, seg, _reference_ct(cycles), s.name)
         ctx.rows.append(_row(s.kind, s.name, extra={"regions": len(seg.table)}))
         return seg
     return None
 
 
 # --- NIfTI route ------------------------------------------------------------------------------
+def _load_nifti_bed(ctx: _Ctx, s: NiftiSeries, admin: Administration) -> LoadedEmission:
+    import SimpleITK as sitk
+
+    from .geometry import grid_of
+
+    user = {**s.sidecar, **ctx.overrides}
+    img = read_image(s.path)
+    values = sitk.GetArrayFromImage(img).astype(np.float64)
+    start = user.get("acquisition_start")
+    dur = user.get("duration_s")
+    if start is None or dur is None:
+        raise InputError(f"no '{'acquisition_start' if start is None else 'duration_s'}' in the sidecar; "
+                         "need the acquisition timing", source=s.name)
+    cam, cam_src = nifti_camera(user, source=s.name)
+    return quantify_bed(values, grid_of(img), units=sidecar_units(user, source=s.name), start=start,
+                        duration=dur, decay=nifti_decay_info(user, source=s.name), camera=cam,
+                        camera_source=cam_src, administration=admin, user=user, calibration_store=ctx.store,
+                        source=s.name, warn=lambda m, _s=s: ctx.warn(m, source=_s.name),
+                        check_corrections=False)
+
+
 def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     items = scan_nifti(root)
     if not items:
@@ -418,37 +610,26 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     for ci in sorted(by_cycle):
         members = by_cycle[ci]
         admin = None
+        usable = []
         for s in members:
-            a = resolve_administration(InjectionHeader(), source=s.name, overrides=ctx.overrides,
-                                       sidecar=s.sidecar, expected_nuclide=ctx.expected)
-            if admin is None:
-                admin = a
-            elif abs((a.injection_datetime - admin.injection_datetime).total_seconds()) >= 60:
-                raise ConsistencyError(f"injection {a.injection_datetime.isoformat()} "
-                                       f"({a.provenance['injection_datetime']}) differs from "
-                                       f"{admin.injection_datetime.isoformat()} in another file of cycle {ci}",
-                                       source=s.name)
+            with ctx.attempt():
+                a = resolve_administration(InjectionHeader(), source=s.name, overrides=ctx.overrides,
+                                           sidecar=s.sidecar, expected_nuclide=ctx.expected)
+                if admin is None:
+                    admin = a
+                elif abs((a.injection_datetime - admin.injection_datetime).total_seconds()) >= 60:
+                    raise ConsistencyError(f"injection {a.injection_datetime.isoformat()} "
+                                           f"({a.provenance['injection_datetime']}) differs from "
+                                           f"{admin.injection_datetime.isoformat()} in another file of cycle {ci}",
+                                           source=s.name)
+                usable.append(s)
+        if admin is None:
+            continue
         loaded = []
-        for s in members:
-            user = {**s.sidecar, **ctx.overrides}
-            img = read_image(s.path)
-            import SimpleITK as sitk
-
-            values = sitk.GetArrayFromImage(img).astype(np.float64)
-            from .geometry import grid_of
-
-            start = user.get("acquisition_start")
-            dur = user.get("duration_s")
-            if start is None or dur is None:
-                raise InputError(f"no '{'acquisition_start' if start is None else 'duration_s'}' in the sidecar; "
-                                 "need the acquisition timing", source=s.name)
-            cam, cam_src = nifti_camera(user, source=s.name)
-            le = quantify_bed(values, grid_of(img), units=sidecar_units(user, source=s.name), start=start,
-                              duration=dur, decay=nifti_decay_info(user, source=s.name), camera=cam,
-                              camera_source=cam_src, administration=admin, user=user, calibration_store=ctx.store,
-                              source=s.name, warn=lambda m, _s=s: ctx.warn(m, source=_s.name),
-                              check_corrections=False)
-            loaded.append((le.acquisition_start, s, le))
+        for s in usable:
+            with ctx.attempt():
+                le = _load_nifti_bed(ctx, s, admin)
+                loaded.append((le.acquisition_start, s, le))
         tps = []
         groups: dict[str, list] = {}
         if all(s.timepoint for _, s, _ in loaded):
@@ -466,20 +647,30 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                 import SimpleITK as sitk
 
                 ct = sitk.Cast(ct, sitk.sitkFloat32)
-            tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci,
-                                 "" if ct_s is None else f"{ct_s.name} (HU as stored)")
-            tps.append(tp)
+            with ctx.attempt():
+                tp = _make_timepoint(ctx, label, [(s.name, "", le) for _, s, le in group], ct, ci,
+                                     "" if ct_s is None else f"{ct_s.name} (HU as stored)")
+                tps.append(tp)
+                _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             for _, s, le in group:
                 ctx.rows.append(_row("SPECT", s.name, le=le, admin=admin, cycle=ci, timepoint=label, image=le.image,
                                      extra={"modality": "NM", "camera": "" if le.camera is None else le.camera.key()}))
+        if not tps:
+            continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
     studies = []
     by_inj: dict[datetime, dict] = {}
     for s in pt:
-        admin = resolve_administration(InjectionHeader(), source=s.name, overrides={}, sidecar=s.sidecar,
-                                       expected_nuclide=None)
-        frames = load_nifti_pet_frames(s, admin, user={})
+        frames = None
+        with ctx.attempt():
+            admin = resolve_administration(InjectionHeader(), source=s.name, overrides={}, sidecar=s.sidecar,
+                                           expected_nuclide=None)
+            frames = load_nifti_pet_frames(s, admin, user={})
+        if frames is None:
+            continue
+        for im, _st, _d, t, _prov in frames:
+            _check_fov_activity(ctx, im, admin, t, f"{s.name} frame at {t:.2f} h")
         e = by_inj.setdefault(admin.injection_datetime, {"admin": admin, "dynamic": [], "static": None,
                                                          "folder": s.path.parent, "series": []})
         pf = [PetFrame(t - d / 2 / S_PER_H, d / S_PER_H, t, im) for im, _, d, t, _ in frames]
@@ -496,7 +687,9 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         ct = read_image(ct_s.path) if ct_s else None
         studies.append(PetStudy(e["admin"], tuple(sorted(e["dynamic"], key=lambda f: f.start_h)), e["static"], ct,
                                 {"series": e["series"]}))
-    seg = _segmentation(ctx, cycles, [], [])
+    seg = None
+    with ctx.attempt():
+        seg = _segmentation(ctx, cycles, [], [])
     pid = ""
     pj = ctx.folder / "patient.json"
     if pj.is_file():
@@ -510,39 +703,57 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
 
 
 # --- entry points -----------------------------------------------------------------------------
-def _run(folder, *, calibration_store, overrides, expected_nuclide, record, progress, route):
+def _run(folder, *, calibration_store, overrides, expected_nuclide, record, progress, route, accept=(),
+         diagnosis: Diagnosis | None = None):
     folder = Path(folder)
+    unknown = sorted(set(accept) - set(CHECKS))
+    if unknown:
+        raise InputError(f"unknown plausibility check(s) {unknown}; known: {', '.join(CHECKS)}", source="accept")
     if not folder.is_dir():
         raise InputError("patient folder does not exist or is not a folder", source=str(folder))
     rec = record if record is not None else RunRecord(command="ingest")
     if calibration_store is None and (folder / "calibration.json").is_file():
-        calibration_store = CalibrationStore.load(folder / "calibration.json")
-        data = (folder / "calibration.json").read_bytes()
-        rec.inputs["calibration_store"] = {"path": str(folder / "calibration.json"),
-                                           "sha256": hashlib.sha256(data).hexdigest()}
-    ctx = _Ctx(folder, calibration_store, normalise_overrides(overrides), expected_nuclide, rec, progress)
+        with attempt(diagnosis):
+            calibration_store = CalibrationStore.load(folder / "calibration.json")
+            data = (folder / "calibration.json").read_bytes()
+            rec.inputs["calibration_store"] = {"path": str(folder / "calibration.json"),
+                                               "sha256": hashlib.sha256(data).hexdigest()}
+    ctx = _Ctx(folder, calibration_store, normalise_overrides(overrides), expected_nuclide, rec, progress,
+               accept=frozenset(accept), diagnosis=diagnosis)
     if route not in ("auto", "dicom", "nifti"):
         raise InputError(f"route {route!r}; expected auto, dicom or nifti", source="route")
-    if route == "nifti" or (route == "auto" and not (folder / "dicom").is_dir() and (folder / "nifti").is_dir()):
-        used = "nifti"
-        cycles, studies, seg, pid = _load_nifti(ctx, folder / "nifti" if (folder / "nifti").is_dir() else folder)
-    else:
-        used = "dicom"
-        cycles, studies, seg, pid = _load_dicom(ctx, folder / "dicom" if (folder / "dicom").is_dir() else folder)
+    cycles, studies, seg, pid = [], [], None, folder.name
+    with ctx.attempt():  # a diagnosis keeps what was read before a problem that stops the whole route
+        if route == "nifti" or (route == "auto" and not (folder / "dicom").is_dir() and (folder / "nifti").is_dir()):
+            used = "nifti"
+            cycles, studies, seg, pid = _load_nifti(ctx, folder / "nifti" if (folder / "nifti").is_dir() else folder)
+        else:
+            used = "dicom"
+            cycles, studies, seg, pid = _load_dicom(ctx, folder / "dicom" if (folder / "dicom").is_dir() else folder)
+    if diagnosis is not None:
+        if not cycles:
+            diagnosis.add(InputError("no therapy SPECT timepoint could be read: 'ludosimetry run' has nothing to "
+                                     "compute", source=str(folder)))
+        if seg is None and not any(p.blocking and "label" in p.message for p in diagnosis.problems):
+            diagnosis.add(InputError("no segmentation found (labels/labels.nii.gz + labels/labels.csv, a DICOM SEG "
+                                     "or an RTSTRUCT): 'ludosimetry run' needs the regions", source=str(folder)))
     patient = Patient(pid, tuple(cycles), tuple(studies), seg, tuple(ctx.warnings))
     rec.parameters.setdefault(_STAGE, {}).update({"folder": str(folder), "route": used,
                                                   "expected_nuclide": expected_nuclide,
                                                   "overrides": {k: {"value": v.value, "source": v.source}
                                                                 for k, v in ctx.overrides.items()}})
     rec.stages.setdefault(_STAGE, {})["series"] = ctx.rows
+    if diagnosis is not None:
+        rec.stages[_STAGE]["problems"] = [p.to_dict() for p in diagnosis.problems]
     ctx.step(1.0, "ingest done")
-    return InspectResult(patient, tuple(ctx.rows), tuple(ctx.warnings), used)
+    return InspectResult(patient, tuple(ctx.rows), tuple(ctx.warnings), used,
+                         tuple(diagnosis.problems) if diagnosis is not None else ())
 
 
 def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | None = None,
                  overrides: Mapping[str, Any] | None = None, expected_nuclide: str | None = "Lu-177",
                  record: RunRecord | None = None, progress: Callable[[float, str], None] | None = None,
-                 route: str = "auto") -> Patient:
+                 route: str = "auto", accept: Collection[str] = ()) -> Patient:
     """Load a patient folder into the data model.
 
     Parameters
@@ -563,6 +774,9 @@ def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | No
     progress : callable, optional
         ``progress(fraction, message)``.
     route : {"auto", "dicom", "nifti"}
+    accept : collection of str
+        Plausibility checks (:data:`LuDosimetryLib.ingest.plausibility.CHECKS`) whose failure the
+        user accepts: recorded as a warning instead of an error.
 
     Returns
     -------
@@ -576,14 +790,17 @@ def load_patient(folder: str | Path, *, calibration_store: CalibrationStore | No
         (DicomError, InputError, ConsistencyError) naming the file and tag or parameter.
     """
     return _run(folder, calibration_store=calibration_store, overrides=overrides, expected_nuclide=expected_nuclide,
-                record=record, progress=progress, route=route).patient
+                record=record, progress=progress, route=route, accept=accept).patient
 
 
 def inspect_patient(folder: str | Path, *, calibration_store: CalibrationStore | None = None,
                     overrides: Mapping[str, Any] | None = None, expected_nuclide: str | None = "Lu-177",
                     record: RunRecord | None = None, progress: Callable[[float, str], None] | None = None,
-                    route: str = "auto") -> InspectResult:
+                    route: str = "auto", accept: Collection[str] = (), diagnose: bool = False) -> InspectResult:
     """Load a patient and summarise it: one row per series (see :func:`load_patient` for parameters).
+
+    With ``diagnose`` nothing is raised for the folder's content: every problem found is collected
+    in ``InspectResult.problems`` (blocking ones marked) and the patient holds what could be read.
 
     Each row holds ``series``, ``kind``, ``modality``, ``cycle``, ``timepoint``, ``time_h``,
     ``units`` (as stored), ``decay_state`` (as stored), ``corrections``, ``calibration``,
@@ -591,5 +808,6 @@ def inspect_patient(folder: str | Path, *, calibration_store: CalibrationStore |
     field of view, at its acquisition time) and ``sources`` (value → where it came from).
     """
     return _run(folder, calibration_store=calibration_store, overrides=overrides, expected_nuclide=expected_nuclide,
-                record=record, progress=progress, route=route)
+                record=record, progress=progress, route=route, accept=accept,
+                diagnosis=Diagnosis() if diagnose else None)
 

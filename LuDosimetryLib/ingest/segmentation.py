@@ -92,7 +92,8 @@ def read_label_map(path: str | Path, *, table: LabelTable | None = None, referen
     Raises
     ------
     InputError
-        Unreadable file; label values not in the table.
+        Unreadable file; no label table (``labels.csv`` beside the file, unless a .seg.nrrd names its
+        segments); label values not in the table.
     """
     import SimpleITK as sitk
 
@@ -129,7 +130,10 @@ def read_label_map(path: str | Path, *, table: LabelTable | None = None, referen
         raise InputError("label map holds non-integer values; expected integer labels", source=str(p))
     present = {int(v) for v in np.unique(arr) if v != 0}
     if table is None:
-        table = LabelTable(tuple(Region(v, f"label_{v}") for v in sorted(present)))
+        raise InputError(f"no label table: {p.parent / 'labels.csv'} not found; write it with the columns "
+                         "label,name,side,kind,group (one row per label value, e.g. "
+                         "'13,kidney_cortex_left,left,organ,kidney_left'): the dose chain finds the kidneys and "
+                         "every reported region by these names", source=str(p))
     missing = sorted(present - {r.label for r in table})
     if missing:
         raise InputError(f"label value(s) {missing} are not in the label table (have "

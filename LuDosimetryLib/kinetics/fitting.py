@@ -63,14 +63,16 @@ from .models import KineticModel, SumOfExponentials
 from .uncertainty import (
     ScaleUncertainty,
     bootstrap_interval,
+    bounded_interval,
     combine_scale_uncertainty,
+    physical_tia_limit_Bq_h,
     profile_interval,
     profile_threshold,
     relative_uncertainty_from_interval,
 )
 
 __all__ = ["FitResult", "fit_tac", "fit_rows", "MODEL_NAMES", "TAIL_FLAG_FRACTION", "validate_tac",
-           "DEFAULT_UPTAKE_HALF_LIFE_H"]
+           "DEFAULT_UPTAKE_HALF_LIFE_H", "apply_physical_bounds"]
 
 MODEL_NAMES = ("mono", "uptake_washout", "uptake_washout_fixed", "tri", "trapezoid")
 #: Tail fraction above which a fit is flagged.
@@ -225,7 +227,7 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
             kind: str = "", cycle: int | None = None, uptake_half_life_h: float | None = None,
             first_segment: str = "zero", tail: str = "physical", interval: str = "profile",
             n_boot: int = 400, seed: int = 0, scale: ScaleUncertainty | None = None,
-            prior=None) -> FitResult:
+            prior=None, administered_activity_Bq: float | None = None) -> FitResult:
     """Fit a TAC and return its TIA with a 95 % interval.
 
     Parameters
@@ -259,6 +261,10 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
         Correlated calibration/recovery/volume uncertainties added to the interval.
     prior : priors.HalfLifePrior, optional
         Population prior for ``("map",)`` and for ``auto`` with n ≤ 3.
+    administered_activity_Bq : float, optional
+        Net administered activity (Bq): sets the physical limit A_adm/λp of the TIA and its
+        interval (:func:`.uncertainty.bounded_interval`). Without it the interval is only made
+        reportable (unbounded → NaN, relative uncertainty > 10 → NaN), not bounded.
 
     Returns
     -------
@@ -270,9 +276,34 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
         Bad TAC (see :func:`validate_tac`), unknown model, or too few points for a model.
     """
     t, y, sig = validate_tac(times_h, activities_Bq, sigma_Bq, region=region)
+    lam_p = get_nuclide(nuclide).decay_constant_per_h
+    limit = physical_tia_limit_Bq_h(administered_activity_Bq, lam_p)
+    res = _fit_tac(t, y, sig, lam_p, limit, nuclide=nuclide, models=models, region=region, kind=kind, cycle=cycle,
+                   uptake_half_life_h=uptake_half_life_h, first_segment=first_segment, tail=tail,
+                   interval=interval, n_boot=n_boot, seed=seed, scale=scale, prior=prior)
+    return apply_physical_bounds(res, limit)
+
+
+def apply_physical_bounds(res: FitResult, limit_Bq_h: float = math.inf) -> FitResult:
+    """The result with its interval made physical and reportable (:func:`.uncertainty.bounded_interval`).
+
+    Parameters
+    ----------
+    res : FitResult
+    limit_Bq_h : float
+        Physical limit of the TIA (Bq·h), ``inf`` when unknown.
+    """
+    low, high, rel, new = bounded_interval(res.tia_Bq_h, *res.tia_ci95_Bq_h, limit_Bq_h=limit_Bq_h)
+    flags = tuple(dict.fromkeys((*res.flags, *new)))
+    params = res.parameters if not math.isfinite(limit_Bq_h) else {**res.parameters,
+                                                                    "physical_limit_Bq_h": limit_Bq_h}
+    return replace(res, tia_ci95_Bq_h=(low, high), tia_rel_uncertainty=rel, flags=flags, parameters=params)
+
+
+def _fit_tac(t, y, sig, lam_p, limit, *, nuclide, models, region, kind, cycle, uptake_half_life_h, first_segment,
+             tail, interval, n_boot, seed, scale, prior) -> FitResult:
     n = t.size
     src = f"TAC {region}" if region else "TAC"
-    lam_p = get_nuclide(nuclide).decay_constant_per_h
     if first_segment not in ("zero", "constant"):
         raise InputError(f"first_segment must be 'zero' or 'constant', got {first_segment!r}", source="first_segment")
     if tail not in ("physical", "clearance"):
@@ -338,11 +369,11 @@ def fit_tac(times_h: Sequence[float], activities_Bq: Sequence[float], *, nuclide
     else:
         best = fits[0]
     return _with_scale(_finish(best, n, sigma_known, lam_p, interval, n_boot, seed, region, kind, cycle,
-                               flags, [c.name for c in fits]), scale)
+                               flags, [c.name for c in fits], limit), scale)
 
 
 def _finish(c: _Candidate, n, sigma_known, lam_p, interval, n_boot, seed, region, kind, cycle, flags,
-            considered) -> FitResult:
+            considered, limit=math.inf) -> FitResult:
     p, th = c.problem, c.theta
     k = curves.SPECS[c.name].n_params
     a, b = curves.terms(c.name, th, uptake_per_h=p.uptake_per_h)
@@ -368,10 +399,12 @@ def _finish(c: _Candidate, n, sigma_known, lam_p, interval, n_boot, seed, region
         pass
     elif interval == "profile":
         thr = profile_threshold(n, k, c.s, sigma_known=sigma_known)
-        low, high, bounded = profile_interval(p, th, c.s, thr)
+        low, high, _ = profile_interval(p, th, c.s, thr, limit_Bq_h=limit)
         method = "profile-chi2" if sigma_known else "profile-t"
-        if not bounded:
-            flags.append("ci_unbounded")
+        # an open upper side is flagged ci_unbounded by apply_physical_bounds; an open lower side
+        # is the physical bound TIA ≥ 0
+        if low == 0.0:
+            flags.append("ci_lower_bound_zero")
     else:
         f_hat = p.model(th)
         sd = p.sigma * (1.0 if sigma_known else scale_hat)
@@ -454,7 +487,9 @@ def _with_scale(res: FitResult, scale: ScaleUncertainty | None) -> FitResult:
 
 
 def fit_rows(results: Sequence[FitResult]) -> list[dict]:
-    """Rows for fits.csv (columns of :data:`LuDosimetryLib.results.FITS_COLUMNS`, then ``ci_method``)."""
+    """Rows for fits.csv (columns of :data:`LuDosimetryLib.results.FITS_COLUMNS`, then ``ci_method`` and
+    ``tia_fit_rel_uncertainty``, the counting/fit part alone when an uncertainty budget replaced the
+    interval, :func:`.budget.apply_budget`)."""
     rows = []
     for r in results:
         rows.append({"region": r.region, "kind": r.kind, "cycle": r.cycle, "model": r.model_name,
@@ -462,5 +497,6 @@ def fit_rows(results: Sequence[FitResult]) -> list[dict]:
                      "tia_MBq_h": Bq_to_MBq(r.tia_Bq_h), "tia_rel_uncertainty": r.tia_rel_uncertainty,
                      "tia_ci95_low_Bq_h": r.tia_ci95_Bq_h[0], "tia_ci95_high_Bq_h": r.tia_ci95_Bq_h[1],
                      "tail_fraction": r.tail_fraction, "effective_half_life_h": r.effective_half_life_h,
-                     "aicc": r.aicc, "parameters": r.parameters, "flags": list(r.flags), "ci_method": r.ci_method})
+                     "aicc": r.aicc, "parameters": r.parameters, "flags": ";".join(r.flags), "ci_method": r.ci_method,
+                     "tia_fit_rel_uncertainty": r.parameters.get("fit_rel_uncertainty", r.tia_rel_uncertainty)})
     return rows

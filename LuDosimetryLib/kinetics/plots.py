@@ -46,7 +46,12 @@ def plot_fit(result: FitResult, path: str | Path, *, title: str | None = None) -
     err = Bq_to_MBq(np.asarray(result.sigma_Bq, float)) if len(result.sigma_Bq) == t.size else None
     ax.errorbar(t, Bq_to_MBq(y), yerr=err, fmt="o", color="C1", capsize=3, label="measured")
     lo, hi = result.tia_ci95_Bq_h
-    ci = (f" [{Bq_to_MBq(lo):.4g}, {Bq_to_MBq(hi):.4g}]" if math.isfinite(lo) and math.isfinite(hi) else "")
+    if math.isfinite(lo) and math.isfinite(hi):
+        ci = f" [{Bq_to_MBq(lo):.4g}, {Bq_to_MBq(hi):.4g}]"
+    elif math.isfinite(lo) and "ci_unbounded" in result.flags:
+        ci = f" [{Bq_to_MBq(lo):.4g}, unbounded]"
+    else:
+        ci = ""
     ax.set_title(title or f"{result.region}: TIA {Bq_to_MBq(result.tia_Bq_h):.4g} MBq·h{ci}", fontsize=9)
     ax.set_xlabel("time p.i. (h)")
     ax.set_ylabel("activity (MBq)")

@@ -22,6 +22,17 @@ MAP fit (:func:`fit_map`)
     Works for 1 to many points: 4-point fits robust to an outlying point or to a model the data
     cannot identify, and single-scan dosimetry (1 point) for later cycles, where the prior is the
     population's or the patient's own cycle-1 fit (:func:`patient_prior`).
+
+Ligands (:func:`select_ligand`)
+    Kinetics differ between ligands, so each has its own prior table and population table
+    (:data:`LIGAND_TABLES`): 177Lu-PSMA-617 (``kinetic_priors.csv``,
+    ``population_halflives_lu177_psma.csv``) and 177Lu-PSMA-I&T (``kinetic_priors_psma_it.csv``,
+    ``population_halflives_lu177_psma_it.csv``; most rows are PSMA-617 values marked ``default``,
+    the rest ``unverified``: read each row's status and source). The injection's ligand
+    (:attr:`LuDosimetryLib.model.Administration.ligand`, e.g. ``177Lu-PSMA-617``,
+    ``vipivotide tetraxetan``, ``PSMA I&T``) is normalised; an unknown or missing ligand is an
+    :class:`InputError` naming the ligands known, or, with ``on_unknown="fallback"``, the
+    PSMA-617 tables (:data:`FALLBACK_LIGAND`) and a warning saying so.
 """
 
 from __future__ import annotations
@@ -40,14 +51,98 @@ from scipy import special
 from ..errors import InputError
 from ..nuclides import get_nuclide
 from .curves import RATE_MAX_PER_H
-from .fitting import TAIL_FLAG_FRACTION, FitResult, _with_scale, validate_tac
+from .fitting import TAIL_FLAG_FRACTION, FitResult, _with_scale, apply_physical_bounds, validate_tac
 from .models import mono_exponential
-from .uncertainty import ScaleUncertainty, relative_uncertainty_from_interval
+from .uncertainty import ScaleUncertainty, physical_tia_limit_Bq_h, relative_uncertainty_from_interval
 
-__all__ = ["HalfLifePrior", "load_priors", "prior_for", "patient_prior", "fit_map", "PRIOR_COLUMNS"]
+__all__ = ["HalfLifePrior", "load_priors", "prior_for", "patient_prior", "fit_map", "PRIOR_COLUMNS",
+           "LigandSelection", "select_ligand", "LIGAND_TABLES", "FALLBACK_LIGAND"]
 
 PRIOR_COLUMNS = ("organ", "median_effective_half_life_h", "log_sd", "uptake_half_life_h", "n", "status", "source")
 _LN2 = math.log(2.0)
+
+#: Canonical ligand → (prior table, population table), files in ``LuDosimetryLib/data``.
+LIGAND_TABLES = {
+    "PSMA-617": ("kinetic_priors.csv", "population_halflives_lu177_psma.csv"),
+    "PSMA-I&T": ("kinetic_priors_psma_it.csv", "population_halflives_lu177_psma_it.csv"),
+}
+#: Ligand whose tables are used, with a warning, for an unknown ligand when a fallback is asked for.
+FALLBACK_LIGAND = "PSMA-617"
+_LIGAND_ALIASES = {
+    "psma617": "PSMA-617", "vipivotidetetraxetan": "PSMA-617", "pluvicto": "PSMA-617",
+    "psmai&t": "PSMA-I&T", "psmait": "PSMA-I&T", "psmaiandt": "PSMA-I&T", "psmaimagingandtherapy": "PSMA-I&T",
+    "psmaimaging&therapy": "PSMA-I&T", "zadavotideguraxetan": "PSMA-I&T", "pnt2002": "PSMA-I&T",
+}
+
+
+@dataclass(frozen=True)
+class LigandSelection:
+    """The ligand whose kinetic tables are used.
+
+    Attributes
+    ----------
+    requested : str
+        The ligand as given.
+    ligand : str
+        Canonical name (a key of :data:`LIGAND_TABLES`).
+    fallback : bool
+        True when ``requested`` was not recognised and :data:`FALLBACK_LIGAND` is used.
+    warning : str
+        What to tell the user (empty unless ``fallback``).
+    """
+
+    requested: str
+    ligand: str
+    fallback: bool = False
+    warning: str = ""
+
+    @property
+    def prior_table(self) -> str:
+        """File name of the kinetic prior table in ``LuDosimetryLib/data``."""
+        return LIGAND_TABLES[self.ligand][0]
+
+    @property
+    def population_table(self) -> str:
+        """File name of the population half-life table in ``LuDosimetryLib/data``."""
+        return LIGAND_TABLES[self.ligand][1]
+
+
+def _ligand_key(name: str) -> str:
+    k = name.strip().lower()
+    for prefix in ("[177lu]lu-", "[177lu]", "177lu-", "177lu", "lu-177", "lu177", "lutetium-177", "lutetium"):
+        if k.startswith(prefix):
+            k = k[len(prefix):]
+    return "".join(ch for ch in k if ch.isalnum() or ch == "&")
+
+
+def select_ligand(ligand: str | None, *, on_unknown: str = "error") -> LigandSelection:
+    """The kinetic tables of an injection's ligand.
+
+    Parameters
+    ----------
+    ligand : str or None
+        As recorded (``PSMA-617``, ``177Lu-PSMA-I&T``, ``vipivotide tetraxetan``, …).
+    on_unknown : {"error", "fallback"}
+        An unknown or missing ligand raises, or selects :data:`FALLBACK_LIGAND` with a warning.
+
+    Raises
+    ------
+    InputError
+        Unknown or missing ligand with ``on_unknown="error"`` (the message lists the known ones).
+    """
+    if on_unknown not in ("error", "fallback"):
+        raise InputError(f"must be 'error' or 'fallback', got {on_unknown!r}", source="on_unknown")
+    requested = "" if ligand is None else str(ligand)
+    name = _LIGAND_ALIASES.get(_ligand_key(requested))
+    if name is not None:
+        return LigandSelection(requested, name)
+    what = f"ligand {requested!r} is not known" if requested.strip() else "no ligand given"
+    if on_unknown == "error":
+        raise InputError(f"{what}; population kinetics exist for {', '.join(LIGAND_TABLES)} "
+                         "(give one of them, or a prior/population table of your own by path)", source="ligand")
+    return LigandSelection(requested, FALLBACK_LIGAND, True,
+                           f"{what}: using the {FALLBACK_LIGAND} population kinetics (fallback); give the ligand "
+                           "or a table of your own")
 
 
 @dataclass(frozen=True)
@@ -82,21 +177,30 @@ class HalfLifePrior:
 
 
 @functools.cache
-def _default_text() -> str:
-    return resources.files("LuDosimetryLib").joinpath("data").joinpath("kinetic_priors.csv").read_text("utf-8")
+def _default_text(name: str = "kinetic_priors.csv") -> str:
+    return resources.files("LuDosimetryLib").joinpath("data").joinpath(name).read_text("utf-8")
 
 
-def load_priors(path: str | Path | None = None) -> dict[str, HalfLifePrior]:
-    """Read a prior table (default: the packaged one) into ``{organ: HalfLifePrior}``.
+def load_priors(path: str | Path | None = None, *, ligand: str | None = None) -> dict[str, HalfLifePrior]:
+    """Read a prior table into ``{organ: HalfLifePrior}``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A table of your own; it overrides ``ligand``.
+    ligand : str, optional
+        The injection's ligand: its packaged table (:func:`select_ligand`; unknown ligands raise).
+        None: the PSMA-617 table.
 
     Raises
     ------
     InputError
-        Missing file or columns, or a non-numeric or non-positive value (row named).
+        Missing file or columns, a non-numeric or non-positive value (row named), unknown ligand.
     """
-    src = str(path) if path is not None else "data/kinetic_priors.csv"
+    name = select_ligand(ligand).prior_table if ligand is not None and path is None else "kinetic_priors.csv"
+    src = str(path) if path is not None else f"data/{name}"
     if path is None:
-        text = _default_text()
+        text = _default_text(name)
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -121,16 +225,18 @@ def load_priors(path: str | Path | None = None) -> dict[str, HalfLifePrior]:
     return out
 
 
-def prior_for(region: str, *, kind: str = "", table: Mapping[str, HalfLifePrior] | None = None) -> HalfLifePrior:
+def prior_for(region: str, *, kind: str = "", table: Mapping[str, HalfLifePrior] | None = None,
+              ligand: str | None = None) -> HalfLifePrior:
     """The prior of a region: exact organ name, else the longest organ name the region starts with
-    (``kidney_cortex_left`` → ``kidney``), else ``lesion`` for kind ``lesion``.
+    (``kidney_cortex_left`` → ``kidney``), else ``lesion`` for kind ``lesion``. Without ``table``
+    the packaged table of ``ligand`` (:func:`load_priors`).
 
     Raises
     ------
     InputError
         When no row matches (the message lists the organs available).
     """
-    tab = load_priors() if table is None else table
+    tab = load_priors(ligand=ligand) if table is None else table
     if region in tab:
         return tab[region]
     hits = [o for o in tab if region.startswith(o)]
@@ -156,7 +262,8 @@ def patient_prior(previous: FitResult, *, log_sd: float = 0.15) -> HalfLifePrior
 def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: HalfLifePrior, *,
             nuclide: str = "Lu-177", sigma_Bq: Sequence[float] | None = None, rel_sigma: float = 0.10,
             region: str = "", kind: str = "", cycle: int | None = None, scale: ScaleUncertainty | None = None,
-            n_grid: int = 1201, n_samples: int = 20000, seed: int = 0) -> FitResult:
+            n_grid: int = 1201, n_samples: int = 20000, seed: int = 0,
+            administered_activity_Bq: float | None = None) -> FitResult:
     """MAP mono-exponential fit under a log-normal prior on T_eff, with posterior 95 % interval.
 
     Parameters
@@ -173,6 +280,8 @@ def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: Hal
         Correlated scale uncertainties added to the interval.
     n_grid, n_samples, seed
         Grid size in ln T_eff, posterior draws, random seed.
+    administered_activity_Bq : float, optional
+        Sets the physical limit of the interval (:func:`.fitting.apply_physical_bounds`).
 
     Returns
     -------
@@ -254,7 +363,8 @@ def fit_map(times_h: Sequence[float], activities_Bq: Sequence[float], prior: Hal
                     n_points=t.size, n_params=2, parameters=params, flags=tuple(flags), kind=kind, cycle=cycle,
                     ci_method="posterior", times_h=tuple(t.tolist()), activities_Bq=tuple(y.tolist()),
                     sigma_Bq=tuple(sig.tolist()))
-    return _with_scale(res, scale)
+    return apply_physical_bounds(_with_scale(res, scale),
+                                 physical_tia_limit_Bq_h(administered_activity_Bq, nuc.decay_constant_per_h))
 
 
 def _refine_mode(t, y, w, mu, tau, a, b) -> float:

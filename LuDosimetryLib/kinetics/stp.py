@@ -50,7 +50,7 @@ def madsen_tia(activity_Bq: float, time_h: float, effective_half_life_h: float) 
 def single_time_point(time_h: float, activity_Bq: float, *, method: str = "prior", nuclide: str = "Lu-177",
                       effective_half_life_h: float | None = None, prior: HalfLifePrior | None = None,
                       sigma_Bq: float | None = None, rel_sigma: float = 0.10, region: str = "", kind: str = "",
-                      cycle: int | None = None) -> FitResult:
+                      cycle: int | None = None, ligand: str | None = None) -> FitResult:
     """TIA from one scan, as a :class:`FitResult`.
 
     Parameters
@@ -66,6 +66,9 @@ def single_time_point(time_h: float, activity_Bq: float, *, method: str = "prior
         For ``prior`` (and ``madsen`` without T_eff); default from the packaged table by region name.
     sigma_Bq, rel_sigma
         Uncertainty of the point for ``prior`` (see :func:`.priors.fit_map`).
+    ligand : str, optional
+        The injection's ligand: selects the packaged prior table (:func:`.priors.select_ligand`;
+        None: PSMA-617).
 
     Returns
     -------
@@ -80,7 +83,7 @@ def single_time_point(time_h: float, activity_Bq: float, *, method: str = "prior
     if t[0] <= 0:
         raise InputError(f"single scan must be after injection (time_h > 0), got {t[0]}", source="time_h")
     if method != "hanscheid" and prior is None and (method == "prior" or effective_half_life_h is None):
-        prior = prior_for(region, kind=kind, table=load_priors())
+        prior = prior_for(region, kind=kind, table=load_priors(ligand=ligand))
     if method == "prior":
         return fit_map(t, y, prior, nuclide=nuclide, sigma_Bq=None if sigma_Bq is None else [sigma_Bq],
                        rel_sigma=rel_sigma, region=region, kind=kind, cycle=cycle)
@@ -112,7 +115,7 @@ def single_time_point(time_h: float, activity_Bq: float, *, method: str = "prior
 
 def stp_regions(measurements: Mapping[str, tuple[float, float]], methods: Mapping[str, str] | str = "prior", *,
                 kinds: Mapping[str, str] | None = None, priors: Mapping[str, HalfLifePrior] | None = None,
-                nuclide: str = "Lu-177") -> list[FitResult]:
+                nuclide: str = "Lu-177", ligand: str | None = None) -> list[FitResult]:
     """STP for many regions, with the method chosen per region.
 
     Parameters
@@ -124,9 +127,11 @@ def stp_regions(measurements: Mapping[str, tuple[float, float]], methods: Mappin
     kinds : mapping, optional
         region → kind (``organ``/``lesion``), used to find priors.
     priors : mapping, optional
-        Prior table (default: packaged).
+        Prior table (default: the packaged one of ``ligand``).
+    ligand : str, optional
+        The injection's ligand (:func:`.priors.select_ligand`; None: PSMA-617).
     """
-    table = load_priors() if priors is None else priors
+    table = load_priors(ligand=ligand) if priors is None else priors
     out = []
     for region, (th, a) in measurements.items():
         m = methods if isinstance(methods, str) else methods.get(region, "prior")

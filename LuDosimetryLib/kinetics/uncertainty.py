@@ -26,6 +26,18 @@ Two kinds of uncertainty are kept apart:
    - **Linear propagation** for a trapezoid with a physical-decay tail (TIA is a weighted sum of
      the points): var = Σ cᵢ² σᵢ².
    - With no degrees of freedom and σ unknown no interval exists: NaN and a flag.
+
+Physical bounds (:func:`bounded_interval`, applied to every TIA interval the fits return)
+    A region cannot hold more than the administered activity, and no effective rate is below
+    the physical decay constant λp, so TIA ≤ A_adm / λp (:func:`physical_tia_limit_Bq_h`: all the
+    activity in the region, never washing out). The profile search stops there: a profile that
+    has not risen by the threshold at the limit has **no** upper bound the data support, and the
+    interval is reported unbounded (upper bound NaN, written empty, flag ``ci_unbounded``), never
+    as a number. A bound from another method (bootstrap, posterior, added scale factors) above
+    the limit is set to the limit (flag ``ci_clipped_at_physical_limit``: the TIA cannot lie
+    above it, so the coverage does not drop). A relative standard uncertainty above
+    :data:`MAX_REPORTED_REL_UNCERTAINTY` (10, i.e. 1000 %) is no information and is reported as
+    NaN with flag ``rel_uncertainty_above_10``.
 """
 
 from __future__ import annotations
@@ -41,10 +53,76 @@ from ..errors import InputError
 from . import lsq
 
 __all__ = ["profile_interval", "bootstrap_interval", "ScaleUncertainty", "combine_scale_uncertainty",
-           "relative_uncertainty_from_interval", "Z95"]
+           "relative_uncertainty_from_interval", "Z95", "physical_tia_limit_Bq_h", "bounded_interval",
+           "MAX_REPORTED_REL_UNCERTAINTY", "widen_interval"]
 
 #: Two-sided 95 % normal quantile.
 Z95 = float(stats.norm.ppf(0.975))
+#: Relative standard uncertainties above this (dimensionless; 10 = 1000 %) are reported as NaN + flag.
+MAX_REPORTED_REL_UNCERTAINTY = 10.0
+
+
+def physical_tia_limit_Bq_h(administered_activity_Bq: float | None, decay_constant_per_h: float) -> float:
+    """Largest physically possible TIA of any region (Bq·h): A_adm / λp.
+
+    All the administered activity in the region from injection on, removed by physical decay
+    only. ``inf`` when the administered activity is not known (None).
+
+    Parameters
+    ----------
+    administered_activity_Bq : float or None
+        Net administered activity (Bq).
+    decay_constant_per_h : float
+        Physical decay constant λp (h⁻¹).
+    """
+    if administered_activity_Bq is None:
+        return math.inf
+    a = float(administered_activity_Bq)
+    if not (math.isfinite(a) and a > 0):
+        raise InputError(f"must be a finite activity > 0 Bq, got {administered_activity_Bq!r}",
+                         source="administered_activity_Bq")
+    if not (decay_constant_per_h > 0):
+        raise InputError(f"must be > 0 h⁻¹, got {decay_constant_per_h!r}", source="decay_constant_per_h")
+    return a / decay_constant_per_h
+
+
+def bounded_interval(tia: float, low: float, high: float, *,
+                     limit_Bq_h: float = math.inf) -> tuple[float, float, float, tuple[str, ...]]:
+    """Make a TIA interval physical and reportable (module docstring, Physical bounds).
+
+    Parameters
+    ----------
+    tia : float
+        Estimate (Bq·h).
+    low, high : float
+        95 % interval (Bq·h); ``high = inf`` means unbounded, NaN no interval at all.
+    limit_Bq_h : float
+        Physical limit (:func:`physical_tia_limit_Bq_h`), Bq·h.
+
+    Returns
+    -------
+    (low, high, rel, flags)
+        ``high`` NaN when unbounded; ``rel`` the relative standard uncertainty
+        (:func:`relative_uncertainty_from_interval`), NaN when unbounded or above
+        :data:`MAX_REPORTED_REL_UNCERTAINTY`; flags from ``ci_unbounded``,
+        ``ci_clipped_at_physical_limit``, ``rel_uncertainty_above_10``, ``tia_above_physical_limit``.
+    """
+    flags: list[str] = []
+    if math.isfinite(tia) and tia > limit_Bq_h:
+        flags.append("tia_above_physical_limit")
+    if math.isfinite(low):
+        low = max(low, 0.0)
+    if high == math.inf:
+        high = math.nan
+        flags.append("ci_unbounded")
+    elif math.isfinite(high) and high > limit_Bq_h:
+        high = limit_Bq_h
+        flags.append("ci_clipped_at_physical_limit")
+    rel = relative_uncertainty_from_interval(tia, low, high)
+    if math.isfinite(rel) and rel > MAX_REPORTED_REL_UNCERTAINTY:
+        rel = math.nan
+        flags.append("rel_uncertainty_above_10")
+    return low, high, rel, tuple(flags)
 
 
 def profile_threshold(n: int, k: int, s_min: float, *, sigma_known: bool, level: float = 0.95) -> float:
@@ -59,7 +137,8 @@ def profile_threshold(n: int, k: int, s_min: float, *, sigma_known: bool, level:
 
 
 def profile_interval(p: lsq.Problem, theta_hat: np.ndarray, s_min: float, threshold: float, *,
-                     step: float = 0.05, max_expand: int = 14) -> tuple[float, float, bool]:
+                     step: float = 0.05, max_expand: int = 14,
+                     limit_Bq_h: float = math.inf) -> tuple[float, float, bool]:
     """Profile-likelihood interval of the TIA (Bq·h).
 
     Parameters
@@ -73,11 +152,15 @@ def profile_interval(p: lsq.Problem, theta_hat: np.ndarray, s_min: float, thresh
         ΔS (from :func:`profile_threshold`).
     step : float
         First step in ln TIA when bracketing.
+    limit_Bq_h : float
+        Physical limit of the TIA (Bq·h, :func:`physical_tia_limit_Bq_h`): the upward search
+        stops there.
 
     Returns
     -------
     (low, high, bounded) : float, float, bool
-        ``high`` is inf (and ``bounded`` False) when S never rises by ``threshold``.
+        ``high`` is inf (and ``bounded`` False) when S has not risen by ``threshold`` at the
+        physical limit (or after ``max_expand`` doublings of the step).
     """
     from scipy.optimize import brentq
 
@@ -90,17 +173,22 @@ def profile_interval(p: lsq.Problem, theta_hat: np.ndarray, s_min: float, thresh
         cache["last"] = rest
         return s - s_min - threshold
 
+    ln_max = math.log(limit_Bq_h) if math.isfinite(limit_Bq_h) else math.inf
     out = []
     bounded = True
     for sign in (-1.0, 1.0):
         cache["last"] = rest0
+        if sign > 0 and lt0 >= ln_max:
+            out.append(math.inf)
+            bounded = False
+            continue
         h = step
-        a, b = lt0, lt0 + sign * h
+        a, b = lt0, min(lt0 + sign * h, ln_max)
         gb = g(b)
         n = 0
-        while gb < 0 and n < max_expand:
+        while gb < 0 and n < max_expand and b < ln_max:
             a, h = b, 2 * h
-            b = lt0 + sign * h
+            b = min(lt0 + sign * h, ln_max)
             gb = g(b)
             n += 1
         if gb < 0:
@@ -180,17 +268,34 @@ class ScaleUncertainty:
 
 def combine_scale_uncertainty(tia: float, low: float, high: float,
                               scale: ScaleUncertainty) -> tuple[float, float, float]:
-    """Add correlated scale uncertainties to a fit interval.
+    """Add correlated scale uncertainties to a fit interval (:func:`widen_interval`).
 
-    In ln TIA the fit half-widths (each side) and 1.96·u_scale add in quadrature (the scale factor
-    is treated as log-normal). Returns (low, high, relative standard uncertainty).
+    Returns (low, high, relative standard uncertainty).
     """
-    u = scale.total_rel
     if not math.isfinite(tia) or tia <= 0:
         return math.nan, math.nan, math.nan
-    d_lo = math.log(tia / low) if low > 0 else math.inf
-    d_hi = math.log(high / tia) if math.isfinite(high) else math.inf
-    ws = Z95 * u
-    new_lo = tia * math.exp(-math.hypot(d_lo, ws)) if math.isfinite(d_lo) else 0.0
-    new_hi = tia * math.exp(math.hypot(d_hi, ws)) if math.isfinite(d_hi) else math.inf
+    if not math.isfinite(low) and not math.isfinite(high):
+        return math.nan, math.nan, math.nan
+    new_lo, new_hi = widen_interval(tia, low, high, scale.total_rel)
     return new_lo, new_hi, relative_uncertainty_from_interval(tia, new_lo, new_hi)
+
+
+def widen_interval(value: float, low: float, high: float, other_rel: float) -> tuple[float, float]:
+    """Add other relative uncertainties to an asymmetric 95 % interval, in ln(value).
+
+    Each side's half-width ln(value/low), ln(high/value) and 1.96·``other_rel`` add in quadrature
+    (the other components taken as log-normal factors). An unbounded side (low ≤ 0, high inf or
+    NaN) stays unbounded (0 or inf).
+
+    Returns
+    -------
+    (low, high)
+    """
+    if not (math.isfinite(value) and value > 0):
+        return math.nan, math.nan
+    w = Z95 * other_rel
+    d_lo = math.log(value / low) if math.isfinite(low) and low > 0 else math.inf
+    d_hi = math.log(high / value) if math.isfinite(high) and high > 0 else math.inf
+    lo = value * math.exp(-math.hypot(d_lo, w)) if math.isfinite(d_lo) else 0.0
+    hi = value * math.exp(math.hypot(d_hi, w)) if math.isfinite(d_hi) else math.inf
+    return lo, hi

@@ -114,13 +114,31 @@ def _r(label, name, side, kind, group, hu, rho, desc=""):
     return RegionSpec(Region(label, name, side, kind, group), hu, rho, desc)
 
 
+def _calibrated_hu(rho_g_per_mL: float) -> int:
+    """The CT number a scanner calibrated with the library's default HU → density curve
+    (:data:`LuDosimetryLib.density.DEFAULT_DENSITY_CALIBRATION`, Schneider 2000) shows for this density
+    (the skeletal segment above 100 HU, the soft-tissue/lung segment below), rounded to 1 HU.
+
+    Used for the lungs, cortical bone and sclerotic lesions, whose typical HU would otherwise map to a
+    density 9–24 % off their own (HU 900 → 1.55 g/mL against 1.70): a truth the pipeline's CT mass
+    could not meet whatever the imaging (issue 15, like-for-like truth).
+    """
+    from ..density import DEFAULT_DENSITY_CALIBRATION
+
+    curve = DEFAULT_DENSITY_CALIBRATION.for_kvp(None)
+    hu, rho = np.asarray(curve.hu, float), np.asarray(curve.density_g_per_mL, float)
+    seg = slice(0, 3) if rho_g_per_mL < 0.93 else slice(6, len(hu))  # lung segment / skeletal segment
+    return round(float(np.interp(rho_g_per_mL, rho[seg], hu[seg])))
+
+
 #: Every region of the phantom. HU and densities are typical adult values (ICRU 44 / ICRP 110
 #: tissue densities, rounded); sclerotic lesions are dense bone-forming metastases.
 REGIONS: tuple[RegionSpec, ...] = (
     _r(1, "remainder", "none", "other", "", 40, 1.03, "body soft tissue not in any other region (blood pool)"),
-    _r(2, "lung_left", "left", "organ", "lungs", -800, 0.26),
-    _r(3, "lung_right", "right", "organ", "lungs", -800, 0.26),
-    _r(4, "cortical_bone", "none", "other", "", 1100, 1.92, "spine and pelvis cortical shell, end plates"),
+    _r(2, "lung_left", "left", "organ", "lungs", _calibrated_hu(0.26), 0.26),
+    _r(3, "lung_right", "right", "organ", "lungs", _calibrated_hu(0.26), 0.26),
+    _r(4, "cortical_bone", "none", "other", "", _calibrated_hu(1.92), 1.92,
+       "spine and pelvis cortical shell, end plates"),
     _r(5, "red_marrow", "none", "organ", "", 250, 1.18,
        "spongiosa (red marrow) of thoracic/cervical spine, sacrum and iliac bones"),
     _r(6, "vertebra_l1", "none", "organ", "lumbar_spine", 250, 1.18, "L1 vertebral body spongiosa"),
@@ -141,9 +159,9 @@ REGIONS: tuple[RegionSpec, ...] = (
     _r(21, "submandibular_right", "right", "organ", "salivary_glands", 40, 1.04),
     _r(22, "lacrimal_left", "left", "organ", "lacrimal_glands", 40, 1.04),
     _r(23, "lacrimal_right", "right", "organ", "lacrimal_glands", 40, 1.04),
-    _r(24, "lesion_bone_1", "none", "lesion", "", 900, 1.70, "sclerotic, right iliac bone, 20 mL"),
-    _r(25, "lesion_bone_2", "none", "lesion", "", 900, 1.70, "sclerotic, T10 vertebral body, 4 mL"),
-    _r(26, "lesion_bone_3", "none", "lesion", "", 900, 1.70, "sclerotic, left iliac bone, 1.5 mL"),
+    _r(24, "lesion_bone_1", "none", "lesion", "", _calibrated_hu(1.70), 1.70, "sclerotic, right iliac bone, 20 mL"),
+    _r(25, "lesion_bone_2", "none", "lesion", "", _calibrated_hu(1.70), 1.70, "sclerotic, T10 vertebral body, 4 mL"),
+    _r(26, "lesion_bone_3", "none", "lesion", "", _calibrated_hu(1.70), 1.70, "sclerotic, left iliac bone, 1.5 mL"),
     _r(27, "lesion_node_1", "none", "lesion", "", 40, 1.04, "left para-aortic lymph node, 50 mL"),
     _r(28, "lesion_node_2", "none", "lesion", "", 40, 1.04, "mediastinal lymph node, 8 mL"),
     _r(29, "lesion_node_3", "none", "lesion", "", 40, 1.04, "left supraclavicular lymph node, 0.5 mL"),

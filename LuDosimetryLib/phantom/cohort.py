@@ -5,6 +5,8 @@ Each patient is :func:`~LuDosimetryLib.phantom.generate.generate_patient` with i
 - **kinetics**: every region's uptake fraction and biological washout half-life multiplied by
   log-normal factors (organs share one factor per group, so both kidneys vary together; lesions
   vary independently and more, which also varies the lesion burden);
+- **uptake rate and washout tie** (:mod:`.cohort_kinetics`): patient-specific uptake half-lives,
+  and washout half-lives tied to them (``washout_tie``; switch off with ``WashoutTie(enabled=False)``);
 - **PET-to-177Lu mismatch**: the documented default mismatch per region plus a patient-level
   normal deviation (so the prediction is judged against a truth it does not share);
 - **injected activity**: 7.4 GBq ± a few percent, as dispensed.
@@ -35,7 +37,7 @@ import io
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,7 @@ from ..errors import InputError
 from ..results import atomic_directory, write_json
 from . import kinetics
 from .anatomy import REGIONS
+from .cohort_kinetics import WashoutTie, tie_washout
 from .folder import write_patient_folder
 from .followup import cohort_patient_ledger
 from .generate import generate_patient
@@ -75,6 +78,8 @@ class CohortSettings:
     volume_dose_scale_Gy: float = 60.0
     kidney_motion: bool = True
     dicom: bool = True
+    #: patient-specific uptake rates and washout tied to them (or not): phantom.cohort_kinetics
+    washout_tie: WashoutTie = field(default_factory=WashoutTie)
 
     def __post_init__(self) -> None:
         if int(self.n_patients) != self.n_patients or self.n_patients < 1:
@@ -133,7 +138,7 @@ def write_synthetic_cohort(out_dir: str | Path, settings: CohortSettings = Cohor
         for i in range(settings.n_patients):
             pid = f"P{i + 1:03d}"
             report(i / settings.n_patients, f"patient {pid}")
-            kin = vary_kinetics(rng, settings)
+            kin = tie_washout(vary_kinetics(rng, settings), rng, settings.washout_tie)
             default = kinetics.expand_mismatch(None)
             shift = float(rng.normal(0, settings.mismatch_sd))
             mismatch = {k: max(v + shift, -0.9) for k, v in default.items()}

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..planning.ledger import OrganDosePerActivity, append_cycle, ledger_to_dict, new_ledger
+from ..planning.ledger import LesionDose, OrganDosePerActivity, append_cycle, ledger_to_dict, new_ledger
 from ..response.categories import pcwg3_psa_progression
 from ..trial.followup import AdverseEvent, FollowUpVisit, Outcomes, PsmaPet, follow_up_to_dict, outcomes_to_dict
 from ..units import BQ_PER_GBQ
@@ -244,7 +244,7 @@ PHASE1_WORKED_EXAMPLE = (EscalationGroupDesign("G1", 3, 4.0, 0), EscalationGroup
                          EscalationGroupDesign("G3", 6, 6.0, 2))
 
 
-def synthetic_trial_ledgers(groups: Sequence[EscalationGroupDesign], *, seed: int = 0, phase: str = "1",
+def synthetic_trial_ledgers(groups: Sequence[EscalationGroupDesign], *, seed: int = 0, phase: int = 1,
                             n_cycles: int = 4, model: FollowUpModel = FollowUpModel(),
                             start: _dt.date = _dt.date(2026, 1, 5)) -> tuple[list[dict], dict]:
     """Ledger documents (version 2) with follow-up for a synthetic cohort, and the generating truth.
@@ -252,7 +252,7 @@ def synthetic_trial_ledgers(groups: Sequence[EscalationGroupDesign], *, seed: in
     Doses without images (the cheap path): kidney d ~ log-normal(median 0.5 Gy/GBq, σ 0.25),
     activity per cycle = prescribed kidney dose / d (the personalised-activity rule); tumour
     d ~ log-normal(median 4 Gy/GBq, σ 0.5), red marrow d = 0.03 Gy/GBq, parotid d ~ log-normal(0.5, 0.3).
-    Patients enter two weeks apart; risk stratum alternates ``low``/``high`` within a group.
+    Patients enter two weeks apart; risk stratum alternates ``standard``/``high`` within a group.
     """
     rng = np.random.default_rng([seed, 0x7A1])
     ledgers, truth = [], {"model": asdict(model), "patients": {}}
@@ -276,17 +276,17 @@ def synthetic_trial_ledgers(groups: Sequence[EscalationGroupDesign], *, seed: in
                 force_dlt=None if forced is None else j in forced)
             followed_days = (outcomes.last_follow_up_date - day0).days
             n_given = sum(1 for i in range(n_cycles) if i * CYCLE_INTERVAL_DAYS <= followed_days)
-            led = new_ledger(pid)
+            led = new_ledger(pid, escalation_group=g.name, risk_stratum="standard" if j % 2 == 0 else "high",
+                             phase=phase)
             for i in range(max(n_given, 1)):
+                a_bq = activity_gbq * BQ_PER_GBQ
+                tumour = LesionDose(d_tum / BQ_PER_GBQ, a_bq * d_tum / BQ_PER_GBQ, 0.2, 100.0, "synthetic", "synthetic")
                 led = append_cycle(led, administration_date=day0 + _dt.timedelta(days=i * CYCLE_INTERVAL_DAYS),
-                                   administered_activity_Bq=activity_gbq * BQ_PER_GBQ, dosimetry_method="full_protocol",
+                                   administered_activity_Bq=a_bq, dosimetry_method="full_protocol",
                                    dose_per_activity={o: OrganDosePerActivity(x / BQ_PER_GBQ, 0.15, None, "synthetic")
-                                                      for o, x in per.items()})
+                                                      for o, x in per.items()},
+                                   lesions={"tumour_burden": tumour})
             doc = ledger_to_dict(led)
-            doc.pop("escalation_group", None)
-            doc["version"] = 2
-            doc["patient"] = {"risk_stratum": "low" if j % 2 == 0 else "high", "phase": phase,
-                              "escalation_group": g.name}
             doc["follow_up"] = follow_up_to_dict(visits)
             doc["outcomes"] = outcomes_to_dict(outcomes)
             ledgers.append(doc)
@@ -324,22 +324,26 @@ def cohort_patient_ledger(patient_id: str, truth: dict, tumour_dose_Gy: float, a
     """
     rng = np.random.default_rng([*seed, 0xF011])
     organ = ledger_organ_doses(truth)
+    mass = {r["name"]: r["mass_g"] for r in truth["regions"]}
+    lesion_dose = {r["name"]: float(truth["cycles"][0]["dose_Gy"][r["name"]]) for r in truth["regions"]
+                   if r.get("kind") == "lesion" and r["name"] in truth["cycles"][0]["dose_Gy"]}
     per_bq = {o: d / activity_Bq for o, d in organ.items()}
     cycle_doses = [dict(organ) for _ in range(n_cycles)]
     visits, outcomes, t = follow_up_for_patient(rng, start=start, tumour_dose_Gy=tumour_dose_Gy,
                                                 cycle_doses=cycle_doses, model=model)
     followed = (outcomes.last_follow_up_date - start).days
-    led = new_ledger(patient_id)
+    led = new_ledger(patient_id, phase=2)
     for i in range(max(1, sum(1 for k in range(n_cycles) if k * CYCLE_INTERVAL_DAYS <= followed))):
         led = append_cycle(led, administration_date=start + _dt.timedelta(days=i * CYCLE_INTERVAL_DAYS),
                            administered_activity_Bq=activity_Bq,
                            dosimetry_method="full_protocol" if i == 0 else "none",
                            dose_per_activity=None if i else {o: OrganDosePerActivity(x, 0.1, None, "phantom truth")
-                                                             for o, x in per_bq.items()})
+                                                             for o, x in per_bq.items()},
+                           # lesions: true cycle-1 doses; volume = mass at unit density (as clinical.csv)
+                           lesions=None if i else {n: LesionDose(d / activity_Bq, d, 0.1, mass[n], "truth",
+                                                                 "phantom truth") for n, d in lesion_dose.items()})
     doc = ledger_to_dict(led)
-    doc.pop("escalation_group", None)
-    doc.update(version=2, patient={"risk_stratum": "", "phase": "2", "escalation_group": ""},
-               follow_up=follow_up_to_dict(visits), outcomes=outcomes_to_dict(outcomes))
+    doc.update(follow_up=follow_up_to_dict(visits), outcomes=outcomes_to_dict(outcomes))
     return doc, {**t, "model": asdict(model)}
 
 
@@ -354,11 +358,11 @@ def write_trial_cohort(out_dir, design: str = "phase1", *, n_patients: int = 200
     from ..results import atomic_directory, write_json
 
     if design == "phase1":
-        groups, phase = PHASE1_WORKED_EXAMPLE, "1"
+        groups, phase = PHASE1_WORKED_EXAMPLE, 1
     elif design == "biomarker":
         if n_patients < 1:
             raise InputError(f"must be ≥ 1, got {n_patients}", source="n_patients")
-        groups, phase = (EscalationGroupDesign("B", n_patients, 5.0),), "2"
+        groups, phase = (EscalationGroupDesign("B", n_patients, 5.0),), 2
     else:
         raise InputError(f"unknown synthetic trial design {design!r}; choose phase1 or biomarker", source="design")
     ledgers, truth = synthetic_trial_ledgers(groups, seed=seed, phase=phase)

@@ -431,9 +431,11 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
         pet_obj, pet_truth = _simulate_pet(preset, seed, inj1, pet_activity_Bq, pet_mismatch, kidney_motion,
                                            pet_fwhm_mm, pet_noise, table, hu_lut, base)
 
-    report(0.98, "truth")
+    report(0.96, "truth")
     label_img = fine_grid.image(ref_labels)
     density_img = fine_grid.image(rho_lut[ref_labels].astype(np.float32))
+    for ct in cycle_truths:  # like-for-like truth: the true TIA through the pipeline's kernel physics
+        _add_kernel_truth(ct, label_img, density_img, table)
     # The synthetic camera's recovery curve is exactly the Gaussian-sphere model at the simulated FWHM:
     # what a sphere-phantom calibration of this camera gives (calibration.recovery, tested there).
     from ..calibration.recovery import RecoveryCurve
@@ -477,6 +479,17 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
     report(1.0, "done")
     return SyntheticPatient(patient_id, size, int(seed), label_img, table, density_img, camera, calib,
                             tuple(cycle_objs), pet_obj, truth)
+
+
+def _add_kernel_truth(cycle_truth: dict, label_img, density_img, table: LabelTable) -> None:
+    """Add ``dose_kernel_Gy`` and its per-GBq values to a cycle's truth (:mod:`.dose_truth`)."""
+    from .dose_truth import KERNEL_TRUTH_METHOD, kernel_truth_doses
+
+    dose = kernel_truth_doses(label_img, density_img, table, {r.name: cycle_truth["tia_Bq_h"][r.name] for r in table})
+    gbq = cycle_truth["injection"]["activity_Bq"] / 1e9
+    cycle_truth["dose_kernel_Gy"] = dose
+    cycle_truth["dose_kernel_per_activity_Gy_per_GBq"] = {k: v / gbq for k, v in dose.items()}
+    cycle_truth["dose_kernel_method"] = KERNEL_TRUTH_METHOD
 
 
 def _group_members(table: LabelTable) -> dict[str, tuple[str, ...]]:

@@ -15,8 +15,11 @@ Schema (version 1; every number in library units, names carry them)::
                           excretion {fractions, half_lives_bio_h, coefficients_Bq, rates_per_h},
                           whole_body {coefficients_Bq, rates_per_h},
                           tia_Bq_h {region | group | remainder | whole_body | excreted_decays: ...},
-                          dose_Gy, dose_per_activity_Gy_per_GBq {region | group}  (electron local
-                          deposition, approximate),
+                          dose_Gy, dose_per_activity_Gy_per_GBq {region | group | red_marrow_total}
+                          (electron local deposition, approximate),
+                          dose_kernel_Gy, dose_kernel_per_activity_Gy_per_GBq {region | group |
+                          red_marrow_total} (like-for-like: the true TIA through the pipeline's kernel,
+                          photons and density scaling; .dose_truth), dose_kernel_method,
                           timepoints [{timepoint, label, nominal_time_h, time_h, pose, kidney_shift_mm,
                                        region_activity_Bq {region: A(time_h)},
                                        beds [{bed, acquisition_start, duration_s, frame_duration_s,

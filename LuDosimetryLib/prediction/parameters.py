@@ -8,7 +8,16 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import InputError
 
-__all__ = ["PredictionParameters"]
+__all__ = ["PredictionParameters", "DEFAULT_PET_FWHM_MM", "FULL_COVERAGE_FRACTION"]
+
+#: PET resolution (FWHM, mm) used for the partial-volume correction when neither the caller nor the
+#: PET's sidecar (``resolution_fwhm_mm``) states it: a current time-of-flight PET/CT reconstructed for
+#: quantification (clinical 68Ga systems measure about 4.5–6.5 mm with positron range); recorded in
+#: run.json as ``pet_fwhm_source: "default"``.
+DEFAULT_PET_FWHM_MM = 5.5
+#: A region with at least this fraction of its volume in the dynamic field of view is "covered";
+#: between ``min_dynamic_fov_fraction`` and this, "partly" (its covered voxels give its kinetics).
+FULL_COVERAGE_FRACTION = 0.95
 
 
 def _positive(name: str, value: float) -> None:
@@ -23,7 +32,10 @@ class PredictionParameters:
     Attributes
     ----------
     pet_ligand, therapy_ligand : str
-        Recorded; the ligand difference enters only through ``ligand_uptake_ratio``.
+        Recorded; ``therapy_ligand`` also selects the packaged population table when
+        ``population_table`` is None (:func:`LuDosimetryLib.kinetics.priors.select_ligand`; an
+        unknown ligand falls back to PSMA-617 with a warning). The uptake difference between the
+        PET and therapy ligands enters through ``ligand_uptake_ratio``.
     ligand_uptake_ratio : float or mapping
         177Lu-ligand uptake fraction / 68Ga-PSMA-11 uptake fraction at equal biology (default 1):
         a number, or region/group/kind → number (``"lesion"``, ``"organ"`` as kind keys).
@@ -36,10 +48,11 @@ class PredictionParameters:
         Time from the PET to the therapy (h), recorded; a warning above ``max_interval_h``.
     max_interval_h : float
         Interval above which the PET is flagged as old (default 8 weeks).
-    pet_recovery : float or mapping
-        PET recovery coefficient(s) RC (measured / true mean concentration), by region/group/kind;
-        the PET value is divided by it. Default 1 (no correction).
+    pet_recovery : float, mapping, "sphere" or "gtm"
+        PET recovery coefficient(s) RC (measured / true mean concentration), by region/group/kind,
+        the PET value divided by it; or a correction at ``pet_fwhm_mm``. Default ``"gtm"``.
     pet_fwhm_mm : float or None
+        PET resolution (mm); None: :data:`DEFAULT_PET_FWHM_MM` (``pet_fwhm_source`` = ``default``).
         With ``pet_recovery="sphere"`` the RC of each region is that of a sphere of its volume
         blurred by a Gaussian of this FWHM (:func:`~LuDosimetryLib.prediction.recovery.sphere_recovery`);
         with ``"gtm"`` every frame's region means are corrected for spill-out and spill-in by the
@@ -49,7 +62,7 @@ class PredictionParameters:
         ``dose_as_seen_by_spect_Gy_per_GBq``, to compare with a SPECT dose that was not
         recovery-corrected. Default 1.
     population_table : str or None
-        CSV of population 177Lu half-lives (None: the shipped table).
+        CSV of population 177Lu half-lives (None: the shipped table of ``therapy_ligand``).
     uptake_reference : {"static", "last_dynamic"}
         The late 68Ga value the uptake fraction is anchored at: the whole-body static (default),
         or the mean of the dynamic frames starting at ≥ ``late_dynamic_start_h``.
@@ -68,7 +81,9 @@ class PredictionParameters:
         electron deposition. Organs use local electron deposition.
     min_dynamic_fov_fraction : float
         Fraction of a region's volume that must lie in the dynamic field of view for its dynamic
-        frames to be used (default 0.95); otherwise the static alone is used, flagged.
+        frames to be used (default 0.05): from :data:`FULL_COVERAGE_FRACTION` on the region is
+        "covered", below it "partly" (the kinetics of its covered voxels, flag
+        ``dynamic_fov_partial``), and under this fraction "not" (static only, flagged).
     min_static_fov_fraction : float
         Below this fraction in the static field of view a region outside the dynamic FoV is
         skipped (flag ``outside_pet_fov``; default 0.95).
@@ -77,6 +92,16 @@ class PredictionParameters:
         always leave-one-patient-out); default none.
     therapy_activity_GBq : float or None
         If given, absolute doses are written besides the per-GBq values.
+    model : {"population", "kinetic", "calibrated"}
+        Prediction model (:mod:`~.models`, docs/prediction.md).
+    retention_exponent : float
+        γ of the kinetic model, β_w = β_w,pop (β_u,fit / β_u,pop)^γ (default 0.6, assumed).
+    calibrated_model : str or None
+        JSON model file of the ``calibrated`` model (required for it).
+    body_mass_kg : float or None
+        For SUV in pet_features.csv (empty without it).
+    pet_fwhm_source : str
+        Where ``pet_fwhm_mm`` came from (``given``, ``sidecar``, ``default``); set when None.
     """
 
     pet_ligand: str = "PSMA-11"
@@ -86,7 +111,7 @@ class PredictionParameters:
     peptide_amount_ug: float | None = None
     pet_to_therapy_interval_h: float | None = None
     max_interval_h: float = 8 * 7 * 24.0
-    pet_recovery: float | str | Mapping[str, float] = 1.0
+    pet_recovery: float | str | Mapping[str, float] = "gtm"
     pet_fwhm_mm: float | None = None
     spect_recovery: float | Mapping[str, float] = 1.0
     population_table: str | None = None
@@ -96,12 +121,19 @@ class PredictionParameters:
     min_fit_time_h: float = 0.1
     frame_values: str = "mid_frame"
     lesion_dose_model: str = "sphere"
-    min_dynamic_fov_fraction: float = 0.95
+    min_dynamic_fov_fraction: float = 0.05
     min_static_fov_fraction: float = 0.95
     scale_factors: Mapping[str, float] = field(default_factory=dict)
     therapy_activity_GBq: float | None = None
+    model: str = "population"
+    retention_exponent: float = 0.6
+    calibrated_model: str | None = None
+    body_mass_kg: float | None = None
+    pet_fwhm_source: str = ""
 
     def __post_init__(self) -> None:
+        if self.population_table is None:
+            _select_population_table(self)
         _positive("tumour_sink_factor", self.tumour_sink_factor)
         _positive("max_interval_h", self.max_interval_h)
         _positive("late_dynamic_start_h", self.late_dynamic_start_h)
@@ -116,6 +148,23 @@ class PredictionParameters:
         if isinstance(self.pet_recovery, str) and self.pet_recovery not in ("sphere", "gtm"):
             raise InputError(f"must be a number, a mapping, 'sphere' or 'gtm', got {self.pet_recovery!r}",
                              source="pet_recovery")
+        if self.pet_fwhm_mm is None:
+            object.__setattr__(self, "pet_fwhm_mm", DEFAULT_PET_FWHM_MM)
+            object.__setattr__(self, "pet_fwhm_source", "default")
+        elif not self.pet_fwhm_source:
+            object.__setattr__(self, "pet_fwhm_source", "given")
+        from .models import MODELS
+
+        if self.model not in MODELS:
+            raise InputError(f"must be one of {', '.join(MODELS)}, got {self.model!r}", source="model")
+        if self.model == "calibrated" and not self.calibrated_model:
+            raise InputError("the calibrated model needs a model file (calibrated_model; `ludosimetry cohort` writes "
+                             "statistics/calibrated_model.json)", source="calibrated_model")
+        if not (math.isfinite(self.retention_exponent) and self.retention_exponent >= 0):
+            raise InputError(f"must be a finite number ≥ 0, got {self.retention_exponent!r}",
+                             source="retention_exponent")
+        if self.body_mass_kg is not None:
+            _positive("body_mass_kg", self.body_mass_kg)
         if self.pet_recovery in ("sphere", "gtm") and not (self.pet_fwhm_mm and self.pet_fwhm_mm > 0):
             raise InputError(f"pet_recovery={self.pet_recovery!r} needs pet_fwhm_mm > 0", source="pet_fwhm_mm")
         for name in ("min_dynamic_fov_fraction", "min_static_fov_fraction"):
@@ -138,6 +187,21 @@ class PredictionParameters:
     def to_dict(self) -> dict:
         """Plain dict for run.json."""
         return asdict(self)
+
+
+def _select_population_table(p: PredictionParameters) -> None:
+    """Set ``population_table`` to the packaged table of the therapy ligand (PSMA-617's stays None)."""
+    import warnings
+    from importlib import resources
+
+    from ..kinetics.priors import FALLBACK_LIGAND, select_ligand
+
+    sel = select_ligand(p.therapy_ligand, on_unknown="fallback")
+    if sel.fallback:
+        warnings.warn(sel.warning, UserWarning, stacklevel=3)
+    if sel.ligand != FALLBACK_LIGAND:
+        path = resources.files("LuDosimetryLib").joinpath("data").joinpath(sel.population_table)
+        object.__setattr__(p, "population_table", str(path))
 
 
 def lookup_factor(value: float | Mapping[str, float], region: str, *, group: str = "", kind: str = "organ",

@@ -55,6 +55,13 @@ class PatlakResult:
     n_points: int
     r_squared: float
 
+    @property
+    def ki_standard_error_per_h(self) -> float:
+        """Standard error of the slope (h⁻¹) from r² and n: |K_i| √(1 − r²) / (r √(n − 2))."""
+        if self.n_points <= 2 or not (0 < self.r_squared <= 1):
+            return float("nan")
+        return abs(self.ki_per_h) * float(np.sqrt((1 - self.r_squared) / self.r_squared / (self.n_points - 2)))
+
 
 def cumulative_integral(t_h, c) -> np.ndarray:
     """∫₀ᵗ c dτ at each sample, trapezoidal, with c(0) = 0 at t = 0 (units of c × h)."""
@@ -146,6 +153,9 @@ class TwoTissueFit:
         RMS residual / mean tissue value.
     converged : bool
     n_frames : int
+    standard_errors : tuple of float
+        Asymptotic standard errors of (K1, k2, k3, v_B) (h⁻¹, h⁻¹, h⁻¹, 1): s² (JᵀJ)⁻¹ of the weighted
+        residuals at the optimum, s² = RSS / (n − 4); NaN when n ≤ 4 or JᵀJ is singular.
     """
 
     K1_per_h: float
@@ -156,6 +166,7 @@ class TwoTissueFit:
     rel_rmse: float
     converged: bool
     n_frames: int
+    standard_errors: tuple[float, float, float, float] = (float("nan"),) * 4
 
 
 def fit_two_tissue_irreversible(start_h, duration_h, tissue, plasma, *, step_h: float = 2.0 / 3600.0,
@@ -215,4 +226,11 @@ def fit_two_tissue_irreversible(start_h, duration_h, tissue, plasma, *, step_h: 
     r = model(best.x) - ct
     rmse = float(np.sqrt(np.mean(r**2)) / max(np.mean(np.abs(ct)), 1e-300))
     at_bound = any(x >= max_rate_per_h * 0.999 for x in (K1, k2, k3))
-    return TwoTissueFit(K1, k2, k3, vb, ki, rmse, bool(best.success and not at_bound), int(s.size))
+    se = (float("nan"),) * 4
+    dof = s.size - 4
+    if dof > 0:
+        jtj = best.jac.T @ best.jac
+        if np.linalg.cond(jtj) < 1e12:
+            cov = np.linalg.inv(jtj) * float(2 * best.cost) / dof
+            se = tuple(float(np.sqrt(max(v, 0.0))) for v in np.diag(cov))
+    return TwoTissueFit(K1, k2, k3, vb, ki, rmse, bool(best.success and not at_bound), int(s.size), se)

@@ -24,7 +24,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..nuclides import get_nuclide
 
-__all__ = ["PopulationEntry", "PopulationTable", "load_population_table", "DEFAULT_POPULATION_TABLE"]
+__all__ = ["PopulationEntry", "PopulationTable", "load_population_table", "DEFAULT_POPULATION_TABLE",
+           "write_population_table"]
 
 #: File name of the shipped table in ``LuDosimetryLib/data``.
 DEFAULT_POPULATION_TABLE = "population_halflives_lu177_psma.csv"
@@ -181,3 +182,11 @@ def load_population_table(path: str | Path | None = None) -> PopulationTable:
     except OSError as exc:
         raise InputError(f"cannot read population table: {exc.strerror}", source=str(p)) from None
     return _parse(text, str(p))
+
+
+def write_population_table(table: PopulationTable, path: str | Path) -> Path:
+    """Write ``table`` as a population CSV (the columns :func:`load_population_table` reads), atomically."""
+    from ..results import write_csv
+
+    return write_csv(path, [{c: getattr(e, c) for c in _COLUMNS} for e in table.entries], _COLUMNS,
+                     extra_columns=False)

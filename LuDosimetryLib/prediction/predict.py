@@ -2,8 +2,8 @@
 
 :func:`predict_regions` takes :class:`~.decay.BiologicalTac` per region (dynamic frames and/or the
 static) and returns one :class:`RegionPrediction` each (docs/prediction.md for the method).
-:func:`prediction_dose_rows` and :func:`prediction_fit_rows` turn them into ``doses.csv`` and
-``fits.csv`` rows (method ``pet_prediction``).
+:func:`prediction_fit_rows` turns them into ``fits.csv`` rows; the doses.csv rows are
+:func:`~.pipeline.reported_dose_rows` (through the dose engine, :mod:`.dose_engine`).
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ from ..kinetics.models import SumOfExponentials
 from ..nuclides import get_nuclide, photon_attenuation
 from ..units import BQ_PER_GBQ, BQ_PER_MBQ, KG_PER_G, S_PER_H
 from .decay import BiologicalTac
+from .models import kinetic_rates
 from .parameters import PredictionParameters, lookup_factor
 from .population import PopulationTable, load_population_table
 from .recovery import sphere_recovery
 from .uptake import fit_uptake_rate, lu177_curve
 
-__all__ = ["RegionPrediction", "predict_regions", "prediction_dose_rows", "prediction_fit_rows",
-           "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "METHOD", "aggregate_groups"]
+__all__ = ["RegionPrediction", "predict_regions", "prediction_fit_rows",
+           "organ_s_value_Gy_per_Bq_h", "lesion_s_value_Gy_per_Bq_h", "aggregate_groups"]
 
 #: ``prediction_model`` column of prediction/doses.csv (``dose_method`` is the S-value
-#: used: see :func:`prediction_dose_rows`).
-METHOD = "pet_prediction"
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,8 @@ class RegionPrediction:
     dose_Gy_per_GBq : float
     spect_recovery : float
     flags : tuple of str
+    uptake_rate_fit_per_h : float
+    model : str
     """
 
     region: str
@@ -88,6 +89,10 @@ class RegionPrediction:
     dose_Gy_per_GBq: float
     spect_recovery: float = 1.0
     flags: tuple[str, ...] = field(default=())
+    #: Biological uptake rate fitted on the dynamic frames (h⁻¹), NaN without dynamic frames or a converged fit.
+    uptake_rate_fit_per_h: float = float("nan")
+    #: Prediction model of the rates (``population`` or ``kinetic``; ``calibrated`` scales the dose later).
+    model: str = "population"
 
 
 def organ_s_value_Gy_per_Bq_h(mass_g: float) -> float:
@@ -155,17 +160,29 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
         src = np.asarray(bio.frame_source)
         dyn = np.flatnonzero(src == "dynamic")
         stat = np.flatnonzero(src == "static")
-        # uptake rate
+        # uptake rate: fitted on the dynamic frames whenever there are some (a kinetic feature); used by
+        # the kinetic model (and the population model with fit_uptake_rate)
         bu, bu_source = entry.biological_uptake_rate_per_h, "population"
-        if p.fit_uptake_rate and dyn.size >= 3:
+        bu_fit = float("nan")
+        if dyn.size >= 3:
             fit = fit_uptake_rate(bio.time_h[dyn], bio.fraction_per_mL[dyn], washout_rate_per_h=bw,
                                   min_time_h=p.min_fit_time_h)
             if fit.converged:
-                bu, bu_source = fit.uptake_rate_per_h, "pet_fit"
-            else:
-                flags.append("uptake_rate_fit_failed_population_used")
+                bu_fit = fit.uptake_rate_per_h
+            if p.fit_uptake_rate or p.model == "kinetic":
+                if fit.converged:
+                    bu, bu_source = fit.uptake_rate_per_h, "pet_fit"
+                else:
+                    flags.append("uptake_rate_fit_failed_population_used")
         elif dyn.size == 0:
             flags.append("static_only")
+        if p.model == "kinetic":
+            bw, bu, bu_source = kinetic_rates(entry, bu_fit if bu_source == "pet_fit" else None,
+                                              exponent=p.retention_exponent)
+            if bu_source == "population":
+                flags.append("kinetic_population_rates")
+        if bio.kind == "lesion" and entry.key == "default_lesion":
+            flags.append("lesion_washout_default")
         if bu <= bw:
             bu = bw + entry.biological_uptake_rate_per_h
             flags.append("uptake_rate_raised_above_washout")
@@ -215,37 +232,24 @@ def predict_regions(tacs: Sequence[BiologicalTac], *, params: PredictionParamete
         out.append(RegionPrediction(
             region=bio.region, kind=bio.kind, group=group, t_ref_h=t_ref, late_fraction_ga=late_fraction,
             pet_recovery=rc, uptake_rate_per_h=bu, uptake_rate_source=bu_source, washout_rate_per_h=bw,
-            effective_half_life_h=entry.effective_half_life_h, population_key=entry.key, scale=scale,
+            effective_half_life_h=math.log(2) / (bw + get_nuclide("Lu-177").decay_constant_per_h),
+            population_key=entry.key, scale=scale,
             uptake_fraction_lu=u_lu, curve_per_GBq=curve, tia_Bq_h_per_GBq=tia, volume_mL=volume, mass_g=mass,
             s_value_Gy_per_Bq_h=s, dose_Gy_per_GBq=tia * s,
             spect_recovery=lookup_factor(p.spect_recovery, bio.region, group=group, kind=bio.kind),
-            flags=tuple(dict.fromkeys(flags))))
+            flags=tuple(dict.fromkeys(flags)), uptake_rate_fit_per_h=bu_fit,
+            model="kinetic" if p.model == "kinetic" else "population"))
     static_only = [r.region for r in out if "static_only" in r.flags]
+    default_lesions = [r.region for r in out if "lesion_washout_default" in r.flags]
+    if warn is not None and default_lesions:
+        warn(f"lesion washout of {', '.join(default_lesions)} from the table's default_lesion row "
+             f"({pop.lookup('lesion', kind='lesion').effective_half_life_h:g} h), not a cited value for the lesion "
+             "type: give a table with lesion_bone/lesion_node/lesion_visceral rows, e.g. the cohort's "
+             "(statistics/population_halflives_cohort.csv of `ludosimetry cohort`)", source="population_table")
     if warn is not None and static_only:
         warn(f"no dynamic frames for {len(static_only)} region(s): uptake rate from the population table, late value "
              f"from the static (flag static_only): {', '.join(static_only)}", source="prediction")
     return tuple(out)
-
-
-def prediction_dose_rows(predictions: Sequence[RegionPrediction], *, therapy_activity_GBq: float | None = None,
-                         cycle: int = 1, lesion_dose_model: str = "sphere") -> list[dict]:
-    """doses.csv rows (DOSES_COLUMNS + prediction columns), ``prediction_model`` ``pet_prediction``.
-
-    ``dose_Gy`` is for ``therapy_activity_GBq`` (empty without it); ``dose_per_activity_Gy_per_GBq``
-    always. ``dose_method``: ``led`` for organs (:func:`organ_s_value_Gy_per_Bq_h`), and
-    ``lesion_dose_model`` (``sphere`` or ``led``, :func:`lesion_s_value_Gy_per_Bq_h`) for lesions.
-    """
-    rows = []
-    for r in predictions:
-        d = r.dose_Gy_per_GBq
-        rows.append({"region": r.region, "kind": r.kind, "cycle": cycle,
-                     "dose_Gy": None if therapy_activity_GBq is None else d * therapy_activity_GBq,
-                     "dose_method": lesion_dose_model if r.kind == "lesion" else "led",
-                     "dose_per_activity_Gy_per_GBq": d, "volume_mL": r.volume_mL, "mass_g": r.mass_g,
-                     "flags": ";".join(r.flags), "prediction_model": METHOD,
-                     "dose_as_seen_by_spect_Gy_per_GBq": d * r.spect_recovery,
-                     "tia_per_activity_h": r.tia_Bq_h_per_GBq / BQ_PER_GBQ})
-    return rows
 
 
 def prediction_fit_rows(predictions: Sequence[RegionPrediction], *, therapy_activity_GBq: float | None = None,

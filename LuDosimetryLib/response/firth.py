@@ -36,28 +36,32 @@ __all__ = ["FirthFit", "firth_logistic_regression", "penalised_log_likelihood", 
 
 @dataclass(frozen=True)
 class FirthFit:
-    """P(y = 1) = 1 / (1 + exp(−(β0 + β1·x))) by Firth's penalised likelihood.
+    """P(y = 1) = 1 / (1 + exp(−(β0 + β1·x1 + …))) by Firth's penalised likelihood.
 
     Attributes
     ----------
     coefficients : tuple
-        (β0, β1); β1 per unit of the predictor (per Gy for a dose).
+        (β0, β1, …); βj per unit of predictor j (per Gy for a dose).
     standard_errors : tuple
         Wald, from (XᵀWX)⁻¹ at the estimate.
-    slope_ci95 : tuple
-        Penalised profile-likelihood 95 % interval of β1.
-    slope_p_value : float
-        Penalised likelihood-ratio test of β1 = 0 (χ², 1 df).
+    ci95 : tuple of (low, high)
+        Penalised profile-likelihood 95 % interval of each coefficient (intercept first).
+    p_values : tuple
+        Penalised likelihood-ratio test of each coefficient = 0 (χ², 1 df).
+    slope_ci95, slope_p_value : tuple, float
+        Those of β1 (the dose, in the univariable model).
     odds_ratio, odds_ratio_ci95 : float, tuple
-        exp(β1) and exp of the profile interval.
+        exp(β1) and exp of its profile interval.
     penalised_log_likelihood : float
     iterations : int
     separated : bool
-        Whether ordinary ML has no finite estimate on these data (complete or quasi-complete separation).
+        Whether ordinary ML has no finite estimate for β1 alone (complete or quasi-complete separation).
     """
 
-    coefficients: tuple[float, float]
-    standard_errors: tuple[float, float]
+    coefficients: tuple[float, ...]
+    standard_errors: tuple[float, ...]
+    ci95: tuple[tuple[float, float], ...]
+    p_values: tuple[float, ...]
     slope_ci95: tuple[float, float]
     slope_p_value: float
     odds_ratio: float
@@ -68,9 +72,11 @@ class FirthFit:
     method: str = "firth"
 
     def probability(self, x) -> np.ndarray:
-        """Predicted probability at predictor values ``x``."""
-        b0, b1 = self.coefficients
-        return 1.0 / (1.0 + np.exp(-(b0 + b1 * np.asarray(x, float))))
+        """Predicted probability at predictor values ``x`` ((n,) or (n, p))."""
+        xx = np.asarray(x, float)
+        xx = xx[:, None] if xx.ndim == 1 else xx
+        b = np.asarray(self.coefficients)
+        return 1.0 / (1.0 + np.exp(-(b[0] + xx @ b[1:])))
 
 
 def _pieces(design: np.ndarray, y: np.ndarray, beta: np.ndarray):
@@ -137,46 +143,53 @@ def separation(x, y) -> bool:
 
 
 def firth_logistic_regression(x, y, *, max_iter: int = 200, tol: float = 1e-10) -> FirthFit:
-    """Univariable Firth logistic regression of a binary outcome ``y`` on ``x`` (e.g. dose, Gy).
+    """Firth logistic regression of a binary outcome ``y`` on ``x`` ((n,) e.g. dose in Gy, or (n, p)).
 
     Raises
     ------
     InputError
-        Outcome not 0/1 or one class only; predictor not finite or constant.
+        Outcome not 0/1 or one class only; a predictor not finite or constant.
     """
     yy = _binary(y)
-    xx = _scores(x, yy.size, "predictor")
-    if np.ptp(xx) == 0:
-        raise InputError("predictor is constant: no slope can be estimated", source="predictor")
-    design = np.column_stack([np.ones_like(xx), xx])
-    all_free = np.array([True, True])
-    beta, it = _fit(design, yy, np.zeros(2), all_free, max_iter=max_iter, tol=tol)
+    xx = np.asarray(x, float)
+    xx = xx[:, None] if xx.ndim == 1 else xx
+    if xx.ndim != 2 or xx.shape[0] != yy.size:
+        raise InputError(f"need one predictor row per patient: shape {xx.shape} for {yy.size} outcomes",
+                         source="predictor")
+    for j in range(xx.shape[1]):
+        _scores(xx[:, j], yy.size, "predictor")
+    if np.any(np.ptp(xx, axis=0) == 0):
+        raise InputError("a predictor is constant: no slope can be estimated", source="predictor")
+    design = np.column_stack([np.ones(yy.size), xx])
+    k = design.shape[1]
+    beta, it = _fit(design, yy, np.zeros(k), np.ones(k, bool), max_iter=max_iter, tol=tol)
     lmax = penalised_log_likelihood(design, yy, beta)
     _, _, _, info = _pieces(design, yy, beta)
     se = np.sqrt(np.diag(np.linalg.inv(info)))
-    intercept_only = np.array([True, False])
-
-    def profile(b1: float) -> float:
-        start = np.array([beta[0] + (beta[1] - b1) * xx.mean(), b1])
-        bp, _ = _fit(design, yy, start, intercept_only, max_iter=max_iter, tol=tol)
-        return penalised_log_likelihood(design, yy, bp)
-
     crit = stats.chi2.ppf(0.95, 1) / 2
 
-    def gap(b1: float) -> float:
-        return lmax - profile(b1) - crit
+    def profile(j: int, b: float) -> float:
+        free = np.ones(k, bool)
+        free[j] = False
+        start = beta.copy()
+        start[j] = b
+        bp, _ = _fit(design, yy, start, free, max_iter=max_iter, tol=tol)
+        return penalised_log_likelihood(design, yy, bp)
 
-    def bound(direction: float) -> float:
-        width = max(4 * se[1], 1e-8)
+    def bound(j: int, direction: float) -> float:
+        def gap(b: float) -> float:
+            return lmax - profile(j, b) - crit
+
+        width = max(4 * se[j], 1e-8)
         for _ in range(40):
-            edge = beta[1] + direction * width
+            edge = beta[j] + direction * width
             if gap(edge) > 0:
-                return float(optimize.brentq(gap, beta[1], edge, xtol=1e-10 * max(1.0, abs(edge))))
+                return float(optimize.brentq(gap, beta[j], edge, xtol=1e-10 * max(1.0, abs(edge))))
             width *= 2
         return direction * math.inf
 
-    lo, hi = bound(-1.0), bound(1.0)
-    lr = max(0.0, 2 * (lmax - profile(0.0)))
-    return FirthFit((float(beta[0]), float(beta[1])), (float(se[0]), float(se[1])), (lo, hi),
-                    float(stats.chi2.sf(lr, 1)), math.exp(beta[1]), (math.exp(lo), math.exp(hi)), float(lmax), it,
-                    separation(xx, yy))
+    ci = tuple((bound(j, -1.0), bound(j, 1.0)) for j in range(k))
+    pv = tuple(float(stats.chi2.sf(max(0.0, 2 * (lmax - profile(j, 0.0))), 1)) for j in range(k))
+    lo, hi = ci[1]
+    return FirthFit(tuple(beta.tolist()), tuple(se.tolist()), ci, pv, (lo, hi), pv[1], math.exp(beta[1]),
+                    (math.exp(lo), math.exp(hi)), float(lmax), it, separation(xx[:, 0], yy))

@@ -4,11 +4,12 @@ A cohort is a folder (every ``*.json`` under it whose ``format`` is the ledger f
 files are skipped) or a manifest: a text file with one ledger path per line (relative to the
 manifest; blank lines and ``#`` comments ignored), or a CSV whose ``ledger`` column holds the paths.
 
-Per patient the ledger gives: ``patient_id``; the ``patient`` block (ledger version 2:
-``risk_stratum``, ``phase``, ``escalation_group``; a version-1 ledger's top-level
-``escalation_group`` is read too); the cycles (administration date, activity in GBq, organ
-``dose_Gy``); and the ``follow_up`` / ``outcomes`` blocks (:mod:`.followup`). Treatment start is
-the first cycle's administration date.
+Each ledger is read and validated by the ledger reader (:mod:`LuDosimetryLib.planning.ledger`,
+versions 1 and 2). Per patient it gives: ``patient_id``; the ``patient`` block (``risk_stratum``
+standard/high, ``phase`` 1/2, ``escalation_group``; a version-1 ledger's top-level
+``escalation_group``); the cycles (administration date, activity, organ ``dose_Gy``); and the
+``follow_up`` / ``outcomes`` blocks (:mod:`.followup`). Treatment start is the first cycle's
+administration date.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +32,14 @@ LEDGER_FORMAT = "ludosimetry-ledger"
 
 @dataclass(frozen=True)
 class CycleDose:
-    """One administered cycle: date, activity (GBq) and organ absorbed doses (Gy)."""
+    """One administered cycle: date, activity (GBq), organ absorbed doses (Gy) and lesions (dose Gy, volume mL)."""
 
     cycle: int
     kind: str
     administration_date: _dt.date
     administered_activity_GBq: float
     dose_Gy: Mapping[str, float] = field(default_factory=dict)
+    lesions: Mapping[str, tuple[float, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,58 +63,40 @@ class TrialPatient:
         """Days from treatment start."""
         return float((date - self.start_date).days)
 
+    @property
+    def wholebody_tumour_dose_Gy(self) -> float | None:
+        """Volume-weighted mean lesion dose of cycle 1, Σ VᵢDᵢ / Σ Vᵢ (Gy; the biomarker trial's
+        whole-body tumour dose at uniform density); None without lesions or with a volume missing."""
+        les = self.cycles[0].lesions
+        if not les or any(v is None or v <= 0 for _, v in les.values()):
+            return None
+        return sum(d * v for d, v in les.values()) / sum(v for _, v in les.values())
+
     def cumulative_dose_Gy(self, organ: str) -> float:
         """Sum over cycles of an organ's dose (Gy; cycles without the organ count 0)."""
         return float(sum(c.dose_Gy.get(organ, 0.0) for c in self.cycles))
 
 
-def _text(d: Mapping, key: str, where: str, default: str = "") -> str:
-    v = d.get(key, default)
-    if v is None:
-        return default
-    if not isinstance(v, str):
-        raise InputError(f"must be text, got {v!r}", source=f"{where}.{key}")
-    return v.strip()
-
-
 def trial_patient_from_ledger(doc: Mapping[str, Any], *, source: str = "ledger") -> TrialPatient:
-    """A :class:`TrialPatient` from a ledger document (dict)."""
+    """A :class:`TrialPatient` from a ledger document (dict).
+
+    The ledger is read and validated by :func:`LuDosimetryLib.planning.ledger.ledger_from_dict`
+    (cycles, doses, ``patient`` block); its ``follow_up`` and ``outcomes`` by :mod:`.followup`.
+    """
+    from ..planning.ledger import ledger_from_dict
+    from ..units import BQ_PER_GBQ
+
     if not isinstance(doc, Mapping) or doc.get("format") != LEDGER_FORMAT:
         raise InputError(f"not a LuDosimetry ledger (format must be {LEDGER_FORMAT!r})", source=source)
-    pid = doc.get("patient_id")
-    if not isinstance(pid, str) or not pid.strip():
-        raise InputError("must be non-empty text", source=f"{source}: patient_id")
-    block = doc.get("patient") or {}
-    if not isinstance(block, Mapping):
-        raise InputError("must be an object", source=f"{source}: patient")
-    group = _text(block, "escalation_group", f"{source}: patient") or _text(doc, "escalation_group", source)
-    cycles = []
-    raw = doc.get("cycles")
-    if not isinstance(raw, list) or not raw:
+    led = ledger_from_dict(doc, source=source)
+    if not led.cycles:
         raise InputError("a trial patient needs at least one administered cycle", source=f"{source}: cycles")
-    for i, c in enumerate(raw):
-        where = f"{source}: cycles[{i}]"
-        if not isinstance(c, Mapping):
-            raise InputError("must be an object", source=where)
-        try:
-            date = _dt.date.fromisoformat(c.get("administration_date"))
-        except (TypeError, ValueError):
-            raise InputError(f"must be an ISO date, got {c.get('administration_date')!r}",
-                             source=f"{where}.administration_date") from None
-        act = c.get("administered_activity_GBq")
-        if isinstance(act, bool) or not isinstance(act, (int, float)) or not (math.isfinite(act) and act > 0):
-            raise InputError(f"must be > 0 GBq, got {act!r}", source=f"{where}.administered_activity_GBq")
-        doses = {}
-        for organ, o in (c.get("organs") or {}).items():
-            d = o.get("dose_Gy") if isinstance(o, Mapping) else None
-            if isinstance(d, bool) or not isinstance(d, (int, float)) or not (math.isfinite(d) and d >= 0):
-                raise InputError(f"must be a dose ≥ 0 Gy, got {d!r}", source=f"{where}.organs.{organ}.dose_Gy")
-            doses[str(organ)] = float(d)
-        cycles.append(CycleDose(int(c.get("cycle", i + 1)), str(c.get("kind", "standard")), date, float(act), doses))
-    cycles.sort(key=lambda c: c.administration_date)
-    fu = follow_up_from_ledger(doc, source=source)
-    return TrialPatient(pid.strip(), source, _text(block, "phase", f"{source}: patient"),
-                        _text(block, "risk_stratum", f"{source}: patient"), group, tuple(cycles), fu)
+    cycles = tuple(CycleDose(c.cycle, c.kind, c.administration_date, c.administered_activity_Bq / BQ_PER_GBQ,
+                             {o: float(v.dose_Gy) for o, v in c.organs.items()},
+                             {n: (float(v.dose_Gy), v.volume_mL) for n, v in c.lesions.items()}) for c in led.cycles)
+    fu = follow_up_from_ledger({"follow_up": list(led.follow_up), "outcomes": led.outcomes}, source=source)
+    return TrialPatient(led.patient_id, source, "" if led.phase is None else str(led.phase), led.risk_stratum or "",
+                        led.escalation_group or "", cycles, fu)
 
 
 def _load(path: Path) -> dict | None:

@@ -42,7 +42,8 @@ from .cohort import TrialPatient
 from .escalation import escalation_decision
 
 __all__ = ["clopper_pearson", "dlt_rows", "response_rows", "rate_rows", "salvage_rows", "adverse_event_rows",
-           "delayed_ae_rows", "prom_rows", "survival_times", "survival_rows", "dose_toxicity_rows", "PROM_RULES",
+           "delayed_ae_rows", "prom_rows", "dose_toxicity_models", "biomarker_rows", "survival_times", "survival_rows",
+           "dose_toxicity_rows", "PROM_RULES",
            "DELAYED_TERMS_OF_INTEREST", "TOXICITY_GROUPS", "DAYS_PER_MONTH"]
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -360,3 +361,101 @@ def dose_toxicity_rows(patients: Sequence[TrialPatient]) -> list[dict]:
             row["dlt"] = int(any(a.dlt for a in inside))
             rows.append(row)
     return rows
+
+
+def dose_toxicity_models(patients: Sequence[TrialPatient], *,
+                         window_weeks: float = 12.0) -> tuple[list[dict], list[str]]:
+    """Firth logistic regressions of toxicity on organ dose (finite with few or separated events).
+
+    - DLT in the window against the kidney dose of cycle 1 (Gy);
+    - worst renal AE grade ≥ 2 against the cumulative kidney dose (Gy);
+    - worst haematological AE grade ≥ 2 against the cumulative red-marrow dose (Gy);
+    - worst salivary AE grade ≥ 2 against the cumulative parotid dose (Gy).
+
+    Returns rows (intercept, slope per Gy with profile 95 % CI, LR p) and warnings for models
+    that cannot be fitted (one class only, constant dose).
+    """
+    from ..errors import InputError
+    from ..response.firth import firth_logistic_regression
+
+    window = 7.0 * window_weeks
+    groups = {g: {t.lower() for t in terms} for g, terms in TOXICITY_GROUPS.items()}
+
+    def worst(p: TrialPatient, group: str) -> int:
+        return max((a.grade for a in p.follow_up.adverse_events() if a.term.lower() in groups[group]), default=0)
+
+    specs = [("DLT within window", "kidney dose of cycle 1", "kidney_cycle1_dose_Gy",
+              lambda p: p.cycles[0].dose_Gy.get("kidney"), lambda p: int(_has_dlt(p, window)))]
+    for group, organ in (("renal", "kidney"), ("haematological", "red_marrow"), ("salivary", "parotid")):
+        specs.append((f"{group} AE grade ≥ 2", f"cumulative {organ} dose", f"cumulative_{organ}_dose_Gy",
+                      lambda p, o=organ: p.cumulative_dose_Gy(o) if any(o in c.dose_Gy for c in p.cycles) else None,
+                      lambda p, g=group: int(worst(p, g) >= 2)))
+    rows, warnings = [], []
+    for outcome, predictor, column, dose_of, event_of in specs:
+        pairs = [(dose_of(p), event_of(p)) for p in patients if dose_of(p) is not None]
+        if len(pairs) < 3:
+            continue
+        x, y = zip(*pairs)
+        try:
+            f = firth_logistic_regression(x, y)
+        except InputError as exc:
+            warnings.append(f"{outcome} vs {predictor}: no model ({exc.reason})")
+            continue
+        rows.append({"outcome": outcome, "predictor": predictor, "predictor_column": column, "n_patients": len(y),
+                     "n_events": int(sum(y)), "intercept": f.coefficients[0], "slope_per_Gy": f.coefficients[1],
+                     "slope_ci95_low_per_Gy": f.slope_ci95[0], "slope_ci95_high_per_Gy": f.slope_ci95[1],
+                     "p_value": f.slope_p_value, "separated": int(f.separated), "method": "Firth penalised logistic"})
+    return rows, warnings
+
+
+def biomarker_rows(patients: Sequence[TrialPatient], times: Sequence[dict], resp: Sequence[dict], *,
+                   landmark_weeks: float = 12.0) -> tuple[list[dict], list[str]]:
+    """Whole-body tumour dose of cycle 1 (from the ledgers' lesions) against outcome and survival.
+
+    Rows: Cox proportional hazards (log hazard ratio per Gy, Wald 95 % CI, Schoenfeld p) for
+    PSA-PFS, rPFS, PFS and OS; Firth logistic regression of the combined outcome after two cycles
+    (1 = responder or stable, 0 = progression by PSA or PSMA PET) with the ROC AUC (DeLong CI).
+    Patients without lesion doses are left out (a warning says how many).
+    """
+    from ..errors import InputError
+    from ..response.biomarker import roc_curve_auc
+    from ..response.cox import cox_regression
+    from ..response.firth import firth_logistic_regression
+
+    keep = [(p, t, r) for p, t, r in zip(patients, times, resp) if p.wholebody_tumour_dose_Gy is not None]
+    warnings = []
+    if len(keep) < len(patients) and keep:
+        warnings.append(f"{len(patients) - len(keep)} patient(s) without lesion doses in cycle 1: left out of the "
+                        "tumour-dose biomarker analysis")
+    if len(keep) < 3:
+        return [], warnings
+    rows = []
+    for name in ("psa_pfs", "rpfs", "pfs", "os"):
+        sel = [(p.wholebody_tumour_dose_Gy, t[f"{name}_months"], t[f"{name}_event"]) for p, t, _ in keep if t]
+        if len(sel) < 3:
+            continue
+        d, tt, e = zip(*sel)
+        try:
+            c = cox_regression(tt, e, d, names=["wholebody_tumour_dose_Gy"])
+        except InputError as exc:
+            warnings.append(f"{name}: no Cox model ({exc.reason})")
+            continue
+        rows.append({"analysis": f"Cox {name}", "n_patients": c.n, "n_events": c.n_events,
+                     "estimate_per_Gy": c.coefficients[0], "ci95_low_per_Gy": c.coefficient_ci95[0][0],
+                     "ci95_high_per_Gy": c.coefficient_ci95[0][1], "p_value": c.p_values[0],
+                     "schoenfeld_p_value": c.ph_test_p_value[0], "auc": None,
+                     "note": "log hazard ratio per Gy of whole-body tumour dose"})
+    key = f"combined_week_{landmark_weeks:g}"
+    sel = [(p.wholebody_tumour_dose_Gy, int(r[key] == "response_or_stable")) for p, _, r in keep
+           if r.get(key) in ("response_or_stable", "non_response")]
+    if len(sel) >= 3 and 0 < sum(y for _, y in sel) < len(sel):
+        d, y = zip(*sel)
+        f = firth_logistic_regression(d, y)
+        roc = roc_curve_auc(d, y)
+        auc_ci = f"{roc.auc_ci95[0]:.3f}–{roc.auc_ci95[1]:.3f}"
+        rows.append({"analysis": f"Firth logistic combined outcome week {landmark_weeks:g}", "n_patients": len(y),
+                     "n_events": int(sum(y)), "estimate_per_Gy": f.coefficients[1], "ci95_low_per_Gy": f.slope_ci95[0],
+                     "ci95_high_per_Gy": f.slope_ci95[1], "p_value": f.slope_p_value, "schoenfeld_p_value": None,
+                     "auc": roc.auc, "note": "log odds ratio per Gy of responder-or-stable vs progression (PSA or "
+                                             f"PSMA PET); AUC DeLong 95 % CI {auc_ci}"})
+    return rows, warnings

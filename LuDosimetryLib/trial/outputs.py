@@ -12,6 +12,8 @@ Files (CSV column names carry units; rates in percent):
 ``survival.csv``               per patient: months and event flags of PSA-PFS, rPFS, PFS, OS
 ``survival_summary.csv``       Kaplan–Meier medians with 95 % CI, per group
 ``dose_toxicity.csv``          per patient and cycle: organ doses and worst AE grades
+``dose_toxicity_models.csv``   Firth logistic regressions of DLT / AE grade ≥ 2 on organ dose
+``biomarker.csv``              whole-body tumour dose (cycle-1 lesions) vs survival (Cox) and outcome (Firth)
 ``trial.json``                 every table and the Kaplan–Meier curves
 =============================  =================================================================
 """
@@ -29,8 +31,10 @@ from ..results import write_csv, write_json
 from .cohort import TrialPatient
 from .endpoints import (
     adverse_event_rows,
+    biomarker_rows,
     delayed_ae_rows,
     dlt_rows,
+    dose_toxicity_models,
     dose_toxicity_rows,
     prom_rows,
     rate_rows,
@@ -56,6 +60,10 @@ def analyse_trial(patients: Sequence[TrialPatient], *, rule: str = "3+3", dlt_wi
     warnings = []
     if unknown:
         warnings.append(f"PROM instrument(s) without a response rule, no rate reported: {', '.join(unknown)}")
+    tox_models, tox_warnings = dose_toxicity_models(patients, window_weeks=dlt_window_weeks)
+    warnings += tox_warnings
+    biomarker, bio_warnings = biomarker_rows(patients, times, resp)
+    warnings += bio_warnings
     no_outcomes = [p.patient_id for p, t in zip(patients, times) if not t]
     if no_outcomes:
         warnings.append(f"no outcomes block, left out of survival: {', '.join(no_outcomes)}")
@@ -71,13 +79,16 @@ def analyse_trial(patients: Sequence[TrialPatient], *, rule: str = "3+3", dlt_wi
             "survival": [{"patient": p.patient_id, "escalation_group": p.escalation_group, **t}
                          for p, t in zip(patients, times) if t],
             "survival_summary": surv_summary, "kaplan_meier": curves,
-            "dose_toxicity": dose_toxicity_rows(patients), "warnings": warnings}
+            "dose_toxicity": dose_toxicity_rows(patients), "dose_toxicity_models": tox_models,
+            "biomarker": biomarker,
+            "warnings": warnings}
 
 
 def _plot_km(curves: dict, path: Path, title: str) -> Path:
     fig, ax = new_figure()
     for name, km in curves.items():
-        ax.step(km["times"], km["survival"], where="post", label=f"{name} (median {km['median']:.3g} months)")
+        med = f"{km['median']:.3g} months" if np.isfinite(km["median"]) else "not reached"
+        ax.step(km["times"], km["survival"], where="post", label=f"{name} (median {med})")
         cens = [t for t, n in zip(km["times"], km["censored"]) if n]
         ax.plot(cens, [np.interp(t, km["times"], km["survival"]) for t in cens], "|", color="k")
     ax.set(xlabel="months from cycle 1", ylabel=title, ylim=(0, 1.02), title=f"Kaplan–Meier: {title}")
@@ -118,9 +129,14 @@ def write_trial_results(patients: Sequence[TrialPatient], folder: str | Path, *,
     out = Path(folder)
     res = analyse_trial(patients, **kwargs)
     tables = ("dlt", "response", "response_rates", "adverse_events", "delayed_adverse_events", "prom", "survival",
-              "survival_summary", "dose_toxicity")
+              "survival_summary", "dose_toxicity", "dose_toxicity_models", "biomarker")
     first_cols = {"delayed_adverse_events": ["patient", "escalation_group", "term", "grade", "attribution",
                                              "onset_date", "onset_months", "cumulative_kidney_dose_Gy"],
+                  "biomarker": ["analysis", "n_patients", "n_events", "estimate_per_Gy", "ci95_low_per_Gy",
+                                "ci95_high_per_Gy", "p_value", "schoenfeld_p_value", "auc", "note"],
+                  "dose_toxicity_models": ["outcome", "predictor", "predictor_column", "n_patients", "n_events",
+                                           "intercept", "slope_per_Gy", "slope_ci95_low_per_Gy",
+                                           "slope_ci95_high_per_Gy", "p_value", "separated", "method"],
                   "prom": ["instrument", "response_definition", "n_responders", "n_evaluable", "rate_percent",
                            "ci95_low_percent", "ci95_high_percent"]}
     for name in tables:
@@ -151,6 +167,13 @@ def write_trial_results(patients: Sequence[TrialPatient], folder: str | Path, *,
         sec.table(res["survival_summary"], caption="Kaplan–Meier medians (months)")
         if res["prom"]:
             sec.table(res["prom"], caption="PROM response rates")
+        if res["biomarker"]:
+            sec.table(res["biomarker"], caption="Whole-body tumour dose of cycle 1 (ledger lesions) against survival "
+                      "and the combined outcome after two cycles")
+        if res["dose_toxicity_models"]:
+            sec.table(res["dose_toxicity_models"], ["outcome", "predictor", "n_patients", "n_events", "slope_per_Gy",
+                                                    "slope_ci95_low_per_Gy", "slope_ci95_high_per_Gy", "p_value"],
+                      caption="Dose–toxicity (Firth logistic regression; slope = log odds ratio per Gy)")
         sec.table([r for r in res["adverse_events"] if r["attribution"] == "related"][:30],
                   ["term", "n_patients_any_grade", "percent_any_grade", "n_patients_grade_3_or_higher"],
                   caption="Treatment-related adverse events (CTCAE v5.0), patients by worst grade")

@@ -34,3 +34,12 @@ def slicer(tmp_path):
         messages.close()
     if messages.messages:
         pytest.fail("VTK/MRML printed:\n" + "\n".join(messages.messages), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def small_dicom_patient(tmp_path_factory) -> Path:
+    """The small sample patient (2 timepoints, PET, DICOM and NIfTI), written once; copy before changing it."""
+    from LuDosimetryLib.phantom import generate_patient, write_patient_folder
+
+    patient = generate_patient("small", seed=4, timepoints_h=(5.0, 24.0))
+    return write_patient_folder(patient, tmp_path_factory.mktemp("small_dicom") / "patient", dicom=True)

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -159,3 +160,18 @@ def test_dicom_calibration_scan_calibrates_and_is_read_back_by_ingest_with_the_s
     total_Bq = float(np.asarray(sitk.GetArrayViewFromImage(tp.spect), dtype=float).sum()
                      * np.prod(tp.spect.GetSpacing()) / 1000.0)
     assert total_Bq == pytest.approx(scan.truth["mean_activity_during_acquisition_Bq"], rel=0.02)
+
+
+def test_a_sensitivity_scan_with_the_assay_a_year_late_is_refused_not_stored(scans, tmp_path, capsys):
+    # issue 16 item 3: stored 4.1e-16 cps/MBq, exit 0
+    out, truth = scans
+    store = tmp_path / "calibration.json"
+    assay = datetime.fromisoformat(truth["scans"]["cylinder"]["assay_datetime"]) + timedelta(days=365)
+    args = ["sensitivity", out / "cylinder", "--store", store, "--fwhm-mm", 11, "--assay-time", assay.isoformat()]
+    assert _calibrate(*args) == 2
+    err = capsys.readouterr().err
+    assert "outside the plausible range" in err and "--accept-drift" in err and "Traceback" not in err
+    assert not store.exists()
+    assert _calibrate(*args, "--accept-drift") == 0
+    assert "forced" in capsys.readouterr().err
+    assert CalibrationStore.load(store).lookup(truth["camera_key"]).sensitivity_cps_per_MBq < 1e-10

@@ -37,3 +37,23 @@ def test_bad_entries_are_refused(tmp_path):
     (tmp_path / "c.json").write_text('{"format": "something else"}')
     with pytest.raises(InputError, match="not a calibration store"):
         CalibrationStore.load(tmp_path / "c.json")
+
+
+def test_implausible_sensitivity_or_large_drift_is_refused_unless_forced():
+    # issue 16 item 3: an assay time a year late stored 4.1e-16 cps/MBq
+    with pytest.raises(InputError, match=r"4\.1e-16 cps/MBq is outside the plausible range.*--accept-drift"):
+        CalibrationStore().add(CalibrationEntry(CAM.key(), 4.1e-16))
+    store, warn = CalibrationStore().add(CalibrationEntry(CAM.key(), 4.1e-16), force=True)
+    assert len(store.entries) == 1 and "forced" in warn[0]
+    store, _ = CalibrationStore().add(CalibrationEntry(CAM.key(), 9.0, date="2026-01-10"))
+    with pytest.raises(InputError, match=r"-55\.6%.*beyond the bound of ±50%"):
+        store.add(CalibrationEntry(CAM.key(), 4.0, date="2026-02-10"))
+    forced, warn = store.add(CalibrationEntry(CAM.key(), 4.0, date="2026-02-10"), force=True)
+    assert forced.lookup(CAM.key()).sensitivity_cps_per_MBq == 4.0 and "-55.6%" in warn[0]
+
+
+def test_a_named_store_that_does_not_exist_is_an_error(tmp_path):
+    # issue 16 item 3: --calibration /nonexistent.json silently used the patient's calibration.json
+    assert CalibrationStore.load(tmp_path / "none.json").entries == ()  # the calibrate command creates it
+    with pytest.raises(InputError, match="calibration store not found"):
+        CalibrationStore.load(tmp_path / "none.json", required=True)

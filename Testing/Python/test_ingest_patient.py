@@ -38,6 +38,19 @@ def _true_rate_fixed_point(m: float, tau: float) -> float:
     return n
 
 
+def write_label_table(root) -> None:
+    """A label map (one kidney on the soft tissue of tp1's CT) and its labels.csv, so that run could start."""
+    arr = np.zeros((20, 10, 10), np.uint8)
+    arr[4:8, 3:6, 3:6] = 1
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing(SP)
+    img.SetOrigin((-18.0, -18.0, 0.0))
+    (root / "labels").mkdir(exist_ok=True)
+    sitk.WriteImage(img, str(root / "labels" / "labels.nii.gz"))
+    (root / "labels" / "labels.csv").write_text("label,name,side,kind,group\n"
+                                                "1,kidney_cortex_left,left,organ,kidney_left\n")
+
+
 def make_patient(root, *, bed_starts=None, tp2_start=INJ + timedelta(hours=25), tp2_time_only=True, **nm_kw):
     """tp1: two overlapping beds + CT; tp2: one bed + CT (injection time without date)."""
     rng = np.random.default_rng(7)
@@ -174,6 +187,10 @@ def test_nifti_route_gives_the_same_numbers_as_the_dicom_route(tmp_path):
 def test_inspect_command_prints_table_and_writes_run_json_once(tmp_path, capsys):
     make_patient(tmp_path / "p")
     out = tmp_path / "out"
+    assert main(["inspect", str(tmp_path / "p"), "--out", str(out)]) == 2  # no segmentation: run would stop
+    text = capsys.readouterr().out
+    assert "[BLOCKING]" in text and "no segmentation found" in text and not out.exists()
+    write_label_table(tmp_path / "p")
     assert main(["inspect", str(tmp_path / "p"), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "SPECT" in text and "cps/MBq" in text and "7400.0" in text
@@ -189,6 +206,7 @@ def test_inspect_command_prints_table_and_writes_run_json_once(tmp_path, capsys)
 def test_command_line_values_override_headers_with_their_source(tmp_path, capsys):
     make_patient(tmp_path / "p", tp2_start=None, dose_MBq=None)
     out = tmp_path / "o"
+    write_label_table(tmp_path / "p")
     assert main(["inspect", str(tmp_path / "p"), "--injected-activity-MBq", "7000", "--sensitivity", "10",
                  "--out", str(out)]) == 0
     rows = json.loads((out / "run.json").read_text())["stages"]["ingest"]["series"]
@@ -341,7 +359,7 @@ def test_physicist_warnings_are_recorded(tmp_path):
 def test_failed_inspect_writes_nothing(tmp_path, capsys):
     make_patient(tmp_path / "p", tp2_start=None, units="GML")
     assert main(["inspect", str(tmp_path / "p"), "--out", str(tmp_path / "out")]) == 2
-    assert "Units (0054,1001)" in capsys.readouterr().err
+    assert "[BLOCKING]" in (text := capsys.readouterr().out) and "Units (0054,1001)" in text
     assert not (tmp_path / "out").exists()
     shutil.rmtree(tmp_path / "p")
 

@@ -238,3 +238,14 @@ def test_table_energy_kernel_reproduces_the_published_tables_and_icrp107_sits_ab
     assert "tables' own electron energy" in own.method and "ICRP-107 electron energy" in icrp.method
     with pytest.raises(InputError, match="electron_energy"):
         dose_kernel((size, size, size), electron_energy="mcnp")
+
+
+def test_kernel_command_writes_the_chosen_electron_energy_in_the_sidecar(tmp_path):
+    import json
+
+    from LuDosimetryLib.cli import main
+
+    assert main(["kernel", "--voxel-size", "4.8", "4.8", "4.8", "--no-photons", "--kernel-energy", "table",
+                 "--out", str(tmp_path / "k.nii.gz")]) == 0
+    meta = json.loads((tmp_path / "k.json").read_text())
+    assert meta["electron_energy"] == "table" and "tables' own electron energy" in meta["method"]

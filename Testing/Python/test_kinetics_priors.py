@@ -119,3 +119,80 @@ def test_map_model_can_be_requested_by_name_and_needs_a_prior():
     assert res.tia_Bq_h == pytest.approx(1e8 * 35.0 / LN2, rel=1e-4)
     with pytest.raises(InputError, match="needs a prior"):
         fit_tac(t, y, models=("map",))
+
+
+# --- ligands (issue 15) -------------------------------------------------------------------------
+@pytest.mark.parametrize("given, expected", [
+    ("PSMA-617", "PSMA-617"), ("177Lu-PSMA-617", "PSMA-617"), ("[177Lu]Lu-PSMA-617", "PSMA-617"),
+    ("vipivotide tetraxetan", "PSMA-617"), ("PSMA-I&T", "PSMA-I&T"), ("PSMA I&T", "PSMA-I&T"),
+    ("177Lu-PSMA-I&T", "PSMA-I&T"), ("psma-it", "PSMA-I&T"), ("zadavotide guraxetan", "PSMA-I&T")])
+def test_ligand_spellings_select_their_tables(given, expected):
+    from LuDosimetryLib.kinetics.priors import select_ligand
+
+    sel = select_ligand(given)
+    assert sel.ligand == expected and not sel.fallback and sel.warning == ""
+
+
+def test_psma_it_has_its_own_priors_each_with_status_and_source():
+    it = load_priors(ligand="177Lu-PSMA-I&T")
+    b617 = load_priors(ligand="PSMA-617")
+    assert set(it) == set(b617)
+    assert it["whole_body"].median_effective_half_life_h != b617["whole_body"].median_effective_half_life_h
+    assert prior_for("lesion_node_1", kind="lesion", ligand="PSMA-I&T").median_effective_half_life_h == \
+        it["lesion"].median_effective_half_life_h
+    for organ, p in it.items():
+        assert p.status and p.source, organ
+        # nothing in the I&T table was read in its primary source: none may claim to be verified
+        assert not p.status.startswith("verified") and "verified (abstract)" not in p.status, organ
+    assert load_priors() == b617  # no ligand: the PSMA-617 table, as before
+
+
+def test_psma_it_population_table_parses_with_a_status_and_source_per_row():
+    from importlib import resources
+
+    from LuDosimetryLib.prediction.population import load_population_table
+
+    path = resources.files("LuDosimetryLib").joinpath("data").joinpath("population_halflives_lu177_psma_it.csv")
+    tab = load_population_table(str(path))
+    assert {e.status for e in tab.entries} <= {"verified", "unverified", "default"}
+    assert "verified" not in {e.status for e in tab.entries}
+    assert all(e.source for e in tab.entries)
+    assert tab.lookup("kidney_cortex_left", group="kidney_left").key == "kidney"
+
+
+def test_unknown_ligand_is_an_error_naming_the_known_ones_or_a_named_fallback_with_a_warning():
+    import warnings
+
+    from LuDosimetryLib.kinetics.priors import select_ligand
+    from LuDosimetryLib.prediction.parameters import PredictionParameters
+
+    with pytest.raises(InputError, match="PSMA-617, PSMA-I&T"):
+        select_ligand("DOTATATE")
+    with pytest.raises(InputError, match="no ligand given"):
+        load_priors(ligand="")
+    sel = select_ligand("DOTATATE", on_unknown="fallback")
+    assert sel.fallback and sel.ligand == "PSMA-617" and "DOTATATE" in sel.warning and "fallback" in sel.warning
+    # the prediction selects the population table by the therapy ligand
+    assert PredictionParameters(therapy_ligand="PSMA-617").population_table is None
+    p_it = PredictionParameters(therapy_ligand="177Lu-PSMA-I&T")
+    assert p_it.population_table.endswith("population_halflives_lu177_psma_it.csv")
+    with pytest.warns(UserWarning, match="fallback"):
+        p_unknown = PredictionParameters(therapy_ligand="")
+    assert p_unknown.population_table is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PredictionParameters(therapy_ligand="PSMA-I&T", population_table="my.csv")  # own table: no selection
+
+
+def test_single_time_point_uses_the_ligand_prior():
+    from LuDosimetryLib.kinetics.stp import single_time_point, stp_regions
+
+    it = load_priors(ligand="PSMA-I&T")["lesion"].median_effective_half_life_h
+    b617 = load_priors(ligand="PSMA-617")["lesion"].median_effective_half_life_h
+    r_it = single_time_point(96.0, 5e6, method="madsen", region="lesion_1", kind="lesion", ligand="PSMA-I&T")
+    r_617 = single_time_point(96.0, 5e6, method="madsen", region="lesion_1", kind="lesion")
+    assert r_it.effective_half_life_h == it and r_617.effective_half_life_h == b617 and it != b617
+    (res,) = stp_regions({"lesion_1": (96.0, 5e6)}, "madsen", kinds={"lesion_1": "lesion"}, ligand="177Lu-PSMA-I&T")
+    assert res.effective_half_life_h == it
+    with pytest.raises(InputError, match="ligand"):
+        stp_regions({"lesion_1": (96.0, 5e6)}, "madsen", kinds={"lesion_1": "lesion"}, ligand="DOTATATE")

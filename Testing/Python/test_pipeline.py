@@ -16,15 +16,50 @@ from LuDosimetryLib.phantom import generate_patient, write_patient_folder
 from LuDosimetryLib.pipeline import dose_from_tia, settings_from_parameters
 from LuDosimetryLib.results import read_csv
 
+#: Calls of the dose functions during ``sample_run``: (function, calling function).
+DOSE_CALLS: list[tuple[str, str]] = []
+
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """The small sample patient (kidney motion, no PET) through ``ludosimetry run``."""
+    """The small sample patient (kidney motion, with its pre-therapy PET) through ``ludosimetry run``.
+
+    The dose functions are wrapped to record who calls them (the measured route and the prediction must
+    call the same objects; test_prediction_and_measurement_call_the_same_dose_functions)."""
+    import sys
+
+    from LuDosimetryLib import pipeline
+    from LuDosimetryLib.dose import regional
+
     root = tmp_path_factory.mktemp("pipeline")
-    patient = generate_patient("small", seed=5, kidney_motion=True, with_pet=False)
+    patient = generate_patient("small", seed=5, kidney_motion=True, with_pet=True)
     folder = write_patient_folder(patient, root / "patient", dicom=False)
-    assert main(["run", str(folder), "--out", str(root / "results")]) == 0
+
+    def spy(fn):
+        def wrapper(*args, **kwargs):
+            DOSE_CALLS.append((fn.__name__, sys._getframe(1).f_code.co_name))
+            return fn(*args, **kwargs)
+        return wrapper
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "dose_from_tia", spy(pipeline.dose_from_tia))
+        mp.setattr(regional, "corrected_doses", spy(regional.corrected_doses))
+        assert main(["run", str(folder), "--out", str(root / "results")]) == 0
     return folder, root / "results", patient
+
+
+def test_prediction_and_measurement_call_the_same_dose_functions(sample_run):
+    """Issue 18: the predicted dose comes through the measured route's dose engine, so a concordance bias can
+    only come from imaging and kinetics. Both routes called the (wrapped) module functions: the dose map of a
+    TIA map (pipeline.dose_from_tia) and the partial-volume convention (dose.regional.corrected_doses)."""
+    _, out, _ = sample_run
+    callers = {}
+    for fn, caller in DOSE_CALLS:
+        callers.setdefault(fn, set()).add(caller)
+    assert {"dose_maps", "predicted_doses"} <= callers["dose_from_tia"]  # SPECT TIA map, predicted TIA map
+    assert {"reported_region_doses", "predicted_doses"} <= callers["corrected_doses"]
+    pred = {r["region"]: r for r in read_csv(out / "prediction" / "doses.csv")}
+    assert pred["kidney_left"]["dose_method"] == "kernel+gtm-pvc" and float(pred["kidney_left"]["dose_Gy"]) > 0
 
 
 def test_run_writes_the_results_folder_of_the_conventions(sample_run):
@@ -122,6 +157,11 @@ def test_bad_settings_are_refused_by_name(tmp_path):
         settings_from_parameters({"dose_mthod": "led"})
     with pytest.raises(InputError, match="dose_method"):
         settings_from_parameters({"dose_method": "monte-carlo"})
+    for key, bad in (("kernel_energy", "mcnp"), ("red_marrow", "biopsy"), ("spect_interpolation", "sinc")):
+        with pytest.raises(InputError, match=key):
+            settings_from_parameters({key: bad})
+    assert settings_from_parameters({"kernel_energy": "table"}).kernel_energy == "table"
+    assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--kernel-energy", "table"]) == 2
     assert main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
 
 
@@ -130,15 +170,17 @@ def test_dicom_patient_gets_an_rt_dose_on_its_ct_frame_of_reference(tmp_path):
     import pydicom
 
     patient = generate_patient("small", seed=2, timepoints_h=(5.0, 24.0, 96.0), with_pet=False)
-    folder = write_patient_folder(patient, tmp_path / "patient")  # DICOM and NIfTI
-    assert main(["run", str(folder), "--out", str(tmp_path / "out"), "--no-align"]) == 0
-    (rt,) = (tmp_path / "out" / "rtdose").glob("*.dcm")
+    # paths with spaces (issue 16 item 6: the CT path was split on spaces and rtdose/ silently left out)
+    folder = write_patient_folder(patient, tmp_path / "my patient")  # DICOM and NIfTI
+    out = tmp_path / "dose results"
+    assert main(["run", str(folder), "--out", str(out), "--no-align"]) == 0
+    (rt,) = (out / "rtdose").glob("*.dcm")
     ds = pydicom.dcmread(rt)
     ct_first = sorted((folder / "dicom" / "cycle1" / "tp1" / "CT").glob("*.dcm"))[0]
     ct = pydicom.dcmread(ct_first, stop_before_pixels=True)
     assert ds.FrameOfReferenceUID == ct.FrameOfReferenceUID and ds.StudyInstanceUID == ct.StudyInstanceUID
     assert ds.DoseUnits == "GY" and ds.PatientID == ct.PatientID
-    dose_nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / "dose_Gy.nii.gz")))
+    dose_nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dose_Gy.nii.gz")))
     dose_rt = ds.pixel_array.astype(np.float64) * float(ds.DoseGridScaling)
     assert dose_rt.shape == dose_nifti.shape
     np.testing.assert_allclose(dose_rt, dose_nifti, atol=float(ds.DoseGridScaling))  # 16-bit quantisation
@@ -157,3 +199,103 @@ def test_partial_volume_corrected_organ_doses_lie_between_electron_deposition_an
         assert 0.97 <= ratio <= 1.237 + 0.03, (organ, ratio)
         assert float(rows[organ]["map_mean_dose_Gy"]) < float(rows[organ]["dose_Gy"])
     assert float(rows["kidney_left"]["bed_Gy"]) > float(rows["kidney_left"]["dose_Gy"])
+
+
+def test_like_for_like_truth_comparison_organs_at_risk_and_red_marrow(sample_run):
+    """Against the true TIA through the same kernel physics (truth.json dose_kernel_Gy), the reported
+    dose of every organ at risk lies within ±20 % (or its row names the cause), and the reported
+    red marrow (image-based L2–L4 by default) is 0.02–0.05 Gy/GBq and within ±25 % of its truth."""
+    from LuDosimetryLib.phantom.comparison import truth_comparison_rows
+    from LuDosimetryLib.results import read_doses_csv
+
+    _, out, patient = sample_run
+    rows = {r["region"]: r for r in truth_comparison_rows(patient.truth, read_csv(out / "fits.csv"),
+                                                           read_doses_csv(out / "doses.csv"))}
+    for organ in ("kidney_left", "kidney_right", "parotid_left", "parotid_right", "submandibular_left",
+                  "submandibular_right", "lacrimal_left", "lacrimal_right", "liver", "spleen"):
+        r = rows[organ]
+        assert 0.8 <= r["dose_ratio"] <= 1.2 or r["cause"], (organ, r["dose_ratio"])
+        assert 0.85 <= r["dose_ratio"] <= 1.15, (organ, r["dose_ratio"])  # what this phantom reaches
+    marrow = rows["red_marrow"]
+    assert marrow["dose_method"] == "red_marrow_l2l4"
+    assert 0.02 <= marrow["dose_Gy"] / 7.4 <= 0.05
+    assert 0.75 <= marrow["dose_ratio"] <= 1.25, marrow["dose_ratio"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["stages"]["red_marrow"]["reported"] == "red_marrow_l2l4"
+    assert run["stages"]["dose"]["kernel_energy"] == "icrp107" and "ICRP-107" in (out / "report.html").read_text()
+    messages = [(w["stage"], w["source"], w["message"]) for w in run["warnings"]]
+    assert len(messages) == len(set(messages))
+
+
+def _walk_json(node, key=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk_json(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk_json(v, key)
+    else:
+        yield key, node
+
+
+def test_no_result_file_holds_a_relative_uncertainty_above_10_or_a_tia_bound_above_the_physical_limit(sample_run):
+    """Issue 15: scan tac.csv, fits.csv, doses.csv, run.json and report.html of the run. Before, the renal
+    pelvis showed a relative uncertainty of 4e46 and an 'upper bound' of 1.3e55 Bq·h."""
+    import math
+    import re
+
+    from LuDosimetryLib.nuclides import get_nuclide
+
+    _, out, _ = sample_run
+    run = json.loads((out / "run.json").read_text())
+    limit = run["stages"]["ingest"]["injected_activity_Bq"] / get_nuclide("Lu-177").decay_constant_per_h
+    for name in ("tac.csv", "fits.csv", "doses.csv"):
+        for row in read_csv(out / name):
+            for col, cell in row.items():
+                if "rel_uncertainty" in col and cell:
+                    assert 0 <= float(cell) <= 10, (name, row["region"], col, cell)
+                if col.startswith("tia_") and col.endswith("_Bq_h") and cell:
+                    assert float(cell) <= limit, (name, row["region"], col, cell)
+                if col == "flags":
+                    assert "[" not in cell and "'" not in cell, (name, row["region"], cell)
+    fits = {r["region"]: r for r in read_csv(out / "fits.csv")}
+    for region, r in fits.items():
+        if "ci_unbounded" in r["flags"].split(";"):
+            assert r["tia_ci95_high_Bq_h"] == "" and r["tia_rel_uncertainty"] == "", region
+    scanned = 0
+    for key, value in _walk_json(run):
+        if isinstance(value, float) and (key.endswith("_rel") or "rel_uncertainty" in key):
+            scanned += 1
+            assert value <= 10 or key in ("input_rel",), (key, value)
+        if isinstance(value, float) and key.startswith("tia_") and key.endswith("Bq_h"):
+            assert value <= limit, (key, value)
+    assert scanned > 100
+    html = (out / "report.html").read_text()
+    numbers = [float(x) for x in re.findall(r"(?<![\w.#-])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])", html)]
+    assert numbers and max(numbers) <= limit
+    assert not any(math.isinf(x) for x in numbers)
+    # the renal pelvis, unbounded, is reported as such
+    assert "ci_unbounded" in fits["renal_pelvis_left"]["flags"]
+
+
+def test_kidney_uncertainty_holds_every_component_of_the_eanm_budget(sample_run):
+    """fits.csv, doses.csv and run.json carry calibration, recovery, volume, registration and fit terms."""
+    _, out, _ = sample_run
+    run = json.loads((out / "run.json").read_text())
+    kid = run["stages"]["uncertainty"]["regions"]["kidney_left"]
+    comps = kid["components"]
+    assert set(comps) == {"calibration", "recovery", "volume", "registration", "counting_fit"}
+    assert all(comps[c]["tia_rel"] > 0 for c in comps)
+    assert comps["calibration"]["shared"] and comps["recovery"]["shared"]
+    assert not any(comps[c]["shared"] for c in ("volume", "registration", "counting_fit"))
+    assert "calibration" in kid["defaults"]  # the synthetic store states no sensitivity uncertainty
+    fit = {r["region"]: r for r in read_csv(out / "fits.csv")}["kidney_left"]
+    assert float(fit["tia_rel_uncertainty"]) == pytest.approx(kid["tia_rel"])
+    assert float(fit["tia_rel_uncertainty"]) > float(fit["tia_fit_rel_uncertainty"])
+    assert kid["tia_rel"] ** 2 == pytest.approx(kid["tia_shared_rel"] ** 2 + kid["tia_independent_rel"] ** 2)
+    dose = {r["region"]: r for r in read_csv(out / "doses.csv")}["kidney_left"]
+    assert float(dose["dose_rel_uncertainty"]) == pytest.approx(kid["dose_rel"])
+    # the ledger's inputs: shared (calibration, recovery) and independent parts of the same total
+    assert float(dose["dose_rel_uncertainty_shared"]) ** 2 + float(dose["dose_rel_uncertainty_independent"]) ** 2 \
+        == pytest.approx(float(dose["dose_rel_uncertainty"]) ** 2)
+    assert float(dose["dose_ci95_low_Gy"]) < float(dose["dose_ci95_high_Gy"])

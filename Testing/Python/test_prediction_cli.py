@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from LuDosimetryLib.cli import COMMANDS, main
@@ -36,15 +37,18 @@ def test_an_unreadable_patient_is_one_line_naming_what_is_missing(tmp_path, caps
 
 def test_predict_on_the_synthetic_patient_folder(tmp_path):
     """Through ingest (NIfTI route) and the rigid PET/CT → SPECT/CT registration of the alignment module
-    (the PET has its own pose): doses within 5 % of the truth, doses.csv in the results schema, run.json
-    with every parameter, report, voxel comparison files."""
+    (the PET has its own pose): doses through the measured route's dose engine within 8 % of the kernel
+    dose of the true TIA (the engine scales the soft-tissue kernel dose to the CT density), doses.csv in
+    the reported-dose convention, run.json with every parameter and the model, report with the dynamic
+    coverage, pet_features.csv, voxel comparison files."""
     import json
 
     import SimpleITK as sitk
 
     from LuDosimetryLib.phantom import generate_patient, write_patient_folder
     from LuDosimetryLib.phantom.kinetics import LU_KINETICS
-    from LuDosimetryLib.results import DOSES_COLUMNS, read_csv
+    from LuDosimetryLib.prediction.pipeline import PREDICTION_DOSE_COLUMNS
+    from LuDosimetryLib.results import read_csv
 
     p = generate_patient("small", seed=0, pet_mismatch=0.0)
     folder = write_patient_folder(p, tmp_path / "patient", dicom=False)
@@ -52,19 +56,36 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
     pop.write_text("key,effective_half_life_h,uptake_half_life_h,status,source\n" + "".join(
         f"{k.name},{1 / (1 / k.washout_half_life_h + 1 / 159.528)},{k.uptake_half_life_h},test,phantom\n"
         for k in LU_KINETICS) + "default_organ,40,1,test,t\ndefault_lesion,80,2,test,t\n")
-    from prediction_helpers import true_dose_map
+    from prediction_helpers import true_dose_map, true_tia_map
 
-    sitk.WriteImage(true_dose_map(p), str(tmp_path / "dose_Gy.nii.gz"))
+    from LuDosimetryLib.dose.convolution import tia_per_voxel
+    from LuDosimetryLib.model import Segmentation
+    from LuDosimetryLib.pipeline import region_tia_from_map
+
+    true_map = true_dose_map(p)
+    sitk.WriteImage(true_map, str(tmp_path / "dose_Gy.nii.gz"))
+    on_labels = sitk.GetArrayFromImage(sitk.Resample(true_map, p.labels, sitk.Transform(), sitk.sitkLinear, 0.0))
+    lab = sitk.GetArrayFromImage(p.labels)
+    leaves = {g: [r.label for r in rs] for g, rs in p.label_table.groups().items()}
+    conc = true_tia_map(p)
+    tia_vox = sitk.GetImageFromArray(tia_per_voxel(sitk.GetArrayFromImage(conc), conc.GetSpacing()))
+    tia_vox.CopyInformation(conc)
+    map_tia = region_tia_from_map(tia_vox, Segmentation(p.labels, p.label_table))
+    true_tia = p.truth["cycles"][0]["tia_Bq_h"]
     out = tmp_path / "out"
     assert main(["predict", str(folder), "--out", str(out), "--pet-recovery", "gtm", "--pet-fwhm-mm", "5.5",
                  "--measured-dose", str(tmp_path / "dose_Gy.nii.gz"),
                  "--population-table", str(pop),
                  "--density", str(folder / "labels" / "density.nii.gz"), "--lesion-dose-model", "led"]) == 0
     rows = {r["region"]: r for r in read_csv(out / "doses.csv")}
-    assert list(next(iter(rows.values())))[: len(DOSES_COLUMNS)] == list(DOSES_COLUMNS)
-    truth = p.truth["cycles"][0]
+    assert list(next(iter(rows.values()))) == list(PREDICTION_DOSE_COLUMNS)
     for name in ("liver", "kidney_left", "parotid_left", "lesion_node_1"):
-        assert float(rows[name]["dose_Gy"]) == pytest.approx(truth["dose_Gy"][name], rel=0.05), name
+        labels = leaves.get(name) or [p.label_table.by_name(name).label]
+        # the doses.csv convention applied to the truth: true kernel map mean × true TIA / the map's TIA there
+        tia = true_tia.get(name) or sum(true_tia[r.name] for r in p.label_table if r.label in labels)
+        true_kernel = float(on_labels[np.isin(lab, labels)].mean()) * tia / map_tia[name]
+        assert rows[name]["dose_method"] == "kernel+gtm-pvc"
+        assert float(rows[name]["dose_Gy"]) == pytest.approx(true_kernel, rel=0.08), name
     run = json.loads((out / "run.json").read_text())
     prm = run["parameters"]["prediction"]
     for key in ("ligand_uptake_ratio", "tumour_sink_factor", "peptide_amount_ug", "pet_to_therapy_interval_h",
@@ -72,7 +93,14 @@ def test_predict_on_the_synthetic_patient_folder(tmp_path):
         assert key in prm
     assert prm["pet_to_therapy_interval_h"] > 7 * 24 and prm["therapy_activity_GBq_used"] == pytest.approx(7.4)
     assert run["stages"]["prediction"]["pet_registration"]["bone_dice"] > 0.8
-    assert "Prediction from the pre-therapy PET" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "Prediction from the pre-therapy PET" in html and "Dynamic field of view" in html
+    assert prm["model"] == "population" and run["stages"]["prediction"]["prediction_model"] == "population"
+    cover = run["stages"]["prediction"]["dynamic_fov"]
+    assert "kidney_cortex_left" in cover["covered"] and "liver" in cover["partly"] and "parotid_left" in cover["not"]
+    feats = {r["region"]: r for r in read_csv(out / "pet_features.csv")}
+    assert feats["kidney_cortex_left"]["patlak_ki_per_min"] and feats["liver"]["uptake_rate_fit_per_h"]
+    assert feats["parotid_left"]["dynamic_fov"] == "not" and not feats["parotid_left"]["uptake_rate_fit_per_h"]
     gamma = {(r["region"], r["criteria"]): float(r["pass_rate"]) for r in read_csv(out / "gamma_pass_rates.csv")
              if r["pass_rate"]}
     assert gamma[("liver", "20%/10mm region, threshold 10% (region)")] > 0.95
@@ -96,3 +124,42 @@ def test_an_unreadable_transform_file_is_refused_before_reading_the_patient(tmp_
     assert main(["predict", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--transform", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "cannot read the transform" in err and str(bad) in err
+
+
+def test_kinetic_and_calibrated_models_on_the_sample_patient(tmp_path):
+    """Issue 18 on the small sample patient (seed 0, the default 68Ga/177Lu mismatch the models do not know):
+    the calibrated model, fitted on a synthetic cohort that excludes the patient (cheap path, seed 7, 20
+    patients), and the kinetic model with that cohort's lesion half-lives. Measured: calibrated 0.97–1.22
+    for kidney_right, salivary glands and lesions ≥ 1 mL, kidney_left 1.26 (its fitted uptake rate is 16 %
+    low); kinetic 0.84–1.24 except lesion_node_2 1.28 (its +25 % mismatch). Asserted within 0.75–1.33."""
+    from LuDosimetryLib.phantom import generate_patient, write_patient_folder
+    from LuDosimetryLib.phantom.cohort_kinetics import SyntheticFeatureSettings, synthetic_feature_table
+    from LuDosimetryLib.prediction.models import cohort_lesion_table, fit_calibrated_model
+    from LuDosimetryLib.prediction.population import load_population_table, write_population_table
+    from LuDosimetryLib.results import read_csv
+
+    p = generate_patient("small", seed=0)
+    folder = write_patient_folder(p, tmp_path / "patient", dicom=False)
+    cohort = synthetic_feature_table(SyntheticFeatureSettings(n_patients=20, seed=7))
+    base = load_population_table(None)
+    fit_calibrated_model(cohort, base, source="synthetic cohort, seed 7").write(tmp_path / "model.json")
+    write_population_table(cohort_lesion_table(base, cohort), tmp_path / "pop.csv")
+    truth = p.truth["cycles"][0]["dose_Gy"]
+    regions = ("kidney_left", "kidney_right", "parotid_left", "parotid_right", "submandibular_left",
+               "submandibular_right", "lesion_bone_1", "lesion_bone_2", "lesion_bone_3", "lesion_node_1",
+               "lesion_node_2")
+    ratios = {}
+    for model, extra in (("calibrated", ["--calibrated-model", str(tmp_path / "model.json")]),
+                         ("kinetic", ["--population-table", str(tmp_path / "pop.csv")])):
+        out = tmp_path / model
+        assert main(["predict", str(folder), "--out", str(out), "--model", model, *extra]) == 0
+        rows = {r["region"]: r for r in read_csv(out / "doses.csv")}
+        ratios[model] = {n: float(rows[n]["dose_Gy"]) / truth[n] for n in regions}
+        assert all(rows[n]["prediction_model"] == model for n in regions)
+    cal = {r["region"]: r for r in read_csv(tmp_path / "calibrated" / "doses.csv")}
+    for n in regions:
+        assert 0.75 < ratios["calibrated"][n] < 1.33, (n, ratios)
+        assert 0.75 < ratios["kinetic"][n] < 1.33, (n, ratios)
+        # the calibrated dose carries its 95 % prediction interval, which holds the truth
+        assert float(cal[n]["dose_ci95_low_Gy"]) < truth[n] < float(cal[n]["dose_ci95_high_Gy"]), n
+    assert cal["kidney_left"]["dose_method"] == "calibrated_regression"

@@ -75,12 +75,21 @@ def test_pipeline_patlak_with_an_image_derived_input_function_from_a_named_regio
         img.CopyInformation(labels)
         frames.append(PetFrame(float(s), float(d), float(m), img))
     study = PetStudy(Administration("Ga-68", "PSMA-11", datetime(2026, 1, 1, 9), a0), tuple(frames))
-    res = predict_study(study, Segmentation(labels, table), input_region="aorta")
+    from LuDosimetryLib.prediction.parameters import PredictionParameters
+
+    # the frames are not blurred: no partial-volume correction (the default GTM assumes a 5.5-mm PSF)
+    res = predict_study(study, Segmentation(labels, table), input_region="aorta",
+                        params=PredictionParameters(pet_recovery=1.0))
     row = next(r for r in res.patlak_rows if r["region"] == "kidney_cortex_left")
     assert row["ki_per_min"] * 60 == pytest.approx((1 - vb) * K1 * k3 / (k2 + k3), rel=0.05)
     assert row["t_star_min"] == pytest.approx(20.0) and row["input_region"] == "aorta"
     # the two-tissue fit on the same frames (instantaneous mid-frame values here)
     assert row["tc2_ki_per_min"] * 60 == pytest.approx((1 - vb) * K1 * k3 / (k2 + k3), rel=0.05)
+    # the same features in pet_features form, with standard errors and the dynamic coverage
+    feat = next(f for f in res.features if f["region"] == "kidney_cortex_left")
+    assert feat["dynamic_fov"] == "covered" and feat["input_region"] == "aorta"
+    assert 0 < feat["patlak_ki_se_per_min"] < 0.05 * feat["patlak_ki_per_min"]
+    assert feat["tc2_k3_per_min"] * 60 == pytest.approx(k3, rel=0.1) and feat["tc2_k3_se_per_min"] >= 0
     kid = next(r for r in res.predictions if r.region == "kidney_cortex_left")
     assert "no_static_late_dynamic_used" in kid.flags
 

@@ -10,9 +10,9 @@ from LuDosimetryLib.model import PetFrame, PetStudy, Segmentation
 from LuDosimetryLib.phantom import generate_patient
 from LuDosimetryLib.phantom.kinetics import LU_KINETICS
 from LuDosimetryLib.prediction.parameters import PredictionParameters
-from LuDosimetryLib.prediction.pipeline import predict_study, region_masses_g, write_prediction
+from LuDosimetryLib.prediction.pipeline import PREDICTION_DOSE_COLUMNS, predict_study, region_masses_g, write_prediction
 from LuDosimetryLib.prediction.population import PopulationEntry, PopulationTable
-from LuDosimetryLib.results import DOSES_COLUMNS, RunRecord, read_csv
+from LuDosimetryLib.results import RunRecord, read_csv
 from LuDosimetryLib.timing import hours_between
 
 T_LU = 159.528
@@ -134,9 +134,10 @@ def test_region_outside_both_fields_of_view_is_skipped_with_a_warning(patients, 
                for w in rec.warnings)
     out = write_prediction(res, tmp_path / "pred", record=rec, therapy_activity_GBq=7.4)
     rows = read_csv(out / "doses.csv")
-    assert list(rows[0])[: len(DOSES_COLUMNS)] == list(DOSES_COLUMNS)
-    assert all(r["prediction_model"] == "pet_prediction" for r in rows)
+    assert list(rows[0]) == list(PREDICTION_DOSE_COLUMNS)
+    # predict_study alone (no dose engine): S-value doses, named so
     assert {r["dose_method"] for r in rows if r["kind"] == "organ"} == {"led"}
+    assert all(r["prediction_model"] == "population" for r in rows)
     kid = next(r for r in rows if r["region"] == "kidney_left")
     assert float(kid["dose_Gy"]) == pytest.approx(7.4 * float(kid["dose_per_activity_Gy_per_GBq"]))
     import json

@@ -196,7 +196,7 @@ def test_recip_from_psma_pet_segmentations_in_the_patient_folder(tmp_path):
     assert scans[1].total_tumour_volume_mL == pytest.approx(600 * 0.008)
     out = tmp_path / "out"
     assert main(["response", str(table), "--out", str(out), "--outcome", "recip_response", "--patients-dir", str(pts),
-                 "--bootstrap", "50"]) == 0
+                 "--bootstrap", "100"]) == 0
     got = {r["patient"]: r["recip"] for r in csv.DictReader((out / "response.csv").open())}
     assert got["p0"] == "stable" and got["p5"] == "partial_response"
     assert json.loads((out / "response.json").read_text())["n_responders_recip_response"] == 11

@@ -33,6 +33,33 @@ def test_firth_equals_the_half_corrected_2x2_log_odds_ratio_under_separation():
     assert f.slope_ci95[0] < f.coefficients[1] < f.slope_ci95[1] and math.isfinite(f.slope_ci95[1])
 
 
+#: logistf's ``sex2`` data (Heinze & Schemper 2002: urinary tract infection case–control study, 239 women),
+#: as counts of identical rows "case,age,oc,vic,vicl,vis,dia"
+SEX2 = {"0,0,0,0,0,1,0": 1, "0,0,0,1,0,0,0": 2, "0,0,0,1,0,1,0": 1, "0,0,0,1,1,0,0": 8, "0,0,0,1,1,1,0": 18,
+        "0,0,1,0,0,0,0": 42, "0,0,1,0,0,1,0": 1, "0,0,1,1,0,0,0": 1, "0,0,1,1,1,0,0": 5, "0,0,1,1,1,1,0": 6,
+        "0,1,0,1,1,0,0": 2, "0,1,0,1,1,1,0": 4, "0,1,1,0,0,0,0": 14, "0,1,1,0,0,1,0": 1, "0,1,1,1,0,0,0": 1,
+        "0,1,1,1,1,1,0": 2, "1,0,0,0,0,1,0": 1, "1,0,0,1,0,0,0": 14, "1,0,0,1,0,1,0": 3, "1,0,0,1,1,0,0": 10,
+        "1,0,0,1,1,1,0": 12, "1,0,0,1,1,1,1": 1, "1,0,1,0,0,0,0": 44, "1,0,1,0,0,0,1": 3, "1,0,1,1,0,0,0": 15,
+        "1,0,1,1,0,0,1": 1, "1,0,1,1,0,1,0": 2, "1,0,1,1,1,0,0": 7, "1,0,1,1,1,1,0": 3, "1,1,0,1,0,0,0": 2,
+        "1,1,0,1,0,1,0": 1, "1,1,0,1,0,1,1": 1, "1,1,0,1,1,0,0": 1, "1,1,0,1,1,1,1": 1, "1,1,1,0,0,0,0": 5,
+        "1,1,1,1,0,0,0": 3}
+
+
+def test_firth_equals_logistf_on_the_sex2_data():
+    # R logistf(case ~ age + oc + vic + vicl + vis + dia, data = sex2): coefficients (intercept first),
+    # profile penalised-likelihood 95 % intervals and penalised log-likelihood, as published with the
+    # data (logistf documentation; firthlogist's test reproduces them)
+    rows = np.array([[int(v) for v in k.split(",")] for k, n in SEX2.items() for _ in range(n)])
+    assert rows.shape == (239, 7) and rows[:, 0].sum() == 130
+    f = firth_logistic_regression(rows[:, 1:], rows[:, 0])
+    coef = [0.12025405, -1.10598131, -0.06881673, 2.26887464, -2.11140817, -0.78831694, 3.09601166]
+    ci = [(-0.8185591, 1.07315122), (-1.9737884, -0.30742514), (-0.9414363, 0.78920202), (1.2730216, 3.43543273),
+          (-3.2608611, -1.11773495), (-1.6080879, 0.01518468), (0.7745682, 8.03029352)]
+    np.testing.assert_allclose(f.coefficients, coef, rtol=1e-6)
+    np.testing.assert_allclose(f.ci95, ci, rtol=1e-6)
+    assert f.penalised_log_likelihood == pytest.approx(-132.5394, abs=5e-5)
+
+
 def test_firth_solves_the_penalised_score_equations_on_separated_dose_data():
     dose = np.array([8.0, 11, 13, 15, 17, 19, 24, 26, 29, 33, 38, 41])
     resp = (dose > 20).astype(int)  # complete separation: ML has no finite estimate

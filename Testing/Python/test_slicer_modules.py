@@ -329,3 +329,20 @@ def test_no_package_is_installed_at_start_up():
         assert path.name == "gui.py" or not pip, f"{path}: {pip}"
     gui = (EDGE / "LuDosimetrySlicerLib" / "gui.py").read_text()
     assert "confirmOkCancelDisplay" in gui.split("slicer.util.pip_install(requirement)")[0]  # asks first
+
+
+def test_concordance_logic_compares_the_prediction_models_leave_one_patient_out(slicer):
+    from LuDosimetryLib.cohort.model_validation import lopo_concordance, lopo_predictions
+    from LuDosimetryLib.phantom.cohort_kinetics import SyntheticFeatureSettings, synthetic_feature_table
+    from LuDosimetrySlicerLib import concordance_logic, nodes
+
+    rows = synthetic_feature_table(SyntheticFeatureSettings(n_patients=6, seed=4))
+    table = nodes.rows_to_table(rows, name="prediction_features")
+    out = concordance_logic.run_model_validation(table, model="kinetic")
+    got = {(r["model"], r["group"]): r["ccc"] for r in nodes.table_to_rows(out.validation)}
+    expected = {(r["model"], r["group"]): r["ccc"] for r in lopo_concordance(lopo_predictions(rows))}
+    assert set(got) == set(expected) and {m for m, _ in got} == {"population", "kinetic", "calibrated"}
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
+    assert out.n_patients == 6 and out.chart.GetNumberOfPlotSeriesNodes() == 1
+    assert out.predictions.GetNumberOfRows() == sum(1 for r in lopo_predictions(rows) if r["model"] == "kinetic")

@@ -34,7 +34,7 @@ def test_response_logic_charts_roc_and_kaplan_meier_from_the_library(slicer, tmp
     write_csv(csv_path, rows, list(rows[0]))
     ref = analyse_response(read_response_table(csv_path), n_bootstrap=100)
     assert out.analysis["roc_psa50"]["auc"] == pytest.approx(ref["roc_psa50"]["auc"], abs=1e-12)
-    sens = slicer.util.arrayFromTableColumn(out.roc_table, "sensitivity")
+    sens = nodes.table_column(out.roc_table, "sensitivity")
     np.testing.assert_allclose(sens, ref["roc_psa50"]["sensitivity"])
     assert out.roc_chart.GetNumberOfPlotSeriesNodes() == 2
     stats = {r["quantity"]: r for r in nodes.table_to_rows(out.statistics)}
@@ -42,7 +42,7 @@ def test_response_logic_charts_roc_and_kaplan_meier_from_the_library(slicer, tmp
     assert stats["os Cox log hazard ratio"]["value"] == pytest.approx(ref["os"]["cox"]["coefficients"][0])
     # the KM step table of the low-dose group ends at the library's last survival value
     km = ref["os"]["kaplan_meier"]["low"]
-    surv = slicer.util.arrayFromTableColumn(out.km_tables["os"]["low"], "survival")
+    surv = nodes.table_column(out.km_tables["os"]["low"], "survival")
     assert surv[-1] == pytest.approx(km["survival"][-1]) and surv[0] == 1.0
     assert out.km_charts["os"].GetNumberOfPlotSeriesNodes() == len(ref["os"]["kaplan_meier"])
     sh = slicer.mrmlScene.GetSubjectHierarchyNode()
@@ -78,7 +78,7 @@ def test_follow_up_logic_shows_toxicities_beside_the_cycle_dose(slicer, tmp_path
     psa = [v for _, v in pt.follow_up.lab_series("psa_ng_per_mL")]
     series = slicer.mrmlScene.GetNodeByID(out.psa_chart.GetNthPlotSeriesNodeID(0))
     psa_table = slicer.mrmlScene.GetNodeByID(series.GetTableNodeID())
-    np.testing.assert_allclose(slicer.util.arrayFromTableColumn(psa_table, "psa_ng_per_mL"), psa)
+    np.testing.assert_allclose(nodes.table_column(psa_table, "psa_ng_per_mL"), psa)
     resp = nodes.table_to_rows(out.response)
     assert any(r["recip"] for r in resp) and out.toxicities.GetColumnUnitLabel("cycle_kidney_dose_Gy") == "Gy"
     assert path.read_bytes() == before

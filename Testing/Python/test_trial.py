@@ -119,7 +119,8 @@ def test_trial_cli_gives_the_3_plus_3_worked_example(phase1_cohort, tmp_path, ca
     assert {g: (r["n_dlt"], r["n_dlt_evaluable"], r["decision"]) for g, r in rows.items()} == {
         "G1": (0, 3, "escalate"), "G2": (1, 3, "expand to 6"), "G3": (2, 6, "stop")}
     for f in ("dlt.csv", "response_rates.csv", "adverse_events.csv", "delayed_adverse_events.csv", "prom.csv",
-              "survival.csv", "survival_summary.csv", "dose_toxicity.csv", "report.html", "run.json", "km_os.png"):
+              "survival.csv", "survival_summary.csv", "dose_toxicity.csv", "dose_toxicity_models.csv",
+              "biomarker.csv", "report.html", "run.json", "km_os.png"):
         assert (out / f).is_file(), f
     header = (out / "survival_summary.csv").read_text().splitlines()[0]
     assert "median_months" in header and "median_ci95_low_months" in header
@@ -153,37 +154,51 @@ def test_trial_cli_names_the_bad_ledger(phase1_cohort, tmp_path, capsys):
 
 
 def test_cox_recovers_the_generating_log_hazard_ratio_of_tumour_dose():
-    # Cheap path: tumour doses drawn from the synthetic cohort's dose model, no imaging chain.
+    # Cheap path: tumour doses drawn from the synthetic cohort's dose model and written into the ledgers'
+    # cycle-1 lesions, no imaging chain; `ludosimetry trial`'s biomarker analysis reads them back.
+    from LuDosimetryLib.trial.endpoints import biomarker_rows, response_rows
+
     model = FollowUpModel()
-    ledgers, truth = synthetic_trial_ledgers([EscalationGroupDesign("B", 400, 5.0)], seed=11, phase="2",
+    ledgers, truth = synthetic_trial_ledgers([EscalationGroupDesign("B", 400, 5.0)], seed=11, phase=2,
                                              n_cycles=2, model=model)
     patients = [trial_patient_from_ledger(d, source=d["patient_id"]) for d in ledgers]
-    dose = np.array([truth["patients"][p.patient_id]["tumour_dose_Gy"] for p in patients])
+    dose = np.array([p.wholebody_tumour_dose_Gy for p in patients])
+    np.testing.assert_allclose(dose, [truth["patients"][p.patient_id]["tumour_dose_Gy"] for p in patients],
+                               rtol=1e-12)
     times = [survival_times(p) for p in patients]
-    for endpoint, beta in (("os", model.os_log_hr_per_Gy), ("rpfs", None)):
-        t = np.array([x[f"{endpoint}_months"] for x in times])
-        e = np.array([x[f"{endpoint}_event"] for x in times])
-        fit = cox_regression(t, e, dose, names=["tumour_dose_Gy"])
-        if beta is not None:
-            lo, hi = fit.coefficient_ci95[0]
-            assert lo < beta < hi, (fit.coefficients, fit.coefficient_ci95)
-        assert fit.ph_test_p_value[0] > 0.01  # the generating model has proportional hazards
+    rows, warnings = biomarker_rows(patients, times, response_rows(patients))
+    assert not warnings
+    by = {r["analysis"]: r for r in rows}
+    os_fit = by["Cox os"]
+    assert os_fit["ci95_low_per_Gy"] < model.os_log_hr_per_Gy < os_fit["ci95_high_per_Gy"], os_fit
+    for name in ("Cox os", "Cox rpfs", "Cox psa_pfs"):
+        assert by[name]["schoenfeld_p_value"] > 0.01  # the generating model has proportional hazards
+    # the same numbers as a direct Cox fit on the survival times
+    t = np.array([x["os_months"] for x in times])
+    e = np.array([x["os_event"] for x in times])
+    assert cox_regression(t, e, dose).coefficients[0] == pytest.approx(os_fit["estimate_per_Gy"], rel=1e-12)
+    # higher tumour dose, more responders-or-stable after two cycles (PSA nadir and TTV fall with dose)
+    firth = next(r for r in rows if r["analysis"].startswith("Firth"))
+    assert firth["ci95_low_per_Gy"] > 0 and firth["auc"] > 0.6
 
 
 def test_imaged_cohort_patient_ledger_uses_the_true_doses():
     from LuDosimetryLib.phantom.followup import cohort_patient_ledger
 
     masses = {"kidney_cortex_left": 120.0, "renal_pelvis_left": 30.0, "kidney_cortex_right": 120.0,
-              "renal_pelvis_right": 30.0, "red_marrow": 1000.0, "parotid_left": 25.0, "parotid_right": 25.0}
-    truth = {"regions": [{"name": k, "mass_g": m} for k, m in masses.items()],
+              "renal_pelvis_right": 30.0, "red_marrow": 1000.0, "parotid_left": 25.0, "parotid_right": 25.0,
+              "lesion_bone_1": 10.0, "lesion_node_1": 5.0}
+    truth = {"regions": [{"name": k, "mass_g": m, "kind": "lesion" if k.startswith("lesion") else "organ"}
+                         for k, m in masses.items()],
              "cycles": [{"dose_Gy": {"kidney_cortex_left": 4.0, "renal_pelvis_left": 2.0, "kidney_cortex_right": 3.0,
                                      "renal_pelvis_right": 1.0, "red_marrow": 0.2, "parotid_left": 3.0,
-                                     "parotid_right": 5.0}}]}
+                                     "parotid_right": 5.0, "lesion_bone_1": 30.0, "lesion_node_1": 60.0}}]}
     doc, t = cohort_patient_ledger("P001", truth, 30.0, 7.4e9, seed=(0, 0))
     p = trial_patient_from_ledger(doc, source="P001")
     # mass-weighted kidney dose: (120·4 + 30·2 + 120·3 + 30·1) / 300 = 3.1 Gy
     assert p.cycles[0].dose_Gy["kidney"] == pytest.approx(3.1) and p.cycles[0].dose_Gy["parotid"] == pytest.approx(4.0)
     assert p.cycles[0].administered_activity_GBq == pytest.approx(7.4) and t["tumour_dose_Gy"] == 30.0
+    assert p.wholebody_tumour_dose_Gy == pytest.approx((10 * 30 + 5 * 60) / 15)  # mass (= volume) weighted
     assert p.follow_up.outcomes is not None and p.follow_up.visits[0].psma_pet is not None
 
 
@@ -208,3 +223,15 @@ def test_documented_example_ledger_parses_and_gives_its_stated_categories():
         "response", "partial_response", "response_or_stable")
     s = survival_times(p)
     assert s["pfs_event"] == 1 and s["os_event"] == 0 and s["psa_progression_source"] == "recorded"
+
+
+def test_firth_recovers_the_generating_dlt_dose_slope():
+    # DLT model of the synthetic cohort: logit P = −7 + 0.6·(kidney dose of cycle 1, Gy); 5 × 100 patients
+    from LuDosimetryLib.trial.endpoints import dose_toxicity_models
+
+    model = FollowUpModel()
+    groups = [EscalationGroupDesign(f"G{d}", 100, float(d)) for d in (6, 8, 10, 12, 14)]
+    ledgers, _ = synthetic_trial_ledgers(groups, seed=5, n_cycles=1, model=model)
+    rows, _ = dose_toxicity_models([trial_patient_from_ledger(d, source=d["patient_id"]) for d in ledgers])
+    dlt = next(r for r in rows if r["outcome"] == "DLT within window")
+    assert dlt["slope_ci95_low_per_Gy"] < model.dlt_per_Gy < dlt["slope_ci95_high_per_Gy"]

@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from . import hierarchy
 from .nodes import columns_table, keep_full_precision, plot_chart, rows_to_table, set_node_attributes, table_to_rows
 
-__all__ = ["ConcordanceOutputs", "pairs_from_table_node", "run_concordance", "PAIR_COLUMNS"]
+__all__ = ["ConcordanceOutputs", "pairs_from_table_node", "run_concordance", "PAIR_COLUMNS", "ModelValidationOutputs",
+           "run_model_validation", "MODEL_CHOICES"]
+
+#: Prediction models offered by the module (LuDosimetryLib.prediction.models.MODELS).
+MODEL_CHOICES = ("population", "kinetic", "calibrated")
 
 PAIR_COLUMNS = ("patient", "region", "group", "predicted_Gy", "measured_Gy", "mean_Gy", "difference_Gy")
 
@@ -146,3 +150,68 @@ def run_concordance(table_node, *, patient: str = "", n_bootstrap: int = 2000, s
         _charts(out, f"patient {patient}", mine, None, hierarchy.stage_folder(patient, "concordance"), f"{patient}")
     report(1.0, "done")
     return out
+
+
+@dataclass
+class ModelValidationOutputs:
+    """Nodes created by :func:`run_model_validation`."""
+
+    validation: object
+    predictions: object
+    chart: object
+    n_patients: int = 0
+
+
+def run_model_validation(feature_table_node, *, models=MODEL_CHOICES, model: str = "calibrated",
+                         progress=None) -> ModelValidationOutputs:
+    """Leave-one-patient-out comparison of the prediction models on a cohort's feature table.
+
+    Parameters
+    ----------
+    feature_table_node : vtkMRMLTableNode
+        ``statistics/prediction_features.csv`` of ``ludosimetry cohort`` (PET features and measured
+        dose per GBq per patient and region).
+    models : sequence of str
+        Models to validate (:data:`MODEL_CHOICES`).
+    model : str
+        The model whose LOPO predictions are charted (predicted vs measured).
+
+    Creates, under ``Cohort`` / ``LuDosimetry concordance``: the validation table (one row per model and
+    organ group: CCC, bias, limits of agreement; LuDosimetryLib.cohort.model_validation), the LOPO
+    predictions table and a scatter chart of ``model``'s predictions.
+    """
+    from LuDosimetryLib.cohort.model_validation import VALIDATION_COLUMNS, lopo_concordance, lopo_predictions
+    from LuDosimetryLib.errors import InputError
+
+    if model not in models:
+        raise InputError(f"must be one of {', '.join(models)}, got {model!r}", source="model")
+    report = progress or (lambda f, m: None)
+    report(0.0, "reading the feature table")
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in table_to_rows(feature_table_node)]
+    missing = [c for c in ("patient", "region", "late_fraction_ga", "t_ref_h", "dose_per_tia_Gy_per_Bq_h",
+                           "measured_dose_Gy_per_GBq") if rows and c not in rows[0]]
+    if missing or not rows:
+        raise InputError(f"missing column(s) {missing or ['patient']}: expected the cohort's prediction_features.csv",
+                         source=f"table node {feature_table_node.GetName()!r}")
+    report(0.1, "leave-one-patient-out predictions")
+    preds = lopo_predictions(rows, models=tuple(models))
+    report(0.7, "agreement statistics")
+    table = lopo_concordance(preds)
+    cohort = hierarchy.stage_folder("Cohort", "concordance")
+    validation = rows_to_table(table, name="Prediction model validation (LOPO)", columns=VALIDATION_COLUMNS)
+    set_node_attributes(validation, {"Stage": "model_validation", "Source": feature_table_node.GetName(),
+                                     "Models": ",".join(models), "Scheme": "leave-one-patient-out"})
+    hierarchy.place(validation, cohort)
+    mine = [{**r, "predicted_Gy": r["predicted_Gy_per_GBq"] * r["activity_GBq"],
+             "measured_Gy": r["measured_Gy_per_GBq"] * r["activity_GBq"]} for r in preds if r["model"] == model]
+    pred_table = rows_to_table(mine, name=f"LOPO predictions ({model})",
+                               columns=("patient", "region", "kind", "model", "predicted_Gy", "measured_Gy"))
+    hierarchy.place(pred_table, cohort)
+    chart = plot_chart(pred_table, [{"x": "measured_Gy", "y": "predicted_Gy", "name": f"{model} (LOPO)",
+                                     "style": "points"}],
+                       name=f"LOPO {model} scatter", title=f"{model} model, leave-one-patient-out",
+                       x_title="measured dose (Gy)", y_title="predicted dose (Gy)")
+    hierarchy.place(chart, cohort)
+    report(1.0, "done")
+    return ModelValidationOutputs(validation, pred_table, chart, len({r["patient"] for r in rows}))
