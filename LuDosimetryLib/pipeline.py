@@ -28,7 +28,8 @@ from .errors import InputError
 from .report import Report
 from .results import RunRecord, atomic_output_path, write_csv
 
-__all__ = ["PipelineSettings", "run_patient", "settings_from_parameters", "reported_region_doses"]
+__all__ = ["PipelineSettings", "run_patient", "settings_from_parameters", "reported_region_doses",
+           "red_marrow_row_for_run"]
 
 Progress = Callable[[float, str], None]
 
@@ -512,7 +513,7 @@ def _dose_note(settings: PipelineSettings) -> str:
     return f"{how}{pvc}. dose_method per region in the table."
 
 
-def _red_marrow(stats, fits, map_tia, input_dir, admin, settings: PipelineSettings, record: RunRecord):
+def red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings: PipelineSettings, record: RunRecord):
     """The reported red-marrow row (:func:`LuDosimetryLib.dose.marrow_chain.chain_red_marrow`) and its record."""
     from .dose.marrow_chain import chain_red_marrow
     from .kinetics.fitting import fit_tac
@@ -708,7 +709,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     reported, rel_unc, ci95 = reported_region_doses(stats, fits, map_tia, settings)
     dose_of = {s.region: reported.get(s.region, (s.mean_dose_Gy, ""))[0] for s in stats}
     beds = _bed_rows(fits, dose_of, settings, record)
-    marrow_row, record.stages["red_marrow"] = _red_marrow(stats, fits, map_tia, input_dir, admin, settings, record)
+    marrow_row, record.stages["red_marrow"] = red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings,
+                                                                     record)
     record.stages["dose"] = {"dose_method": settings.dose_method, "kernel_energy": settings.kernel_energy,
                              "photons": settings.photons, "partial_volume": settings.partial_volume}
     # the dose's uncertainty and interval from the EANM budget (mass term included), not the TIA's alone

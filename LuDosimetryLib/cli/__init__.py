@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -49,7 +50,14 @@ class Terminated(BaseException):
     """SIGTERM received: unwinds like an interrupt, so ``finally`` blocks remove partial outputs."""
 
 
+_MAIN_PID: list[int] = []
+
+
 def _raise_terminated(signum, frame) -> None:
+    if _MAIN_PID and os.getpid() != _MAIN_PID[-1]:  # a forked worker: die as it would have
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Terminated()
 
 
@@ -80,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in handlers:  # each distinct warning printed once per command, for this command only
         handler.addFilter(once)
     previous = None
+    _MAIN_PID.append(os.getpid())
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread (an embedding application): keep its handler
@@ -101,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _MAIN_PID.pop()
         for handler in handlers:
             handler.removeFilter(once)
 

@@ -23,7 +23,7 @@ from ..planning.ledger import LEDGER_CSV_COLUMNS, ORGANS, ledger_rows, read_ledg
 from ..planning.limits import LIMIT_NAMES, RISK_STRATA
 from ..planning.prescription import MODES, PlanSettings, plan_next_cycle
 from ..report import Report
-from ..results import RunRecord, atomic_directory, to_jsonable, write_csv, write_json
+from ..results import RunRecord, atomic_directory, check_output_folder, to_jsonable, write_csv, write_json
 from ..units import BQ_PER_GBQ
 
 HELP = "next-cycle activity from renal dosimetry, and the cumulative dose ledger"
@@ -221,20 +221,10 @@ def planned_rows(ledger, proposal) -> list[dict]:
              "source": f"proposal, not administered (d: {e['d_source']})"} for organ, e in proposal.expected.items()]
 
 
-def check_out_not_over_inputs(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output folder that is, contains or lies inside an input (resolved, symlinks followed)."""
-    o = out.resolve()
-    for p in inputs:
-        r = p.resolve()
-        if o == r or o in r.parents or r in o.parents:
-            raise InputError(f"the output folder would replace or lie inside the input {p} (choose another --out)",
-                             source="--out")
-
-
 def run(args: argparse.Namespace) -> int:
     """Plan the next cycle and write the results folder."""
     inputs = [args.ledger, *([args.cohort_table] if args.cohort_table is not None else [])]
-    check_out_not_over_inputs(args.out, inputs)
+    check_output_folder(args.out, overwrite=args.force, inputs=inputs)  # before any work (shared with every command)
     ledger = read_ledger(args.ledger)
     settings, radio = settings_from_args(args, ledger)
     if radio:

@@ -21,6 +21,7 @@ from ..results import DOSES_COLUMNS, atomic_output_path, write_csv
 from .regional import RegionDose, dose_rows, dvh_rows, plot_dvh_png
 
 __all__ = ["write_dose_nifti", "write_dose_rt", "write_doses_csv", "write_dvh_csv", "add_dose_report_section",
+           "merge_extra_rows",
            "write_dose_results", "DOSE_NIFTI_NAME", "DVH_PNG_NAME", "DVH_CSV_NAME"]
 
 DOSE_NIFTI_NAME = "dose_Gy.nii.gz"
@@ -117,6 +118,20 @@ def _check_inside_ct(dose: sitk.Image, ct: sitk.Image) -> None:
                              source="dose_Gy")
 
 
+def merge_extra_rows(rows: Sequence[Mapping[str, Any]], extra_rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """``rows`` with ``extra_rows`` (e.g. the red marrow) appended; an extra row named like a region
+    replaces that row's reported-dose columns and adds its own (the map statistics stay)."""
+    out = [dict(r) for r in rows]
+    index = {r["region"]: r for r in out}
+    for extra in extra_rows:
+        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
+            index[extra["region"]].update({k: v for k, v in extra.items()
+                                           if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
+        else:
+            out.append(dict(extra))
+    return out
+
+
 def write_doses_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Write ``doses.csv`` (columns :data:`DOSES_COLUMNS` first, extra columns appended), atomically."""
     return write_csv(path, rows, DOSES_COLUMNS)
@@ -185,13 +200,7 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         for row in rows:
             if row["region"] in by_region:
                 row[column] = by_region[row["region"]]
-    index = {r["region"]: r for r in rows}
-    for extra in extra_rows:
-        if extra.get("region") in index:  # e.g. the method's red_marrow over the label region red_marrow
-            row = index[extra["region"]]
-            row.update({k: v for k, v in extra.items() if k not in DOSES_COLUMNS or k in _REPORTED_COLUMNS})
-        else:
-            rows.append(dict(extra))
+    rows = merge_extra_rows(rows, extra_rows)
     written = {
         DOSE_NIFTI_NAME: write_dose_nifti(dose_Gy, out / DOSE_NIFTI_NAME),
         "doses.csv": write_doses_csv(rows, out / "doses.csv"),

@@ -46,7 +46,7 @@ RED_MARROW_METHODS = ("auto", "l2l4", "blood", "none")
 
 
 def chain_red_marrow(stats: Sequence, fits: Sequence, map_tia_Bq_h: Mapping[str, float], *,
-                     patient_dir: str | Path, cycle: int, injected_activity_Bq: float, method: str = "auto",
+                     patient_dir: str | Path | None, cycle: int, injected_activity_Bq: float, method: str = "auto",
                      l2_l4_fraction: float | None = None, red_marrow_mass_g: float | None = None,
                      rmblr: float | None = None, nuclide: str = "Lu-177",
                      fit_blood: Callable | None = None,
@@ -61,8 +61,8 @@ def chain_red_marrow(stats: Sequence, fits: Sequence, map_tia_Bq_h: Mapping[str,
         Region fits (partial-volume-corrected TACs).
     map_tia_Bq_h : mapping region → Bq·h
         TIA the voxel map holds in each region on the grid of ``stats``.
-    patient_dir : path
-        Patient folder (``blood_samples.csv`` is looked for there).
+    patient_dir : path or None
+        Patient folder (``blood_samples.csv`` is looked for there); None: image-based only.
     cycle : int
     injected_activity_Bq : float
     method : {"auto", "l2l4", "blood", "none"}
@@ -114,12 +114,13 @@ def chain_red_marrow(stats: Sequence, fits: Sequence, map_tia_Bq_h: Mapping[str,
                                  "(ICRP 89, unverified; scales only the marrow TIA)")}
     elif method in ("auto", "l2l4"):
         note(f"no red-marrow dose by the image-based method: the label table lacks {list(DEFAULT_VERTEBRA_REGIONS)}")
-    blood_file = Path(patient_dir) / BLOOD_SAMPLES_FILE
+    blood_file = Path(patient_dir) / BLOOD_SAMPLES_FILE if patient_dir is not None else Path(BLOOD_SAMPLES_FILE)
+    has_blood = patient_dir is not None and blood_file.is_file()
     blood = None
-    if method == "blood" and not blood_file.is_file():
+    if method == "blood" and not has_blood:
         raise InputError(f"red_marrow='blood' needs {BLOOD_SAMPLES_FILE} in the patient folder "
                          "(time_h, activity_concentration_Bq_per_mL)", source=str(blood_file))
-    if method in ("auto", "blood") and blood_file.is_file():
+    if method in ("auto", "blood") and has_blood:
         t, c = read_blood_samples(blood_file, cycle=cycle)
         if rmblr is None:
             note("red-marrow-to-blood ratio RMBLR = 1 (commonly used for 177Lu PSMA, EANM 2022; unverified: "

@@ -35,8 +35,9 @@ FOV_ACTIVITY_TOLERANCE = 1.25
 #: Below this fraction of the decayed administered activity the field of view is flagged (warning).
 FOV_ACTIVITY_LOW_FRACTION = 0.01
 #: Hounsfield-unit range of each expected tissue class (inclusive): soft tissue includes fat and
-#: contrast-enhanced parenchyma; bone includes trabecular bone; lung is aerated parenchyma.
-HU_RANGES = {"soft": (-250.0, 300.0), "bone": (150.0, 3000.0), "lung": (-1000.0, -300.0)}
+#: contrast-enhanced parenchyma; bone includes osteoporotic trabecular bone (about 80–150 HU in
+#: elderly men); lung is aerated parenchyma.
+HU_RANGES = {"soft": (-250.0, 300.0), "bone": (80.0, 3000.0), "lung": (-1000.0, -300.0)}
 #: A region of at least MIN_REGION_ML with more than this fraction of voxels outside its tissue
 #: class, or all checked regions together above REGISTRATION_MISMATCH_TOTAL, stop the run.
 REGISTRATION_MISMATCH_REGION = 0.5
@@ -52,14 +53,14 @@ _SOFT = re.compile(r"(kidney|renal|liver|spleen|bladder|parotid|submandibular|la
 def expected_tissue(name: str, kind: str) -> str | None:
     """The tissue class a region should lie on (``soft``, ``bone``, ``lung``) or None (not checked).
 
-    Lesions are not checked by class (lytic, sclerotic and nodal lesions differ), nor regions
-    of kind ``other``; cortical bone and bone lesions are checked as bone.
+    Lesions are not checked (lytic, sclerotic, mixed and nodal lesions differ), nor regions of
+    kind ``other`` unless named as bone (``cortical_bone``).
     """
     n = name.lower()
+    if kind == "lesion":
+        return None
     if "lung" in n:
         return "lung"
-    if kind == "lesion":
-        return "bone" if "bone" in n and "lesion" in n else None
     if "renal_pelvis" in n:
         return "soft"
     if _BONE.search(n):

@@ -65,6 +65,8 @@ def test_expected_tissue_by_region_name():
     assert expected_tissue("lung_left", "organ") == "lung"
     assert expected_tissue("lesion_node_2", "lesion") is None
     assert expected_tissue("remainder", "other") is None
+    assert expected_tissue("cortical_bone", "other") == "bone"
+    assert expected_tissue("lesion_bone_1", "lesion") is None  # lytic, sclerotic or mixed: not checked
 
 
 # --- quantitation tags -------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
                             progress=progress)
     first = next(iter(aligned.aligned.values()))
     tac = run_tac(first, nodes.labels, calibration_store=args.calibration_store, progress=progress)
-    dose = run_dose(first, nodes.labels, method=args.method, fits=tac.fits, progress=progress)
+    dose = run_dose(first, nodes.labels, method=args.method, fits=tac.fits, patient_dir=folder, progress=progress)
     parameter_node({"patientFolder": folder, "cycle": args.cycle, "method": args.method,
                     "refineKidneys": not args.no_refine_kidneys, "calibrationStore": args.calibration_store or ""},
                    {"referenceSpect": nodes.spect[0], "labels": nodes.labels, "alignedSpect": first,

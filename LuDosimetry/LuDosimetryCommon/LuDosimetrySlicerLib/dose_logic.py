@@ -64,7 +64,8 @@ class DoseOutputs:
 
 
 def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: bool = True,
-             window_max_Gy: float = 0.0, fits=(), partial_volume: str = "gtm", progress=None) -> DoseOutputs:
+             window_max_Gy: float = 0.0, fits=(), partial_volume: str = "gtm", patient_dir=None,
+             progress=None) -> DoseOutputs:
     """Absorbed dose of the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
     Parameters
@@ -85,14 +86,24 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         without, the dose-map mean (``dose_method`` ``kernel`` or ``led``).
     partial_volume : {"gtm", "recovery", "none"}
         The correction the fits were made with (TAC stage).
+    patient_dir : path, optional
+        Patient folder, for ``blood_samples.csv``; with fits the table's ``red_marrow`` row is the
+        reported red-marrow dose of ``ludosimetry run`` (:mod:`LuDosimetryLib.dose.marrow_chain`).
     """
     import SimpleITK as sitk
 
     from LuDosimetryLib.density import ct_to_density
+    from LuDosimetryLib.dose.export import merge_extra_rows
     from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns
     from LuDosimetryLib.errors import InputError
-    from LuDosimetryLib.pipeline import PipelineSettings, dose_maps, region_tia_from_map, reported_region_doses
-    from LuDosimetryLib.results import DOSES_COLUMNS
+    from LuDosimetryLib.pipeline import (
+        PipelineSettings,
+        dose_maps,
+        red_marrow_row_for_run,
+        region_tia_from_map,
+        reported_region_doses,
+    )
+    from LuDosimetryLib.results import DOSES_COLUMNS, RunRecord
 
     if method not in DOSE_METHODS:
         raise InputError(f"must be one of {', '.join(DOSE_METHODS)}, got {method!r}", source="method")
@@ -118,10 +129,14 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     settings = PipelineSettings(cycle=cycle, dose_method=method, photons=photons, partial_volume=partial_volume)
     maps = dose_maps(timepoints, seg, admin, density_ct, settings=settings, progress=sub(0.05, 0.9))
     dose_img, stats = maps.dose, list(maps.stats)
-    reported, rel, ci95 = reported_region_doses(stats, list(fits), region_tia_from_map(maps.tia, seg), settings) \
-        if fits else ({}, {}, {})
-    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq, reported=reported,
-                     rel_uncertainty=rel, ci95_Gy=ci95)
+    reported, rel, ci95, marrow = {}, {}, {}, None
+    if fits:
+        map_tia = region_tia_from_map(maps.tia, seg)
+        reported, rel, ci95 = reported_region_doses(stats, list(fits), map_tia, settings)
+        marrow, _ = red_marrow_row_for_run(stats, list(fits), map_tia, patient_dir, admin, settings, RunRecord("Dose"))
+    rows = merge_extra_rows(dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq,
+                                      reported=reported, rel_uncertainty=rel, ci95_Gy=ci95),
+                            [marrow] if marrow is not None else [])
     dose = sitk.GetArrayViewFromImage(dose_img)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq),

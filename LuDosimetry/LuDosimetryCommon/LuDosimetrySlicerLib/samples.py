@@ -77,7 +77,7 @@ def load_patient_folder(folder: str | Path, *, cycle: int = 1, calibration_store
     if calibration_store is None and (Path(folder) / "calibration.json").is_file():
         calibration_store = Path(folder) / "calibration.json"
     if isinstance(calibration_store, str | Path):
-        calibration_store = CalibrationStore.load(calibration_store)
+        calibration_store = CalibrationStore.load(calibration_store, required=True)  # a named store must exist
     patient = load_patient(folder, calibration_store=calibration_store, progress=progress)
     return push_patient(patient, cycle=cycle, progress=progress)
 
