@@ -32,6 +32,7 @@ stage / floor), then how time and peak memory grow between sizes: the log-log sl
 Machine load inflates every time alike: compare ratios, not seconds.
 
 Usage: python bench/bench_run.py [--sizes small demo clinical] [--workdir DIR] [--json FILE]
+       (all three sizes: about 10 min of CPU and 1.6 GB of temporary disk)
        python bench/bench_run.py --size clinical          # one size
 """
 
@@ -306,11 +307,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="one size, in this process (prints its table)")
     ap.add_argument("--sizes", nargs="+", default=["small", "demo", "clinical"],
                     choices=("small", "small2x", "demo", "clinical"), help="sizes, each in a child process")
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ludosimetry_bench_run",
-                    help="where the patient folders are generated and kept")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where the patient folders are generated and kept for reruns (default: a temporary "
+                         "folder removed at the end; the clinical patient takes 1.4 GB)")
     ap.add_argument("--json", type=Path, default=None, help="write the measurements here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.workdir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return main([*(argv if argv is not None else sys.argv[1:]), "--workdir", tmp])
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.size is not None:
         r = measure_one(args.size, args.workdir)

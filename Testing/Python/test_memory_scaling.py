@@ -75,4 +75,5 @@ def test_run_peak_memory_grows_at_most_linearly(folders):
     exponent = math.log(d_2x / d_small) / math.log(n_2x / n_small)
     report = {"baseline_MiB": base / 1024, "small_MiB": peaks["small"] / 1024, "small2x_MiB": peaks["small2x"] / 1024,
               "voxels_small": n_small, "voxels_small2x": n_2x, "exponent": exponent}
+    print(json.dumps(report))
     assert exponent <= 1.0, json.dumps(report)
