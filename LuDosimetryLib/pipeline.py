@@ -558,8 +558,12 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
         return None
 
 
-def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) -> None:
-    """Predicted doses of this patient from its PET into ``folder`` (own run.json); failures are warnings."""
+def _predict(patient, folder: Path, admin, report: Report, record: RunRecord, density=None) -> None:
+    """Predicted doses of this patient from its PET into ``folder`` (own run.json); failures are warnings.
+
+    ``density`` (g/mL on the patient's segmentation grid), when given, is used for the masses and
+    the dose engine instead of the reference CT's.
+    """
     from .prediction.parameters import PredictionParameters
     from .prediction.pipeline import predict_patient, write_prediction
     from .timing import hours_between
@@ -572,7 +576,7 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) ->
             pet_ligand=study.administration.ligand, therapy_ligand=admin.ligand,
             pet_to_therapy_interval_h=hours_between(study.administration.injection_datetime, admin.injection_datetime),
             therapy_activity_GBq=admin.injected_activity_Bq / BQ_PER_GBQ)
-        result = predict_patient(patient, params=params, record=pred_record)
+        result = predict_patient(patient, params=params, record=pred_record, density=density)
         write_prediction(result, folder, record=pred_record, overwrite=True)
         record.stages["prediction"] = {"folder": "prediction/", "regions": len(result.predictions)}
         from .results import read_doses_csv
@@ -751,7 +755,10 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         written["rtdose/"] = rt_dose
     if settings.predict and patient.pet_studies:
         report_progress(0.95, "prediction from the pre-therapy PET")
-        _predict(patient, out / "prediction", admin, report, record)
+        if factors == (1, 1, 1):
+            _predict(patient, out / "prediction", admin, report, record)
+        else:  # on the analysis grid too: the label map at CT resolution held ~5 GB of temporaries
+            _predict(replace(patient, segmentation=seg), out / "prediction", admin, report, record, density=density_ct)
         report_progress(0.97, "reports")
     if report_hook is not None:
         report_hook(report, out)
