@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e ".[test,dask]"
 	touch $@
 
-# Debian packages: DICOM validator (dciodvfy) and converter (dcm2niix) used by the tests.
+# Debian packages: DICOM validator (dciodvfy) and converter (dcm2niix) used by the tests; a headless
+# Chromium (report.pdf, report screenshots, the reports' browser tests) and poppler-utils (pdftotext,
+# pdfinfo: the tests read the PDF).
 $(SYSSTAMP): | $(VENV)/bin/python
-	@if command -v dciodvfy >/dev/null && command -v dcm2niix >/dev/null; then :; \
+	@if command -v dciodvfy >/dev/null && command -v dcm2niix >/dev/null && command -v chromium >/dev/null \
+	  && command -v pdftotext >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools dcm2niix >/dev/null; \
-	else echo "please install the Debian packages dicom3tools and dcm2niix"; exit 1; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools dcm2niix \
+	    chromium poppler-utils >/dev/null; \
+	else echo "please install the Debian packages dicom3tools, dcm2niix, chromium and poppler-utils"; exit 1; fi
 	touch $@
 
 demo: setup

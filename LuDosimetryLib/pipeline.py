@@ -16,6 +16,7 @@ Grids
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -26,10 +27,12 @@ import numpy as np
 
 from .errors import InputError
 from .report import Report
+from .report.data import report_facts, write_report_anatomy
+from .report.patient import write_patient_report
 from .results import RunRecord, atomic_output_path, write_csv
 
 __all__ = ["PipelineSettings", "run_patient", "settings_from_parameters", "reported_region_doses",
-           "red_marrow_row_for_run"]
+           "red_marrow_row_for_run", "bed_rows", "uncertainty_budgets"]
 
 Progress = Callable[[float, str], None]
 
@@ -431,14 +434,17 @@ def region_tia_from_map(tia, segmentation) -> dict[str, float]:
     return out
 
 
-def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, record: RunRecord) -> dict[str, dict]:
+def bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, warn=None) -> dict[str, dict]:
     """BED and EQD2 per region with radiobiology parameters (kidneys by default), from the reported dose.
+
+    ``warn(message, source)`` receives the radiobiology warnings (the Slicer dose logic calls this too).
 
     The reported dose over the fitted TIA (the region's dose per TIA) applied to the fitted curve,
     so BED at the dose rates of that curve belongs to ``dose_Gy``.
     """
     from .radiobiology import bed_from_model, tissue_parameters
 
+    note = warn or (lambda m, r: None)
     out: dict[str, dict] = {}
     warned: set[str] = set()
     ab = dict(settings.alpha_beta_Gy or {})
@@ -451,7 +457,7 @@ def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, re
         try:
             params = tissue_parameters(tissue, alpha_beta_Gy=ab.get(region), repair_half_time_h=tr.get(region))
         except InputError as exc:
-            record.warn(str(exc), stage="radiobiology", source=region)
+            note(str(exc), region)
             continue
         d = dose_Gy.get(region)
         if d is None or not fit.tia_Bq_h > 0:
@@ -461,7 +467,7 @@ def _bed_rows(fits, dose_Gy: Mapping[str, float], settings: PipelineSettings, re
         for w in getattr(res, "warnings", ()):
             if w not in warned:  # the same parameter status once per tissue, not once per region
                 warned.add(w)
-                record.warn(w, stage="radiobiology", source=tissue)
+                note(w, tissue)
     return out
 
 
@@ -662,7 +668,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     record.stages["ingest"] = {"patient_id": patient.patient_id, "cycle": cycle.index,
                                "timepoints_h": [tp.time_h for tp in cycle.timepoints],
                                "injected_activity_Bq": admin.injected_activity_Bq,
-                               "injection_datetime": admin.injection_datetime.isoformat()}
+                               **report_facts(cycle, str(cal_path) if store is not None else None)}
 
     report_progress(0.15, "alignment")
     if settings.align:
@@ -698,7 +704,6 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     write_csv(out / "tac.csv", tac_rows(tacs), TAC_COLUMNS)
     write_csv(out / "fits.csv", fit_rows(fits), FITS_COLUMNS)
     plot_fits(fits, out / "plots")
-    times = [tp.time_h for tp in aligned]
 
     report_progress(0.6, "voxel TIA and dose")
     maps = dose_maps(aligned, seg, admin, density_ct, settings=settings,
@@ -712,24 +717,16 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     map_tia = region_tia_from_map(maps.tia, seg)
     reported, rel_unc, ci95 = reported_region_doses(stats, fits, map_tia, settings)
     dose_of = {s.region: reported.get(s.region, (s.mean_dose_Gy, ""))[0] for s in stats}
-    beds = _bed_rows(fits, dose_of, settings, record)
+    beds = bed_rows(fits, dose_of, settings, warn=lambda m, r: record.warn(m, stage="radiobiology", source=r))
     marrow_row, record.stages["red_marrow"] = red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings,
                                                                      record)
     record.stages["dose"] = {"dose_method": settings.dose_method, "kernel_energy": settings.kernel_energy,
                              "photons": settings.photons, "partial_volume": settings.partial_volume}
     # the dose's uncertainty and interval from the EANM budget (mass term included), not the TIA's alone
     rel_unc, ci95, dose_flags = dose_uncertainty_columns(budgets, dose_of)
+    # stage sections beyond the patient report's own (uncertainty budget, dose notes, the demo's hook) go into
+    # its appendix
     report = Report(f"LuDosimetry — patient {patient.patient_id}, cycle {cycle.index}")
-    summary_sec = report.section("summary", "Summary")
-    summary_sec.paragraph(f"Injected {admin.injected_activity_Bq / 1e9:.3f} GBq {admin.nuclide} {admin.ligand} at "
-                          f"{admin.injection_datetime.isoformat()}; {len(cycle.timepoints)} SPECT/CT timepoints at "
-                          + ", ".join(f"{t:.1f}" for t in times) + " h p.i.")
-    tac_sec = report.section("tac", "Time-activity curves and fits")
-    tac_sec.table(fit_rows(fits), ["region", "model", "tia_MBq_h", "tia_rel_uncertainty", "effective_half_life_h",
-                                   "tail_fraction", "flags"])
-    for f in fits:
-        if f.kind == "organ" or f.kind == "lesion":
-            tac_sec.figure(f"plots/fit_{f.region}.png", f.region)
     report.section("uncertainty", "Uncertainty budget (EANM, Gear et al. 2018)").table(
         budget_rows(budgets), list(BUDGET_COLUMNS),
         caption="Relative standard uncertainties (k = 1) of the TIA and the dose; per component its contribution to "
@@ -740,7 +737,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     if marrow_row is not None:
         extra_notes.append(f"red_marrow: {marrow_row['dose_Gy']:.3g} Gy ({marrow_row['dose_method']}; self "
                            f"{marrow_row['self_dose_Gy']:.3g} Gy + cross {marrow_row['cross_dose_Gy']:.3g} Gy)")
-    written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=report, cycle=cycle.index,
+    report.section("dose", "Dose method notes").blocks.extend(f"<p>{html.escape(n)}</p>" for n in extra_notes)
+    written = write_dose_results(out, dose_Gy=dose_map, stats=stats, report=None, cycle=cycle.index,
                                  injected_activity_Bq=admin.injected_activity_Bq, notes=extra_notes,
                                  extra_rows=[marrow_row] if marrow_row is not None else (),
                                  reported=reported, rel_uncertainty=rel_unc, ci95_Gy=ci95, flags=dose_flags,
@@ -762,12 +760,18 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         report_progress(0.97, "reports")
     if report_hook is not None:
         report_hook(report, out)
-    if record.warnings:
-        report.section("warnings", "Warnings").table(record.warnings, ["stage", "source", "message"])
-    report.write(out / "report.html")
+    write_report_anatomy(out, reference.ct, seg)
+    record.outputs = {"report.html": "patient report"}
+    record.write(out)  # the report reads run.json; rewritten below with every output
+    write_patient_report(out, ct=reference.ct, segmentation=seg,
+                         extra_sections=[(s.title, "\n".join(s.blocks)) for s in report.sections.values()
+                                         if s.stage not in ("prediction", "summary")])
     record.outputs = {"tac.csv": "TAC per region and timepoint", "fits.csv": "fit per region",
                       "doses.csv": "dose statistics per region", "tia_Bq_h.nii.gz": "voxel TIA (Bq·h per voxel)",
-                      **{name: "dose output" for name in written}, "report.html": "report", "plots/": "fit plots"}
+                      **{name: "dose output" for name in written}, "report.html": "patient report",
+                      "ct_HU.nii.gz": "reference CT (HU) for the report's images",
+                      "labels.nii.gz": "label map on the reference CT", "labels.csv": "label table",
+                      "plots/": "fit plots"}
     record.write(out)
     report_progress(1.0, "done")
     kid = {r: dose_of[r] for r in ("kidney_left", "kidney_right") if r in dose_of}

@@ -9,17 +9,32 @@ from pathlib import Path
 
 from .results import atomic_output_path
 
-__all__ = ["new_figure", "save_png"]
+__all__ = ["new_figure", "blank_figure", "save_png", "png_bytes"]
+
+
+def blank_figure(width_in: float = 5.0, height_in: float = 4.0, *, dpi: int = 110, layout: str | None = "constrained"):
+    """A figure without axes on the non-interactive Agg canvas (no display needed); sizes in inches."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def new_figure(width_in: float = 5.0, height_in: float = 4.0):
     """A (figure, axes) pair on the non-interactive Agg canvas (no display needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_in, height_in), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure(width_in, height_in)
     return fig, fig.add_subplot(1, 1, 1)
+
+
+def png_bytes(fig) -> bytes:
+    """``fig`` as PNG bytes (for figures embedded in a report)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def save_png(fig, path: str | Path) -> Path:

@@ -9,6 +9,7 @@ the statistics table and the DVH chart. The computation is in ``LuDosimetryLib.k
 import logging
 from typing import Annotated, Optional
 
+import qt
 import slicer
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -69,6 +70,26 @@ class LuDosimetryDoseWidget(AlignedStageWidget):
                 hi=outputs.window_Gy[1], n=outputs.statistics.GetNumberOfRows())
             slicer.util.setSliceViewerLayers(foreground=outputs.dose_volume, foregroundOpacity=0.5)
             slicer.modules.plots.logic().ShowChartInLayout(outputs.dvh_chart)
+            self._lastOutputs = outputs
+
+    def connectButtons(self) -> None:
+        self._lastOutputs = None
+        self.ui.saveReportButton.connect("clicked(bool)", self.onSaveReportButton)
+
+    def onSaveReportButton(self) -> None:
+        """Write the library's patient report of the dose results into a folder the user picks."""
+        from LuDosimetrySlicerLib.tac_logic import reference_ct_node
+
+        with slicer.util.tryWithErrorDisplay(_("Saving the report failed."), waitCursor=True):
+            p = self._parameterNode
+            folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for the report"))
+            if not folder:
+                return
+            dvh = self._lastOutputs.dvh_table if self._lastOutputs is not None else None
+            html = self.logic.saveReport(p.doseVolume, p.statisticsTable, p.labels, reference_ct_node(p.alignedSpect),
+                                         folder, dvhTable=dvh)
+            self.ui.resultLabel.text = _("Report: {path}").format(path=str(html))
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(html)))
 
 
 class LuDosimetryDoseLogic(ScriptedLoadableModuleLogic):
@@ -88,6 +109,14 @@ class LuDosimetryDoseLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Aligned SPECT or label map is missing")
         logging.info("LuDosimetryDose: %s, %s, %s", alignedSpect.GetName(), labels.GetName(), method)
         return run_dose(alignedSpect, labels, method=method, window_max_Gy=windowMaxGy, progress=progress)
+
+    def saveReport(self, doseVolume, statisticsTable, labels, referenceCt, folder, dvhTable=None, tacTable=None,
+                   fitTable=None, pdf=False):
+        """Save report: the scene's results as a results folder and the library's patient report (report.html)."""
+        from LuDosimetrySlicerLib.report_logic import save_report
+
+        return save_report(doseVolume, statisticsTable, labels, referenceCt, folder, dvh_table=dvhTable,
+                           tac_table=tacTable, fit_table=fitTable, pdf=pdf)
 
 
 class LuDosimetryDoseTest(ScriptedLoadableModuleTest):

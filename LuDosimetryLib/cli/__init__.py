@@ -27,7 +27,7 @@ __all__ = ["main", "COMMANDS", "get_parser", "os_error_message", "Terminated"]
 #: Subcommands, in the order ``--help`` lists them; each is ``cli/cmd_<name>.py``.
 COMMANDS: tuple[str, ...] = (
     "demo", "phantom", "inspect", "calibrate", "run", "kernel", "predict", "concordance",
-    "response", "plan", "ledger", "cohort", "trial",
+    "response", "plan", "ledger", "cohort", "trial", "report",
 )
 
 

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parameters", type=Path, default=None, help="JSON file of pipeline parameters")
     parser.add_argument("--pipeline", default=None, help="per-patient function as module:function "
                         "(default LuDosimetryLib.pipeline:run_patient)")
+    parser.add_argument("--pdf", action="store_true",
+                        help="also print the cohort report to report.pdf (A4) through a headless Chromium")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,4 +54,9 @@ def run(args: argparse.Namespace) -> int:
     for o in summary.outcomes:
         if o.status == "failed":
             print(f"  {o.patient_id}: {o.error.splitlines()[0]}")
-    return 0 if not summary.by_status("failed") else 3
+    status = 0 if not summary.by_status("failed") else 3
+    if args.pdf:
+        from ..report.browser import pdf_beside
+
+        status = pdf_beside(report, footer=f"cohort {Path(args.out).name}", command="cohort") or status
+    return status

@@ -39,7 +39,7 @@ def _cached(folder: Path, size: str, seed: int) -> bool:
 
 
 def _truth_comparison(truth: dict):
-    """A report hook comparing the pipeline's TIA and mean dose with the phantom's ground truth."""
+    """A report hook writing truth_comparison.csv: the pipeline's TIA and mean dose beside the phantom's truth."""
 
     def hook(report, out: Path) -> None:
         from ..phantom.comparison import COMPARISON_COLUMNS, DOSE_TOLERANCE, truth_comparison_rows

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensitivity", type=number("cps/MBq", minimum=0), default=None, metavar="CPS_PER_MBQ",
                         help="camera sensitivity (cps/MBq), overriding the calibration store")
     parser.add_argument("--calibration", type=Path, default=None, help="calibration store (JSON)")
+    parser.add_argument("--pdf", action="store_true",
+                        help="also print report.html to report.pdf (A4) through a headless Chromium")
     parser.add_argument("--accept", action="append", default=[], choices=CHECKS, metavar="CHECK",
                         help="accept a failed plausibility check by name, as a warning in run.json instead of an "
                              f"error ({', '.join(CHECKS)}); repeatable")
@@ -67,4 +69,9 @@ def run(args: argparse.Namespace) -> int:
         summary = run_patient(args.patient, tmp, parameters=params, progress=progress_printer("run "))
     print(f"patient {summary['patient']}, cycle {summary['cycle']}: {summary['regions']} regions; results in "
           f"{args.out} (report.html)")
+    if args.pdf:
+        from ..report.browser import pdf_beside
+
+        return pdf_beside(args.out / "report.html", footer=f"{summary['patient']} · cycle {summary['cycle']}",
+                          command="run")
     return 0

@@ -25,7 +25,6 @@ import hashlib
 import importlib
 import json
 import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, LuDosimetryError
+from ..output_folder import OutputBusyError, OutputLock, remove_stale_siblings
 from ..results import atomic_directory, to_jsonable, write_json
 
 __all__ = ["PatientTask", "PatientOutcome", "CohortSummary", "discover_patients", "input_hash", "parameter_hash",
@@ -208,10 +208,15 @@ def _dask_outcome(fut: Any, task: PatientTask) -> PatientOutcome:
                               "run the cohort again to resume")
 
 
-def _clean_partials(out: Path) -> None:
-    for pattern in (".*.partial", ".*.old-*"):
-        for p in out.glob(pattern):
-            shutil.rmtree(p, ignore_errors=True)
+def _clean_partials(tasks: Sequence[PatientTask]) -> None:
+    """Remove what killed writers left beside each patient folder (hidden partial and old folders,
+    the lock file), under that patient's lock; a patient a live process is writing is left alone."""
+    for t in tasks:
+        try:
+            with OutputLock(t.output_dir):
+                remove_stale_siblings(t.output_dir)
+        except OutputBusyError:
+            continue
 
 
 def run_cohort(patients: Sequence[tuple[str, Path]], out_dir: str | Path, *,
@@ -236,12 +241,12 @@ def run_cohort(patients: Sequence[tuple[str, Path]], out_dir: str | Path, *,
     """
     out = Path(out_dir) / "patients"
     out.mkdir(parents=True, exist_ok=True)
-    _clean_partials(out)
     params = dict(parameters or {})
     n_local = max(1, min(workers or os.cpu_count() or 1, len(patients))) if not scheduler else 1
     threads = max(1, (os.cpu_count() or 1) // n_local) if n_local > 1 else None
     tasks = [PatientTask(pid, Path(p).resolve(), (out / pid).resolve(), params, pipeline, threads)
              for pid, p in patients]
+    _clean_partials(tasks)
     t0 = time.perf_counter()
     outcomes: dict[str, PatientOutcome] = {}
 

@@ -41,7 +41,12 @@ def collect_dose_pairs(out_dir: Path, patient_ids: list[str]) -> list[dict]:
 
 def write_cohort_summary(summary: CohortSummary, out_dir: str | Path, *,
                          extra_sections: Callable[[Report, Path], None] | None = None) -> Path:
-    """Write cohort.json, cohort.csv and report.html into ``out_dir``; return report.html's path."""
+    """Write cohort.json, cohort.csv and report.html into ``out_dir``; return report.html's path.
+
+    ``extra_sections(report, out_dir)`` runs the cohort statistics (their files go into
+    ``statistics/``); report.html is the cohort report (:mod:`LuDosimetryLib.report.cohort`), read
+    from those files.
+    """
     out = Path(out_dir)
     rows = [{"patient": o.patient_id, "status": o.status, "seconds": round(o.seconds, 3),
              "error": o.error.splitlines()[0] if o.error else ""} for o in summary.outcomes]
@@ -61,4 +66,6 @@ def write_cohort_summary(summary: CohortSummary, out_dir: str | Path, *,
     sec.table(rows, SUMMARY_COLUMNS)
     if extra_sections:
         extra_sections(report, out)
-    return report.write(out / "report.html")
+    from ..report.cohort import write_cohort_report
+
+    return write_cohort_report(out)

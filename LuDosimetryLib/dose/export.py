@@ -21,8 +21,8 @@ from ..results import DOSES_COLUMNS, atomic_output_path, write_csv
 from .regional import RegionDose, dose_rows, dvh_rows, plot_dvh_png
 
 __all__ = ["write_dose_nifti", "write_dose_rt", "write_doses_csv", "write_dvh_csv", "add_dose_report_section",
-           "merge_extra_rows",
-           "write_dose_results", "DOSE_NIFTI_NAME", "DVH_PNG_NAME", "DVH_CSV_NAME"]
+           "write_dose_results", "merge_extra_rows", "dose_table_rows", "DOSE_NIFTI_NAME", "DVH_PNG_NAME",
+           "DVH_CSV_NAME"]
 
 DOSE_NIFTI_NAME = "dose_Gy.nii.gz"
 DVH_PNG_NAME = "dvh.png"
@@ -171,6 +171,24 @@ def add_dose_report_section(report: Report, rows: Sequence[Mapping[str, Any]], *
         sec.figure(dvh_png, "Cumulative dose-volume histograms")
 
 
+def dose_table_rows(stats: Sequence[RegionDose], *, cycle: int | None = None,
+                    injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
+                    reported: Mapping[str, tuple[float, str]] | None = None,
+                    rel_uncertainty: Mapping[str, float] | None = None,
+                    ci95_Gy: Mapping[str, tuple[float | None, float | None]] | None = None,
+                    flags: Mapping[str, str] | None = None,
+                    region_values: Mapping[str, Mapping[str, float]] | None = None) -> list[dict]:
+    """The rows of ``doses.csv`` (:func:`dose_rows`, then ``region_values`` columns, then ``extra_rows``
+    by :func:`merge_extra_rows`): what :func:`write_dose_results` writes and the Slicer dose table holds."""
+    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, reported=reported,
+                     rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags)
+    for column, by_region in (region_values or {}).items():
+        for row in rows:
+            if row["region"] in by_region:
+                row[column] = by_region[row["region"]]
+    return merge_extra_rows(rows, extra_rows)
+
+
 def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequence[RegionDose],
                        report: Report | None = None, cycle: int | None = None,
                        injected_activity_Bq: float | None = None, extra_rows: Sequence[Mapping[str, Any]] = (),
@@ -194,13 +212,9 @@ def write_dose_results(folder: str | Path, *, dose_Gy: sitk.Image, stats: Sequen
         File name → path written.
     """
     out = Path(folder)
-    rows = dose_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, reported=reported,
-                     rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags)
-    for column, by_region in (region_values or {}).items():
-        for row in rows:
-            if row["region"] in by_region:
-                row[column] = by_region[row["region"]]
-    rows = merge_extra_rows(rows, extra_rows)
+    rows = dose_table_rows(stats, cycle=cycle, injected_activity_Bq=injected_activity_Bq, extra_rows=extra_rows,
+                           reported=reported, rel_uncertainty=rel_uncertainty, ci95_Gy=ci95_Gy, flags=flags,
+                           region_values=region_values)
     written = {
         DOSE_NIFTI_NAME: write_dose_nifti(dose_Gy, out / DOSE_NIFTI_NAME),
         "doses.csv": write_doses_csv(rows, out / "doses.csv"),

@@ -28,7 +28,14 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["ParametricSpec", "SPECS", "terms", "activity", "TrapezoidCurve", "RATE_MAX_PER_H", "DELTA_MIN_PER_H"]
+#: A fitted curve whose value anywhere before the first measurement (its largest value on
+#: [0, t₁]) exceeds this multiple of the largest measured activity is an implausible
+#: back-extrapolation (a fast washout fitted to late points): region fits and voxel fits alike
+#: fall back to the trapezoid.
+MAX_START_FACTOR = 3.0
+
+__all__ = ["MAX_START_FACTOR", "ParametricSpec", "SPECS", "terms", "activity", "TrapezoidCurve", "RATE_MAX_PER_H",
+           "DELTA_MIN_PER_H"]
 
 #: Largest effective rate allowed in a fit (h⁻¹): a half-life of about 2 minutes.
 RATE_MAX_PER_H = 20.0

@@ -364,12 +364,24 @@ def _fit_tac(t, y, sig, lam_p, limit, *, nuclide, models, region, kind, cycle, u
 
     sigma_known = sig is not None
     fits = [_fit_candidate(m, t, y, sig, lam_p, uptake, sigma_known) for m in names]
+    plausible = [c for c in fits if _early_peak_Bq(c, t[0]) <= curves.MAX_START_FACTOR * float(np.max(y))]
+    if not plausible:  # every model explodes before the first scan: integrate what was measured instead
+        return _with_scale(_trapezoid(t, y, sig, lam_p, first_segment, tail, n_boot, seed, region, kind, cycle,
+                                      [*flags, "implausible_extrapolation"]), scale)
+    fits = plausible
     if len(fits) > 1:
         best = min(fits, key=lambda c: c.aicc)
     else:
         best = fits[0]
     return _with_scale(_finish(best, n, sigma_known, lam_p, interval, n_boot, seed, region, kind, cycle,
                                flags, [c.name for c in fits], limit), scale)
+
+
+def _early_peak_Bq(c: _Candidate, t1_h: float) -> float:
+    """The candidate's largest activity between injection and the first scan (Bq)."""
+    a, b = curves.terms(c.name, c.theta, uptake_per_h=c.problem.uptake_per_h)
+    tt = np.linspace(0.0, float(t1_h), 33)
+    return float(np.max(np.exp(-np.outer(tt, np.asarray(b, float))) @ np.asarray(a, float)))
 
 
 def _finish(c: _Candidate, n, sigma_known, lam_p, interval, n_boot, seed, region, kind, cycle, flags,

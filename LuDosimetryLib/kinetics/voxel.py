@@ -61,8 +61,8 @@ VOXEL_METHODS = ("hybrid", "mono", "gauss_newton", "trapezoid")
 #: Values below this fraction of a voxel's largest value are taken as zero (resampling round-off).
 _RELATIVE_FLOOR = 1e-6
 #: Hybrid: a fitted curve starting above this multiple of the voxel's largest measured value falls
-#: back to the trapezoid with a physical tail (``unsupported_fit``).
-_MAX_START_FACTOR = 3.0
+#: back to the trapezoid with a physical tail (``unsupported_fit``); the region fits use the same rule.
+_MAX_START_FACTOR = curves.MAX_START_FACTOR
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,9 @@ def test_effective_rate_is_constrained_to_physical_decay_not_clipped():
 
 def test_effective_rate_uses_the_nuclide_given():
     t = np.array([1.0, 2.0, 3.0, 4.0])
-    res = fit_tac(t, np.full(4, 1e5), models=("mono",), nuclide="Ga-68", interval="none")
+    lam = get_nuclide("Ga-68").decay_constant_per_h
+    # clears more slowly than 68Ga decays: the effective rate stops at the physical rate of the nuclide given
+    res = fit_tac(t, 1e5 * np.exp(-0.8 * lam * t), models=("mono",), nuclide="Ga-68", interval="none")
     assert res.model.exponential_terms()[0][1] == pytest.approx(get_nuclide("Ga-68").decay_constant_per_h, rel=1e-6)
 
 
@@ -256,3 +258,27 @@ def test_result_model_follows_the_interface_and_integrates_to_the_tia(models):
     assert res.model.integral() == pytest.approx(res.tia_Bq_h, rel=1e-9)
     t_last = PROTOCOL_H[-1]
     assert res.model.integral(t_last) / res.tia_Bq_h == pytest.approx(res.tail_fraction, rel=1e-9)
+
+
+def test_fit_exploding_before_the_first_scan_falls_back_to_the_trapezoid():
+    """A transit region seen once, then (after GTM) empty: a mono-exponential through the late points
+    back-extrapolates to ~1e21 Bq at injection. No candidate whose curve exceeds 3 × the largest
+    measurement before the first scan is kept; with none left the trapezoid integrates what was
+    measured, flagged. Expected TIA by hand: trapezoids from A(0) = 0 plus the physical tail."""
+    t = np.array([5.737897748597705, 24.674911825710556, 96.90230081489531, 192.49632218944652])
+    y = np.array([3943577.9869846418, 0.0, 0.0, 2988.1154998575726])
+    lam_p = math.log(2) / (get_nuclide("Lu-177").half_life_s / 3600)
+    expected = (0.5 * t[0] * y[0] + 0.5 * (t[1] - t[0]) * y[0] + 0.5 * (t[3] - t[2]) * y[3] + y[3] / lam_p)
+    r = fit_tac(t, y, region="renal_pelvis_right", administered_activity_Bq=7.4e9)
+    assert "implausible_extrapolation" in r.flags
+    assert r.tia_Bq_h == pytest.approx(expected, rel=1e-9)
+    assert r.tia_Bq_h < 3 * y.max() * t[-1]  # bounded by what was seen, nowhere near 1e21
+
+
+def test_fit_keeps_a_plausible_candidate_when_another_explodes():
+    t = np.array([5.0, 24.0, 96.0, 192.0])
+    truth = uptake_washout(4e8, math.log(2) / 30.0, math.log(2) / 1.0)
+    y = np.array([truth.activity(x) for x in t])
+    r = fit_tac(t, y, region="kidney")
+    assert "implausible_extrapolation" not in r.flags
+    assert r.model.activity(0.0) <= 3 * y.max()

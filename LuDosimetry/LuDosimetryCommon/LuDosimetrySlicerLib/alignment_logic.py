@@ -121,7 +121,8 @@ def run_alignment(reference_spect, *, labels=None, refine_kidneys: bool = True, 
                                                    name=f"{patient_id} {label} to reference")
         attrs = get_node_attributes(spect)
         common = {k: attrs[k] for k in ("PatientID", "Cycle", "Timepoint", "TimeHoursPostInjection", "Nuclide",
-                                        "Ligand", "InjectedActivityBq", "InjectionDateTime", "CameraKey", "Calibration")
+                                        "Ligand", "InjectedActivityBq", "InjectionDateTime", "CameraKey", "Calibration",
+                                        "PatientFolder")
                   if k in attrs}
         set_node_attributes(transform, {**common, "ReferenceTimepoint": out.reference,
                                         "Direction": "to parent: timepoint frame -> reference frame (RAS)"})

@@ -58,8 +58,9 @@ def parameter_node(settings: dict, references: dict):
 
 def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     """Run one patient through the stages and write its results folder; returns the folder."""
+    from LuDosimetryLib.dose.export import write_doses_csv
     from LuDosimetryLib.report import Report
-    from LuDosimetryLib.results import DOSES_COLUMNS, FITS_COLUMNS, TAC_COLUMNS, RunRecord, atomic_directory, write_csv
+    from LuDosimetryLib.results import FITS_COLUMNS, TAC_COLUMNS, RunRecord, atomic_directory, write_csv
 
     from .alignment_logic import run_alignment
     from .dose_logic import run_dose
@@ -76,7 +77,8 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
                             progress=progress)
     first = next(iter(aligned.aligned.values()))
     tac = run_tac(first, nodes.labels, calibration_store=args.calibration_store, progress=progress)
-    dose = run_dose(first, nodes.labels, method=args.method, fits=tac.fits, patient_dir=folder, progress=progress)
+    dose = run_dose(first, nodes.labels, method=args.method, fits=tac.fits, budgets=tac.budgets, patient_dir=folder,
+                    progress=progress)
     parameter_node({"patientFolder": folder, "cycle": args.cycle, "method": args.method,
                     "refineKidneys": not args.no_refine_kidneys, "calibrationStore": args.calibration_store or ""},
                    {"referenceSpect": nodes.spect[0], "labels": nodes.labels, "alignedSpect": first,
@@ -98,7 +100,7 @@ def process_patient(folder: Path, out: Path, args: argparse.Namespace) -> Path:
     with atomic_directory(dest, overwrite=args.force) as tmp:
         write_csv(tmp / "tac.csv", full_precision_rows(tac.tac_table), TAC_COLUMNS)
         write_csv(tmp / "fits.csv", fits, FITS_COLUMNS)
-        write_csv(tmp / "doses.csv", doses, DOSES_COLUMNS)
+        write_doses_csv(doses, tmp / "doses.csv")
         report.write(tmp / "report.html")
         if not slicer.util.saveScene(str(tmp / f"{nodes.patient_id}.mrb")):
             raise OSError(f"Slicer could not save the scene to {tmp / (nodes.patient_id + '.mrb')}")

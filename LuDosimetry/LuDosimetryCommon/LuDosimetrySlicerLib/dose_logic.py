@@ -20,7 +20,7 @@ the command line and the batch script give the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .nodes import (
     keep_full_precision,
     mark_dose_volume,
     plot_chart,
+    result_columns,
     rows_to_table,
     set_node_attributes,
     set_voxel_value,
@@ -61,10 +62,11 @@ class DoseOutputs:
     dvh_table: object
     dvh_chart: object
     window_Gy: tuple
+    warnings: list = field(default_factory=list)
 
 
 def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: bool = True,
-             window_max_Gy: float = 0.0, fits=(), partial_volume: str = "gtm", patient_dir=None,
+             window_max_Gy: float = 0.0, fits=(), budgets=None, partial_volume: str = "gtm", patient_dir=None,
              progress=None) -> DoseOutputs:
     """Absorbed dose of the aligned timepoints of ``aligned_spect``'s patient and cycle.
 
@@ -84,20 +86,28 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
         The TAC stage's fits (``TacOutputs.fits``): with them the table's ``dose_Gy`` is the
         partial-volume-corrected dose of ``ludosimetry run`` (:func:`LuDosimetryLib.pipeline.reported_region_doses`);
         without, the dose-map mean (``dose_method`` ``kernel`` or ``led``).
+    budgets : mapping region → RegionBudget, optional
+        The TAC stage's EANM budgets (``TacOutputs.budgets``): the dose's uncertainty, interval and
+        shared/independent parts as ``ludosimetry run`` reports them; BED and EQD2 follow from the
+        reported dose with the fits.
     partial_volume : {"gtm", "recovery", "none"}
         The correction the fits were made with (TAC stage).
     patient_dir : path, optional
-        Patient folder, for ``blood_samples.csv``; with fits the table's ``red_marrow`` row is the
-        reported red-marrow dose of ``ludosimetry run`` (:mod:`LuDosimetryLib.dose.marrow_chain`).
+        The patient folder (default: the SPECT's attribute ``LuDosimetry.PatientFolder``, set when
+        LuDosimetry loaded it). With ``fits``, the ``red_marrow`` row is the red-marrow chain of
+        ``ludosimetry run`` (:func:`LuDosimetryLib.pipeline.red_marrow_row_for_run`): blood-based when the
+        folder has ``blood_samples.csv``, else image-based (L2–L4); without a folder, image-based.
     """
     import SimpleITK as sitk
 
     from LuDosimetryLib.density import ct_to_density
-    from LuDosimetryLib.dose.export import merge_extra_rows
-    from LuDosimetryLib.dose.regional import dose_rows, dvh_chart_columns
+    from LuDosimetryLib.dose.export import dose_table_rows
+    from LuDosimetryLib.dose.regional import dvh_chart_columns
     from LuDosimetryLib.errors import InputError
+    from LuDosimetryLib.kinetics.budget import dose_uncertainty_columns
     from LuDosimetryLib.pipeline import (
         PipelineSettings,
+        bed_rows,
         dose_maps,
         red_marrow_row_for_run,
         region_tia_from_map,
@@ -129,14 +139,30 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     settings = PipelineSettings(cycle=cycle, dose_method=method, photons=photons, partial_volume=partial_volume)
     maps = dose_maps(timepoints, seg, admin, density_ct, settings=settings, progress=sub(0.05, 0.9))
     dose_img, stats = maps.dose, list(maps.stats)
-    reported, rel, ci95, marrow = {}, {}, {}, None
-    if fits:
-        map_tia = region_tia_from_map(maps.tia, seg)
-        reported, rel, ci95 = reported_region_doses(stats, list(fits), map_tia, settings)
-        marrow, _ = red_marrow_row_for_run(stats, list(fits), map_tia, patient_dir, admin, settings, RunRecord("Dose"))
-    rows = merge_extra_rows(dose_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq,
-                                      reported=reported, rel_uncertainty=rel, ci95_Gy=ci95),
-                            [marrow] if marrow is not None else [])
+    reported, rel, ci95 = reported_region_doses(stats, list(fits), region_tia_from_map(maps.tia, seg), settings) \
+        if fits else ({}, {}, {})
+    warnings: list[str] = []
+    extra, region_values, flags = [], {}, None
+    if fits:  # BED, EQD2, the budget's uncertainty and the red-marrow row, as ludosimetry run reports them
+        dose_of = {s.region: reported.get(s.region, (s.mean_dose_Gy, ""))[0] for s in stats}
+        beds = bed_rows(list(fits), dose_of, settings, warn=lambda m, r: warnings.append(f"{r}: {m}"))
+        region_values = {"bed_Gy": {r: v["bed_Gy"] for r, v in beds.items()},
+                         "eqd2_Gy": {r: v["eqd2_Gy"] for r, v in beds.items()}}
+        if budgets is not None:
+            rel, ci95, flags = dose_uncertainty_columns(budgets, dose_of)
+            region_values.update({"dose_rel_uncertainty_shared": {r: b.dose_shared_rel for r, b in budgets.items()},
+                                  "dose_rel_uncertainty_independent":
+                                      {r: b.dose_independent_rel for r, b in budgets.items()}})
+        folder_path = patient_dir or get_node_attributes(spects[0]).get("PatientFolder") or None
+        record = RunRecord("LuDosimetry Dose")
+        marrow, _ = red_marrow_row_for_run(stats, list(fits), region_tia_from_map(maps.tia, seg), folder_path, admin,
+                                           settings, record)
+        warnings += [f"{w['stage']}: {w['message']}" for w in record.warnings]
+        extra = [marrow] if marrow is not None else []
+    rows = dose_table_rows(stats, cycle=cycle, injected_activity_Bq=admin.injected_activity_Bq, reported=reported,
+                           rel_uncertainty=rel, ci95_Gy=ci95, flags=flags, region_values=region_values,
+                           extra_rows=extra)
+    columns = result_columns(rows, DOSES_COLUMNS)
     dose = sitk.GetArrayViewFromImage(dose_img)
     common = {"PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq),
@@ -155,10 +181,10 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
     mark_dose_volume(dose_node)
     hi = float(window_max_Gy) if window_max_Gy > 0 else float(np.percentile(dose, WINDOW_PERCENTILE))
     show_volume(dose_node, color_node_id=DOSE_COLOR_NODE_ID, window=(0.0, max(hi, 1e-6)))
-    table = rows_to_table(rows, name=f"{patient_id} cycle{cycle} dose statistics", columns=DOSES_COLUMNS)
-    set_node_attributes(table, {**common, "Stage": "dose"})
+    table = rows_to_table(rows, name=f"{patient_id} cycle{cycle} dose statistics", columns=columns)
+    set_node_attributes(table, {**common, "Stage": "dose", "Warnings": "; ".join(warnings)})
     hierarchy.place(table, folder)
-    keep_full_precision(table, rows, DOSES_COLUMNS)
+    keep_full_precision(table, rows, columns)
     dvh = dvh_chart_columns(stats)
     dvh_table = columns_table(dvh, name=f"{patient_id} cycle{cycle} DVH")
     set_node_attributes(dvh_table, {**common, "Stage": "dose"})
@@ -169,4 +195,4 @@ def run_dose(aligned_spect, labels, *, method: str = "convolution", photons: boo
                        x_title="absorbed dose (Gy)", y_title="volume (%)")
     hierarchy.place(chart, folder)
     report(1.0, "done")
-    return DoseOutputs(tia_node, dose_node, table, dvh_table, chart, (0.0, hi))
+    return DoseOutputs(tia_node, dose_node, table, dvh_table, chart, (0.0, hi), warnings)

@@ -22,7 +22,7 @@ from .hierarchy import node_item
 
 __all__ = ["ATTRIBUTE_PREFIX", "vtk_matrix", "numpy_matrix", "volume_to_sitk", "sitk_to_volume",
            "set_node_attributes", "get_node_attributes", "registration_to_transform_node", "rows_to_table",
-           "table_to_rows", "table_column", "keep_full_precision", "full_precision_rows",
+           "table_to_rows", "table_column", "keep_full_precision", "full_precision_rows", "result_columns",
            "FULL_PRECISION_ROLE", "plot_chart", "mark_dose_volume", "set_voxel_value", "coded_entry",
            "VOXEL_UNITS",
            "VOXEL_QUANTITIES", "show_volume", "column_units", "columns_table"]
@@ -248,6 +248,12 @@ def table_to_rows(node: slicer.vtkMRMLTableNode) -> list[dict[str, Any]]:
     names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
     columns = {n: table_column(node, n).tolist() for n in names}
     return [{n: columns[n][r] for n in names} for r in range(node.GetNumberOfRows())]
+
+
+def result_columns(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> list[str]:
+    """The columns of a results file: ``first``, then the rows' other keys in first-seen order
+    (as :func:`LuDosimetryLib.results.write_csv` appends them)."""
+    return [*first, *dict.fromkeys(k for r in rows for k in r if k not in first)]
 
 
 #: Node reference role from a result table to the text node holding its rows at full precision.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import slicer
 
-from .nodes import rows_to_table
+from .nodes import rows_to_table, set_node_attributes
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_CATEGORY", "SAMPLE_NAME", "sample_concordance_table", "example_ledger_path",
            "generate_sample_patient_folder", "load_patient_folder", "load_sample_patient", "register_sample_data"]
@@ -79,7 +79,11 @@ def load_patient_folder(folder: str | Path, *, cycle: int = 1, calibration_store
     if isinstance(calibration_store, str | Path):
         calibration_store = CalibrationStore.load(calibration_store, required=True)  # a named store must exist
     patient = load_patient(folder, calibration_store=calibration_store, progress=progress)
-    return push_patient(patient, cycle=cycle, progress=progress)
+    nodes = push_patient(patient, cycle=cycle, progress=progress)
+    for node in (*nodes.spect, *nodes.ct, nodes.labels):  # blood samples and other files the stages look for
+        if node is not None:
+            set_node_attributes(node, {"PatientFolder": str(Path(folder).resolve())})
+    return nodes
 
 
 def load_sample_patient(size: str = "small", *, seed: int = 0, progress=None):

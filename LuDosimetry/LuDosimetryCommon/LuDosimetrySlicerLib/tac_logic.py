@@ -18,6 +18,7 @@ Outputs (``TacOutputs``), under the patient (folder ``LuDosimetry TAC``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import slicer
 
@@ -28,6 +29,7 @@ from .nodes import (
     get_node_attributes,
     keep_full_precision,
     plot_chart,
+    result_columns,
     rows_to_table,
     set_node_attributes,
     volume_to_sitk,
@@ -52,6 +54,8 @@ class TacOutputs:
     calibration: object = None
     calibration_text: str = ""
     warnings: list = field(default_factory=list)
+    #: EANM uncertainty budget per region (``LuDosimetryLib.kinetics.budget.RegionBudget``), for the Dose stage.
+    budgets: dict = field(default_factory=dict)
 
 
 def reference_ct_node(aligned_spect):
@@ -105,7 +109,7 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
     from LuDosimetryLib.density import ct_to_density
     from LuDosimetryLib.errors import InputError
     from LuDosimetryLib.kinetics.fitting import fit_rows
-    from LuDosimetryLib.pipeline import PipelineSettings, recovery_for_camera, region_kinetics
+    from LuDosimetryLib.pipeline import PipelineSettings, recovery_for_camera, region_kinetics, uncertainty_budgets
     from LuDosimetryLib.results import FITS_COLUMNS, TAC_COLUMNS
     from LuDosimetryLib.tac import TAC_EXTRA_COLUMNS, tac_rows
 
@@ -143,6 +147,11 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
                                 partial_volume=partial_volume)
     rows, fits = region_kinetics(timepoints, seg, admin, density=density, recovery=recovery, settings=settings,
                                  warn=lambda m, r: warnings.append(f"{r}: {m}"), progress=sub)
+    # the EANM uncertainty budget, as run_patient applies it (the store given, else the patient folder's)
+    folder_store = Path(get_node_attributes(spects[0]).get("PatientFolder") or ".") / "calibration.json"
+    store_path = calibration_store or (folder_store if folder_store.is_file() else None)
+    fits, budgets = uncertainty_budgets(fits, rows, seg, admin, camera=timepoints[0].camera, settings=settings,
+                                        store=CalibrationStore.load(store_path) if store_path else None)
     folder = hierarchy.stage_folder(patient_id, "TAC")
     common = {"Stage": "TAC", "PatientID": patient_id, "Cycle": cycle, "Nuclide": admin.nuclide,
               "InjectedActivityBq": repr(admin.injected_activity_Bq), "Calibration": text or "none given"}
@@ -173,8 +182,8 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
                           "table": points},
                          {"x": "time_h", "y": "activity_Bq", "name": f"{fit.region} fit ({fit.model_name})",
                           "table": curve}]
-    fit_columns = (*FITS_COLUMNS, "ci_method")
     fit_table_rows = fit_rows(fits)
+    fit_columns = result_columns(fit_table_rows, FITS_COLUMNS)
     fit_table = rows_to_table(fit_table_rows, name=f"{patient_id} fits", columns=fit_columns if fits else None)
     set_node_attributes(fit_table, {**common, "Model": model, "Warnings": "; ".join(warnings)})
     hierarchy.place(fit_table, folder)
@@ -183,4 +192,4 @@ def run_tac(aligned_spect, labels, *, calibration_store=None, model: str = "auto
                        x_title="time post injection (h)", y_title="activity (Bq)")
     hierarchy.place(chart, folder)
     report(1.0, "done")
-    return TacOutputs(tac_table, fit_table, chart, fits, calibration, text or "", warnings)
+    return TacOutputs(tac_table, fit_table, chart, fits, calibration, text or "", warnings, budgets)

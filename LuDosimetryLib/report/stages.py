@@ -2,19 +2,25 @@
 
 Stages add sections in data-flow order; each section holds paragraphs, tables (from row
 mappings, numbers formatted with their unit-bearing column names) and figures (PNG files in the
-results folder, linked relatively). Text is escaped; no script, no external resource.
+results folder, named relative to the page and embedded when the page is written). Text is
+escaped; no script, no external resource. The patient and cohort reports are
+:mod:`LuDosimetryLib.report.patient` and :mod:`LuDosimetryLib.report.cohort`; this page serves
+the other commands (calibration, planning, prediction, response).
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write_text
+from ..results import atomic_write_text
+from .flags import split_flags
+from .html import png_data_uri
 
 __all__ = ["Report", "Section", "STAGE_ORDER"]
 
@@ -30,7 +36,26 @@ figure{display:inline-block;margin:.5em}figcaption{font-size:.85em;color:#555}im
 .warn{color:#8a4b00}"""
 
 
-def _fmt(value: Any) -> tuple[str, bool]:
+_FIGURE_MARK = "ludosimetry-figure:"
+
+
+def _embed_figures(page: str, base: Path | None) -> str:
+    """Replace each figure reference by the PNG's data URI (or the plain relative path when absent)."""
+    def sub(m: re.Match) -> str:
+        rel = html.unescape(m.group(1))
+        path = base / rel if base is not None else None
+        if path is not None and path.is_file():
+            return f'src="{png_data_uri(path)}"'
+        return f'src="{html.escape(rel, quote=True)}"'
+
+    return re.sub(r'src="' + _FIGURE_MARK + r'([^"]*)"', sub, page)
+
+
+def _fmt(value: Any, column: str = "") -> tuple[str, bool]:
+    if column == "flags":
+        return html.escape("; ".join(split_flags(value))), False
+    if isinstance(value, list | tuple):
+        return html.escape("; ".join(str(v) for v in value)), False
     if isinstance(value, bool) or value is None:
         return html.escape("" if value is None else str(value)), False
     if isinstance(value, int):
@@ -68,7 +93,7 @@ class Section:
         for row in rows:
             cells = []
             for c in cols:
-                text, num = _fmt(row.get(c))
+                text, num = _fmt(row.get(c), c)
                 cells.append(f'<td class="num">{text}</td>' if num else f"<td>{text}</td>")
             out.append("<tr>" + "".join(cells) + "</tr>")
         out.append("</table>")
@@ -76,9 +101,9 @@ class Section:
         return self
 
     def figure(self, relative_path: str, caption: str = "") -> Section:
-        """Add a figure (a PNG in the results folder, path relative to report.html)."""
+        """Add a figure (a PNG in the results folder, path relative to report.html; embedded on write)."""
         src = html.escape(relative_path, quote=True)
-        self.blocks.append(f'<figure><img src="{src}" alt="{html.escape(caption, quote=True)}">'
+        self.blocks.append(f'<figure><img src="{_FIGURE_MARK}{src}" alt="{html.escape(caption, quote=True)}">'
                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         return self
 
@@ -96,8 +121,8 @@ class Report:
             self.sections[stage] = Section(stage, title or stage.capitalize())
         return self.sections[stage]
 
-    def render(self) -> str:
-        """The whole page as HTML text."""
+    def render(self, base: str | Path | None = None) -> str:
+        """The whole page as HTML text; figures found under ``base`` are embedded (PNG data URIs)."""
         order = {s: i for i, s in enumerate(STAGE_ORDER)}
         secs = sorted(self.sections.values(), key=lambda s: order.get(s.stage, len(order)))
         body = [f"<h1>{html.escape(self.title)}</h1>"]
@@ -105,10 +130,11 @@ class Report:
             body.append(f'<section id="{html.escape(s.stage, quote=True)}"><h2>{html.escape(s.title)}</h2>')
             body.extend(s.blocks)
             body.append("</section>")
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>\n"
                 + "\n".join(body) + "\n</body></html>\n")
+        return _embed_figures(page, Path(base) if base is not None else None)
 
     def write(self, path: str | Path) -> Path:
-        """Write the page atomically."""
-        return atomic_write_text(path, self.render())
+        """Write the page atomically, its figures embedded."""
+        return atomic_write_text(path, self.render(Path(path).parent))
