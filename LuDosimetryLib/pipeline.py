@@ -760,10 +760,12 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         report_progress(0.97, "reports")
     if report_hook is not None:
         report_hook(report, out)
-    write_report_anatomy(out, reference.ct, seg)
+    # the report's anatomy on the analysis grid (the label map's grid; the CT block-averaged alike)
+    report_ct = reference.ct if factors == (1, 1, 1) else sitk.BinShrink(reference.ct, list(factors))
+    write_report_anatomy(out, report_ct, seg)
     record.outputs = {"report.html": "patient report"}
     record.write(out)  # the report reads run.json; rewritten below with every output
-    write_patient_report(out, ct=reference.ct, segmentation=seg,
+    write_patient_report(out, ct=report_ct, segmentation=seg,
                          extra_sections=[(s.title, "\n".join(s.blocks)) for s in report.sections.values()
                                          if s.stage not in ("prediction", "summary")])
     record.outputs = {"tac.csv": "TAC per region and timepoint", "fits.csv": "fit per region",
