@@ -181,7 +181,7 @@ def settings_from_parameters(parameters: Mapping[str, Any] | None) -> PipelineSe
 
 
 def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineSettings = PipelineSettings(),
-                progress: Progress | None = None):
+                progress: Progress | None = None, full_resolution_ct: bool = True):
     """Align timepoints to the reference timepoint's CT and bring their SPECT onto its SPECT grid.
 
     The CTs are registered block-averaged to ``settings.registration_voxel_mm``
@@ -189,6 +189,11 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     neighbour), then the full-resolution SPECT, time maps and CTs are resampled with the
     transforms found. Returns ``(aligned timepoints, AlignmentResult per timepoint)``; the
     reference itself gets the identity.
+
+    ``full_resolution_ct=False`` resamples the CTs onto the block-averaged registration grid
+    instead of the reference CT's grid: what the dose chain needs (it uses the SPECT, time maps
+    and the reference CT only), and at clinical CT sizes (0.98 mm, 2 mm slices) it saves one to
+    four full-resolution resamplings per timepoint (issue 20, docs/performance.md).
     """
     import SimpleITK as sitk
 
@@ -206,8 +211,9 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     _, alignments = align_timepoints(coarse, reference_ct=ref_ct, grid=reference.spect, reference_labels=reg_seg,
                                      refine_regions=settings.refine_regions if segmentation is not None else (),
                                      bspline=settings.bspline, progress=progress)
+    ct_grid = reference.ct if full_resolution_ct else ref_ct
     interp = sitk.sitkBSpline if settings.spect_interpolation == "bspline" else sitk.sitkLinear
-    aligned = tuple(align_timepoint_images(tp, a, reference.spect, ct_grid=reference.ct, interpolator=interp)
+    aligned = tuple(align_timepoint_images(tp, a, reference.spect, ct_grid=ct_grid, interpolator=interp)
                     for tp, a in zip(timepoints, alignments))
     if settings.spect_interpolation == "bspline":  # cubic ringing below 0 next to steep edges: no activity
         aligned = tuple(replace(tp, spect=sitk.Clamp(tp.spect, tp.spect.GetPixelID(), lowerBound=0.0))
@@ -567,8 +573,12 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
         return None
 
 
-def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) -> None:
-    """Predicted doses of this patient from its PET into ``folder`` (own run.json); failures are warnings."""
+def _predict(patient, folder: Path, admin, report: Report, record: RunRecord, density=None) -> None:
+    """Predicted doses of this patient from its PET into ``folder`` (own run.json); failures are warnings.
+
+    ``density`` (g/mL on the patient's segmentation grid), when given, is used for the masses and
+    the dose engine instead of the reference CT's.
+    """
     from .prediction.parameters import PredictionParameters
     from .prediction.pipeline import predict_patient, write_prediction
     from .timing import hours_between
@@ -581,7 +591,7 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord) ->
             pet_ligand=study.administration.ligand, therapy_ligand=admin.ligand,
             pet_to_therapy_interval_h=hours_between(study.administration.injection_datetime, admin.injection_datetime),
             therapy_activity_GBq=admin.injected_activity_Bq / BQ_PER_GBQ)
-        result = predict_patient(patient, params=params, record=pred_record)
+        result = predict_patient(patient, params=params, record=pred_record, density=density)
         write_prediction(result, folder, record=pred_record, overwrite=True)
         record.stages["prediction"] = {"folder": "prediction/", "regions": len(result.predictions)}
         from .results import read_doses_csv
@@ -624,6 +634,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     """
     import SimpleITK as sitk
 
+    from .analysis_grid import analysis_grid
     from .calibration.store import CalibrationStore
     from .density import ct_to_density
     from .dose.export import write_dose_results
@@ -671,7 +682,8 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.15, "alignment")
     if settings.align:
         aligned, alignments = align_cycle(cycle.timepoints, reference, seg, settings=settings,
-                                          progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"))
+                                          progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"),
+                                          full_resolution_ct=False)
         record.stages["alignment"] = {tp.label: dict(a.quality) for tp, a in zip(cycle.timepoints, alignments)}
     else:
         from .alignment import AlignmentResult, align_timepoint_images
@@ -681,9 +693,13 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         record.warn("timepoints not aligned (align=False)", stage="alignment")
 
     report_progress(0.4, "time-activity curves")
-    density_ct = ct_to_density(reference.ct)
+    # regions are measured on the label map block-reduced to half a SPECT voxel at most (clinical CT grids)
+    seg, density_ct, factors = analysis_grid(seg, ct_to_density(reference.ct), reference.spect)
     recovery = None
     record.stages["tac"] = {"partial_volume": settings.partial_volume, "spect_fwhm_mm": settings.spect_fwhm_mm}
+    if factors != (1, 1, 1):
+        record.stages["tac"]["analysis_grid"] = {"block_factors_xyz": list(factors),
+                                                 "spacing_mm": list(seg.image.GetSpacing())}
     if settings.partial_volume == "recovery":
         recovery = recovery_for_camera(store, reference.camera,
                                        warn=lambda m: record.warn(m, stage="tac", source=str(cal_path)))
@@ -701,6 +717,7 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
     report_progress(0.6, "voxel TIA and dose")
     maps = dose_maps(aligned, seg, admin, density_ct, settings=settings,
                      progress=lambda f, m: report_progress(0.6 + 0.3 * f, m))
+    report_progress(0.9, "reports")
     with atomic_output_path(out / "tia_Bq_h.nii.gz") as tmp:
         sitk.WriteImage(maps.tia, str(tmp), useCompression=True)
     dose_map, stats = maps.dose, list(maps.stats)
@@ -745,13 +762,19 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
         written["rtdose/"] = rt_dose
     if settings.predict and patient.pet_studies:
         report_progress(0.95, "prediction from the pre-therapy PET")
-        _predict(patient, out / "prediction", admin, report, record)
+        if factors == (1, 1, 1):
+            _predict(patient, out / "prediction", admin, report, record)
+        else:  # on the analysis grid too: the label map at CT resolution held ~5 GB of temporaries
+            _predict(replace(patient, segmentation=seg), out / "prediction", admin, report, record, density=density_ct)
+        report_progress(0.97, "reports")
     if report_hook is not None:
         report_hook(report, out)
-    write_report_anatomy(out, reference.ct, seg)
+    # the report's anatomy on the analysis grid (the label map's grid; the CT block-averaged alike)
+    report_ct = reference.ct if factors == (1, 1, 1) else sitk.BinShrink(reference.ct, list(factors))
+    write_report_anatomy(out, report_ct, seg)
     record.outputs = {"report.html": "patient report"}
     record.write(out)  # the report reads run.json; rewritten below with every output
-    write_patient_report(out, ct=reference.ct, segmentation=seg,
+    write_patient_report(out, ct=report_ct, segmentation=seg,
                          extra_sections=[(s.title, "\n".join(s.blocks)) for s in report.sections.values()
                                          if s.stage not in ("prediction", "summary")])
     record.outputs = {"tac.csv": "TAC per region and timepoint", "fits.csv": "fit per region",

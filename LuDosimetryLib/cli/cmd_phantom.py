@@ -11,8 +11,10 @@ HELP = "write a synthetic 177Lu-PSMA patient folder (images, labels, ground trut
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", choices=("small", "demo"), default="small",
-                        help="small: coarse grids for tests (seconds); demo: clinical 4.8 mm SPECT")
+    parser.add_argument("--size", choices=("small", "small2x", "demo", "clinical"), default="small",
+                        help="small: coarse grids for tests (seconds); small2x: small with a CT of half the spacing; "
+                             "demo: 4.8 mm SPECT, 2.4 mm CT; clinical: 4.42 mm SPECT, CT 512x512 at 0.977 mm with 2 mm "
+                             "slices, PET 200x200 at 4 mm (a minute of CPU, 1.4 GB with DICOM; docs/phantom.md)")
     parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="random seed (pose, schedule, noise)")
     parser.add_argument("--cycles", type=integer(1, 9), default=1, help="number of therapy cycles (default 1)")
     parser.add_argument("--kidney-motion", action="store_true",

@@ -136,17 +136,47 @@ def _frame_duration_s(ds, *, source: str) -> Sourced | None:
 
 
 def load_ct(series: SeriesInfo):
-    """The CT of a series in HU (float32, LPS)."""
-    headers = [(str(f), read_header(f, pixels=True)) for f in series.files]
+    """The CT of a series in HU (float32, LPS).
+
+    Geometry and slice order come from the headers (:func:`stack_grid`, pydicom without pixels);
+    the pixels of the ordered files are read by SimpleITK/GDCM (rescaled per slice to float32), the
+    series-reader floor of bench/bench_run.py. Where GDCM cannot read a file (truncated, odd
+    encoding) every slice is read with pydicom instead, whose checks name the file and tag.
+    """
+    headers = [(str(f), read_header(f)) for f in series.files]
     grid, order = stack_grid(headers, series=series.name)
-    slices = []
-    for i in order:
-        name, ds = headers[i]
+    files = [headers[i][0] for i in order]
+    img = _gdcm_slices(files, (grid.size[1], grid.size[0]))
+    if img is not None:  # GDCM's pixels on the geometry checked above (no copy)
+        img.SetOrigin(grid.origin_mm)
+        img.SetSpacing(grid.spacing_mm)
+        img.SetDirection(grid.direction)
+        return img
+    arr = np.empty((len(files), grid.size[1], grid.size[0]), np.float32)
+    for k, name in enumerate(files):
+        ds = read_header(name, pixels=True)
         px = read_pixels(ds, source=name).astype(np.float32)
         rs = get_float(ds, "RescaleSlope", source=name)
         ri = get_float(ds, "RescaleIntercept", source=name)
-        slices.append(px * np.float32(rs.value if rs else 1.0) + np.float32(ri.value if ri else 0.0))
-    return image_from_array(np.stack(slices), grid)
+        arr[k] = px * np.float32(rs.value if rs else 1.0) + np.float32(ri.value if ri else 0.0)
+    return image_from_array(arr, grid)
+
+
+def _gdcm_slices(files: list[str], shape_ji: tuple[int, int]):
+    """Rescaled pixels (float32 SimpleITK image) of single-frame files in this order, or None if GDCM fails."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.SetOutputPixelType(sitk.sitkFloat32)
+    try:
+        img = reader.Execute()
+    except RuntimeError:
+        return None
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1 or \
+            tuple(img.GetSize()) != (shape_ji[1], shape_ji[0], len(files)):
+        return None
+    return img
 
 
 def _quantitation_tags_consistent(headers, order) -> None:

@@ -48,8 +48,11 @@ class SizePreset:
     """Grid sizes of one phantom size.
 
     SPECT: ``spect_voxel_mm`` cubic voxels, ``spect_matrix_xy`` in-plane, beds of ``bed_slices``
-    slices overlapping by ``overlap_slices``. CT = the fine simulation grid: SPECT voxel / 2
-    in-plane, SPECT voxel in z. PET likewise with ``pet_voxel_mm`` (static covers the SPECT
+    slices overlapping by ``overlap_slices``. The fine simulation (truth) grid is the SPECT voxel
+    divided by ``fine_factor`` (x, y, z); the CT is that grid unless ``ct_spacing_mm`` and
+    ``ct_matrix_xy`` name a clinical CT grid, onto which the CT is resampled from the fine label
+    map (nearest neighbour: a CT voxel takes the label, hence the HU, of the fine voxel holding its
+    centre). PET likewise with ``pet_voxel_mm`` on a (2, 2, 1) fine grid (static covers the SPECT
     range; dynamic bed ``pet_dynamic_slices`` slices centred on the kidneys).
     """
 
@@ -61,11 +64,22 @@ class SizePreset:
     pet_voxel_mm: float
     pet_matrix_xy: tuple[int, int]
     pet_dynamic_slices: int
+    fine_factor: tuple[int, int, int] = (2, 2, 1)
+    ct_spacing_mm: tuple[float, float, float] | None = None
+    ct_matrix_xy: tuple[int, int] | None = None
 
 
 SIZES: dict[str, SizePreset] = {
     "small": SizePreset("small", 6.0, (64, 48), 64, 10, 6.0, (64, 48), 44),
+    # the small patient with a CT grid of half the spacing on every axis (8x the CT voxels): the
+    # memory-growth test of the chain (Testing/Python/test_memory_scaling.py)
+    "small2x": SizePreset("small2x", 6.0, (64, 48), 64, 10, 6.0, (64, 48), 44,
+                          ct_spacing_mm=(1.5, 1.5, 3.0), ct_matrix_xy=(256, 192)),
     "demo": SizePreset("demo", 4.8, (128, 128), 80, 12, 4.0, (128, 128), 65),
+    # a clinical study: SPECT 128x128 at 4.42 mm, 3 beds of 88 slices (389 mm) overlapping by 14;
+    # truth grid 2.21 mm isotropic; CT 512x512 at 0.977 mm, 2 mm slices; PET 200x200 at 4 mm
+    "clinical": SizePreset("clinical", 4.42, (128, 128), 88, 14, 4.0, (200, 200), 65, fine_factor=(2, 2, 2),
+                           ct_spacing_mm=(0.977, 0.977, 2.0), ct_matrix_xy=(512, 512)),
 }
 _FINE = (2, 2, 1)
 #: The CT of a timepoint is acquired this long before its first SPECT bed starts.
@@ -106,7 +120,7 @@ class SyntheticTimepoint:
     kidney_shift_mm: tuple[float, float, float]
     ct: object  # SimpleITK.Image, HU (int16)
     beds: tuple[SyntheticBed, ...]
-    labels: object  # SimpleITK.Image uint8: the true label map of this timepoint on its CT grid
+    labels: object  # SimpleITK.Image uint8: the true label map of this timepoint on its fine (truth) grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,14 +178,39 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *[int(k) for k in keys]])
 
 
-def _grids(preset: SizePreset, voxel: float, matrix_xy: tuple[int, int], n_slices: int, z0: float):
+def _grids(preset: SizePreset, voxel: float, matrix_xy: tuple[int, int], n_slices: int, z0: float,
+           factor: tuple[int, int, int] = _FINE):
     nx, ny = matrix_xy
     em = anatomy.Grid((-nx * voxel / 2 + voxel / 2, -ny * voxel / 2 + voxel / 2, z0 + voxel / 2),
                       (voxel, voxel, voxel), (nx, ny, n_slices))
-    fs = (voxel / _FINE[0], voxel / _FINE[1], voxel / _FINE[2])
+    fs = (voxel / factor[0], voxel / factor[1], voxel / factor[2])
     fine = anatomy.Grid((-nx * voxel / 2 + fs[0] / 2, -ny * voxel / 2 + fs[1] / 2, z0 + fs[2] / 2), fs,
-                        (nx * _FINE[0], ny * _FINE[1], n_slices * _FINE[2]))
+                        (nx * factor[0], ny * factor[1], n_slices * factor[2]))
     return em, fine
+
+
+def _ct_grid(preset: SizePreset, em: anatomy.Grid) -> anatomy.Grid | None:
+    """The clinical CT grid of ``preset`` (centred in-plane like the SPECT, same axial range), or None."""
+    if preset.ct_spacing_mm is None or preset.ct_matrix_xy is None:
+        return None
+    (sx, sy, sz), (nx, ny) = preset.ct_spacing_mm, preset.ct_matrix_xy
+    z_lo = em.origin[2] - em.spacing[2] / 2
+    nz = int(em.size[2] * em.spacing[2] // sz)
+    return anatomy.Grid((-nx * sx / 2 + sx / 2, -ny * sy / 2 + sy / 2, z_lo + sz / 2), (sx, sy, sz), (nx, ny, nz))
+
+
+def _ct_image(labels_kji: np.ndarray, fine: anatomy.Grid, ct_grid: anatomy.Grid | None, hu_lut: np.ndarray):
+    """The CT (HU, int16) of a label map: on the fine grid, or resampled (nearest) onto ``ct_grid``."""
+    import SimpleITK as sitk
+
+    if ct_grid is None:
+        return fine.image(hu_lut[labels_kji])
+    ref = sitk.Image(list(ct_grid.size), sitk.sitkUInt8)
+    ref.SetOrigin(tuple(float(v) for v in ct_grid.origin))
+    ref.SetSpacing(tuple(float(v) for v in ct_grid.spacing))
+    lab = sitk.Resample(fine.image(labels_kji), ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    del ref
+    return ct_grid.image(hu_lut[sitk.GetArrayViewFromImage(lab)])
 
 
 def _random_pose(rng: np.random.Generator) -> anatomy.Pose:
@@ -233,9 +272,14 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
 
     Parameters
     ----------
-    size : {"small", "demo"}
+    size : {"small", "small2x", "demo", "clinical"}
         ``small``: SPECT 6 mm voxels (64×48 in-plane, 3 beds of 64 slices), CT 3×3×6 mm, for tests;
-        ``demo``: SPECT 4.8 mm (128×128, 3 beds of 80 slices), CT 2.4×2.4×4.8 mm, PET 4 mm.
+        ``small2x``: the same with the CT at 1.5×1.5×3 mm (memory-growth test);
+        ``demo``: SPECT 4.8 mm (128×128, 3 beds of 80 slices), CT 2.4×2.4×4.8 mm, PET 4 mm;
+        ``clinical``: SPECT 4.42 mm (128×128, 3 beds of 88 slices), truth grid 2.21 mm isotropic,
+        CT 512×512 at 0.977 mm with 2 mm slices, PET 200×200 at 4 mm (docs/phantom.md).
+        Where the CT grid differs from the truth grid (small2x, clinical) the label map, density and
+        truth masses stay on the truth grid (``truth["grids"]["label_spacing_mm"]``).
     seed : int
         Seed of every random draw (pose, schedule, noise).
     cycles : int
@@ -295,7 +339,10 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
                     DEFAULT_CAMERA.energy_windows_keV, DEFAULT_CAMERA.reconstruction, dead_time_s)
 
     n_slices = 3 * preset.bed_slices - 2 * overlap
-    em_grid, fine_grid = _grids(preset, preset.spect_voxel_mm, preset.spect_matrix_xy, n_slices, _Z_BOTTOM_MM)
+    fz = preset.fine_factor[2]
+    em_grid, fine_grid = _grids(preset, preset.spect_voxel_mm, preset.spect_matrix_xy, n_slices, _Z_BOTTOM_MM,
+                                preset.fine_factor)
+    ct_grid = _ct_grid(preset, em_grid)
     bed_k0 = [n_slices - preset.bed_slices - b * (preset.bed_slices - overlap) for b in range(3)]  # bed 1 cranial
 
     report(0.0, "anatomy")
@@ -330,7 +377,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
             shift = (0.0, 0.0, 0.0) if ref else _kidney_shift(r, kidney_motion)
             labels = ref_labels if ref else anatomy.rasterize(fine_grid, pose=pose, kidney_shift_mm=shift)
             act = _Activity(labels, table, curves)
-            ct = fine_grid.image(hu_lut[labels])
+            ct = _ct_image(labels, fine_grid, ct_grid, hu_lut)
             frame_s = 15.0 if nominal < 48 else 20.0
             n_proj = 60
             duration = frame_s * n_proj
@@ -340,7 +387,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
                 t_mid = mid_acquisition_time_h(start, duration, inj)
                 k0, k1 = bed_k0[b], bed_k0[b] + preset.bed_slices
                 lut = act.lut(t_mid)
-                act_em = spect.block_sum(lut[labels[k0:k1]], _FINE)
+                act_em = spect.block_sum(lut[labels[k0 * fz:k1 * fz]], preset.fine_factor)
                 bc = spect.simulate_bed_counts(act_em, spacing_xyz_mm=em_grid.spacing, fwhm_mm=spect_fwhm_mm,
                                                sensitivity_cps_per_MBq=sensitivity_cps_per_MBq,
                                                dead_time_s=dead_time_s, duration_s=duration,
@@ -354,7 +401,7 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
                                          bed_grid.image(bc.counts_kji), bc.activity_in_fov_Bq, bc.true_rate_cps,
                                          bc.observed_rate_cps, bc.live_fraction, bc.expected_counts))
                 region_a = act.region_activity(t_mid)
-                frac = act.fraction_in(k0, k1)
+                frac = act.fraction_in(k0 * fz, k1 * fz)
                 bed_truths.append({
                     "bed": b + 1, "acquisition_start": start.isoformat(), "duration_s": duration,
                     "frame_duration_s": frame_s, "projections_per_detector": n_proj, "time_h": t_mid,
@@ -408,7 +455,9 @@ def generate_patient(size: str = "small", *, seed: int = 0, cycles: int = 1, kid
         "regions": [{"label": r.label, "name": r.name, "side": r.side, "kind": r.kind, "group": r.group,
                      "volume_mL": vol_mL[r.name], "mass_g": mass_g[r.name], "density_g_per_mL": rho_by[r.name],
                      "hu": hu_by[r.name], "nominal_volume_mL": anatomy.nominal_volume_mL(r.name)} for r in table],
-        "grids": {"ct_spacing_mm": list(fine_grid.spacing), "ct_size": list(fine_grid.size),
+        "grids": {"ct_spacing_mm": list((ct_grid or fine_grid).spacing), "ct_size": list((ct_grid or fine_grid).size),
+                  **({"label_spacing_mm": list(fine_grid.spacing), "label_size": list(fine_grid.size)}
+                     if ct_grid is not None else {}),
                   "spect_spacing_mm": list(em_grid.spacing), "spect_bed_size": [*em_grid.size[:2], preset.bed_slices],
                   "bed_overlap_slices": overlap},
         "camera": {"manufacturer": camera.manufacturer, "model": camera.model, "collimator": camera.collimator,
