@@ -27,6 +27,7 @@ import json
 import os
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class PatientTask:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     pipeline: str = DEFAULT_PIPELINE
     threads: int | None = None
+    #: identifies one ``run_cohort`` call: a patient finished by this call whose outcome was lost
+    #: (a Dask worker died holding it, and the scheduler runs the task again) is ``done``, not ``skipped``
+    run_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,15 @@ def load_pipeline(spec: str) -> Callable[..., dict]:
         raise InputError(f"cannot load {spec!r}: {exc}", source="pipeline") from None
 
 
+def _finished_by(output_dir: Path) -> str:
+    """The run token recorded in ``output_dir/run.json`` (empty if none)."""
+    try:
+        doc = json.loads((Path(output_dir) / "run.json").read_text(encoding="utf-8"))
+        return str(doc["cohort"].get("run_token", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+
+
 def _process(task: PatientTask) -> PatientOutcome:
     """Run one patient (in a worker). Never raises: failures become outcomes."""
     t0 = time.perf_counter()
@@ -173,7 +186,8 @@ def _process(task: PatientTask) -> PatientOutcome:
         in_hash = input_hash(task.input_dir)
         par_hash = parameter_hash(task.parameters, task.pipeline)
         if is_complete(task.output_dir, in_hash, par_hash):
-            return PatientOutcome(task.patient_id, "skipped", time.perf_counter() - t0)
+            status = "done" if task.run_token and _finished_by(task.output_dir) == task.run_token else "skipped"
+            return PatientOutcome(task.patient_id, status, time.perf_counter() - t0)
         fn = load_pipeline(task.pipeline)
         with atomic_directory(task.output_dir, overwrite=True) as tmp:
             summary = fn(task.input_dir, tmp, parameters=dict(task.parameters)) or {}
@@ -181,7 +195,7 @@ def _process(task: PatientTask) -> PatientOutcome:
             doc = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
             doc["cohort"] = {"complete": True, "input_hash": in_hash, "parameter_hash": par_hash,
                              "patient": task.patient_id, "input_dir": str(task.input_dir),
-                             "pipeline": task.pipeline}
+                             "pipeline": task.pipeline, "run_token": task.run_token}
             write_json(run_json, doc)
         return PatientOutcome(task.patient_id, "done", time.perf_counter() - t0, summary=to_jsonable(summary))
     except LuDosimetryError as exc:
@@ -244,7 +258,8 @@ def run_cohort(patients: Sequence[tuple[str, Path]], out_dir: str | Path, *,
     params = dict(parameters or {})
     n_local = max(1, min(workers or os.cpu_count() or 1, len(patients))) if not scheduler else 1
     threads = max(1, (os.cpu_count() or 1) // n_local) if n_local > 1 else None
-    tasks = [PatientTask(pid, Path(p).resolve(), (out / pid).resolve(), params, pipeline, threads)
+    token = uuid.uuid4().hex
+    tasks = [PatientTask(pid, Path(p).resolve(), (out / pid).resolve(), params, pipeline, threads, token)
              for pid, p in patients]
     _clean_partials(tasks)
     t0 = time.perf_counter()
