@@ -2,10 +2,11 @@
 
 The small patient and the same patient with a CT of half the spacing on every axis (size
 ``small2x``: 8× the CT voxels, same SPECT) run through :func:`LuDosimetryLib.pipeline.run_patient`,
-each in its own child process; the child's ``ru_maxrss`` is its peak resident memory. The same
-child first imports what the run imports and notes its peak so far: the interpreter and libraries,
-subtracted in the same process (they do not grow with the data; a separate baseline process varied
-by tens of MiB between runs, as much as the small run's own data). The data-driven memory
+each in its own child process; its peak resident memory (VmHWM) is measured as follows. The
+child first imports what the run imports, notes its resident memory and resets its peak (Linux
+``/proc/self/clear_refs``): the interpreter and libraries are subtracted in the same process
+(they do not grow with the data; a separate baseline process, or the peak during the imports,
+varied by hundreds of MiB between runs, more than the small run's own data). The data-driven memory
 must grow no faster than the number of image voxels read:
 log(ΔM_2x / ΔM_small) / log(N_2x / N_small) ≤ 1. A stage that holds a
 quadratic structure, or a copy per timepoint at CT resolution in float64 where int16 was read,
@@ -35,9 +36,15 @@ import SimpleITK, scipy.fft, scipy.ndimage, scipy.optimize, matplotlib
 from LuDosimetryLib.ingest import load_patient
 from LuDosimetryLib.kinetics import fitting, voxel
 from LuDosimetryLib.dose import convolution, export
-print("BASE", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+print("BASE", status("VmRSS"))  # after the imports
+with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM): import transients do not count
+    fh.write("5")
 pipeline.run_patient(sys.argv[1], sys.argv[2])
-print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("MAXRSS", status("VmHWM"))
 """
 
 
