@@ -235,7 +235,7 @@ def test_no_result_file_holds_a_relative_uncertainty_above_10_or_a_tia_bound_abo
         if isinstance(value, float) and key.startswith("tia_") and key.endswith("Bq_h"):
             assert value <= limit, (key, value)
     assert scanned > 100
-    html = (out / "report.html").read_text()
+    html = re.sub(r"data:[^\"')\s]+", "", (out / "report.html").read_text())  # embedded images are not numbers
     numbers = [float(x) for x in re.findall(r"(?<![\w.#-])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])", html)]
     assert numbers and max(numbers) <= limit
     assert not any(math.isinf(x) for x in numbers)
