@@ -19,6 +19,7 @@ import datetime as _dt
 from pathlib import Path
 
 from ..errors import InputError
+from ..output_folder import check_output_path
 from ..planning.ledger import DOSIMETRY_METHODS, PHASES, Ledger, new_ledger, read_ledger, write_ledger
 from ..planning.ledger_import import add_results_cycle, cycle_from_results
 from ..planning.limits import RISK_STRATA, ledger_limit_flags
@@ -76,12 +77,10 @@ def summary_lines(led: Ledger) -> list[str]:
 
 
 def _check_new_file(out: Path, force: bool, inputs: list[Path]) -> None:
-    o = out.resolve()
-    for p in inputs:
-        r = p.resolve()
-        if o == r or r in o.parents:
-            raise InputError(f"would overwrite or write inside the input {p} (use --in-place to replace the ledger)",
-                             source="--out")
+    try:
+        check_output_path(out, inputs)  # the one input guard of every command
+    except InputError as exc:
+        raise InputError(f"{exc.reason}; use --in-place to replace the ledger", source=exc.source) from None
     if out.exists() and not force:
         raise InputError("exists (use --force to replace it)", source=str(out))
     if out.is_dir():
