@@ -197,7 +197,7 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     """
     import SimpleITK as sitk
 
-    from .alignment import align_timepoint_images, align_timepoints, registration_image
+    from .alignment import align_timepoint_images, register_timepoints, registration_image
     from .model import Segmentation
 
     coarse_of = {id(tp): registration_image(tp.ct, settings.registration_voxel_mm) for tp in timepoints
@@ -208,7 +208,7 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
         reg_seg = Segmentation(sitk.Resample(segmentation.image, ref_ct, sitk.Transform(), sitk.sitkNearestNeighbor,
                                              0, segmentation.image.GetPixelID()), segmentation.table)
     coarse = tuple(replace(tp, ct=coarse_of[id(tp)]) if id(tp) in coarse_of else tp for tp in timepoints)
-    _, alignments = align_timepoints(coarse, reference_ct=ref_ct, grid=reference.spect, reference_labels=reg_seg,
+    alignments = register_timepoints(coarse, ref_ct, reference_labels=reg_seg,
                                      refine_regions=settings.refine_regions if segmentation is not None else (),
                                      bspline=settings.bspline, progress=progress)
     ct_grid = reference.ct if full_resolution_ct else ref_ct
