@@ -7,6 +7,7 @@ Every value returned by ``get_*`` is a :class:`Sourced` (value + where it came f
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -15,8 +16,9 @@ from typing import Any
 
 from ..errors import DicomError
 
-__all__ = ["Sourced", "tag_label", "read_header", "get_value", "get_float", "get_floats", "get_str",
-           "parse_da", "parse_tm", "parse_dt", "get_datetime", "first_item", "add_days"]
+__all__ = ["Sourced", "tag_label", "read_header", "read_header_located", "PIXEL_DATA_TAG_LE", "get_value",
+           "get_float", "get_floats", "get_str", "parse_da", "parse_tm", "parse_dt", "get_datetime", "first_item",
+           "add_days"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Sourced:
     source: str
 
 
+@functools.cache
 def tag_label(keyword: str) -> str:
     """``"Keyword (gggg,eeee)"`` for a DICOM keyword (the keyword alone if unknown)."""
     from pydicom.datadict import tag_for_keyword
@@ -36,20 +39,23 @@ def tag_label(keyword: str) -> str:
     return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})" if tag is not None else keyword
 
 
-def read_header(path: str | Path, *, pixels: bool = False):
-    """Read a DICOM file (header only unless ``pixels``).
+#: The first bytes of a little-endian Pixel Data (7FE0,0010) element.
+PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"
 
-    Raises
-    ------
-    DicomError
-        If the file is not DICOM (no preamble/meta and no recognisable data set) or is truncated.
-    """
+
+def _dcmread(p: Path, *, pixels: bool):
+    """pydicom's reading of one file, its errors as DicomError; with the byte offset of the Pixel Data element
+    (None where the header is not followed by a little-endian Pixel Data (7FE0,0010))."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    p = Path(path)
     try:
-        ds = pydicom.dcmread(p, stop_before_pixels=not pixels)
+        with open(p, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=not pixels)
+            offset = None
+            if not pixels:
+                at = fh.tell()
+                offset = at if fh.read(4) == PIXEL_DATA_TAG_LE else None
     except InvalidDicomError:
         raise DicomError("not a DICOM file (no 'DICM' preamble and File Meta Information); expected a DICOM "
                          "Part 10 file", source=str(p)) from None
@@ -60,7 +66,33 @@ def read_header(path: str | Path, *, pixels: bool = False):
     if "SOPClassUID" not in ds and "Modality" not in ds:
         raise DicomError("not a DICOM image: neither SOPClassUID (0008,0016) nor Modality (0008,0060) present",
                          source=str(p))
-    return ds
+    return ds, offset
+
+
+def read_header(path: str | Path, *, pixels: bool = False):
+    """Read a DICOM file (header only unless ``pixels``).
+
+    Raises
+    ------
+    DicomError
+        If the file is not DICOM (no preamble/meta and no recognisable data set) or is truncated.
+    """
+    return _dcmread(Path(path), pixels=pixels)[0]
+
+
+def read_header_located(path: str | Path) -> tuple[Any, int | None]:
+    """The header of a DICOM file (no pixel data) and the byte offset of its Pixel Data element.
+
+    The offset lets the pixels be read later without parsing the header again
+    (:func:`LuDosimetryLib.ingest.series.read_pixels`); it is None where the header is not followed
+    by a little-endian Pixel Data (7FE0,0010) element (no image, big-endian, float pixel data).
+
+    Raises
+    ------
+    DicomError
+        As :func:`read_header`.
+    """
+    return _dcmread(Path(path), pixels=False)
 
 
 def _raw(ds, keyword: str) -> Any:

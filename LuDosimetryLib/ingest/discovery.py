@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import ConsistencyError, DicomError
 from ..timing import hours_between
 from .diagnosis import Diagnosis, attempt
-from .dicomtags import Sourced, first_item, get_datetime, get_str, read_header, tag_label
+from .dicomtags import Sourced, first_item, get_datetime, get_str, read_header_located, tag_label
 from .injection import parse_nuclide_text
 
 __all__ = ["SeriesInfo", "scan_folder", "classify", "pair_ct", "ct_candidates", "acquisition_start",
@@ -54,6 +54,13 @@ class SeriesInfo:
         PET with more than one time frame.
     header : pydicom.Dataset
         Header of the first file (no pixel data).
+    headers : tuple of pydicom.Dataset
+        Header of every file (no pixel data), in the order of ``files``: read once by
+        :func:`scan_folder`, so loading a series parses no header again. Empty when the series
+        was not built by a scan (the loaders then read the headers).
+    pixel_offsets : tuple of (int or None)
+        Byte offset of each file's Pixel Data element
+        (:func:`~LuDosimetryLib.ingest.dicomtags.read_header_located`), in the order of ``files``.
     """
 
     series_uid: str
@@ -67,6 +74,8 @@ class SeriesInfo:
     acquisition_start: datetime | None = None
     dynamic: bool = False
     header: object = field(default=None, compare=False, repr=False)
+    headers: tuple = field(default=(), compare=False, repr=False)
+    pixel_offsets: tuple[int | None, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -149,32 +158,33 @@ def scan_folder(folder: str | Path, *, progress: Callable[[float, str], None] | 
     root = Path(folder)
     files = sorted(p for p in root.rglob("*") if p.is_file() and not _is_skipped(p)
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    groups: dict[str, list[tuple[Path, object]]] = {}
+    groups: dict[str, list[tuple[Path, object, int | None]]] = {}
     for i, f in enumerate(files):
         with attempt(diagnosis):
-            ds = read_header(f)
+            ds, offset = read_header_located(f)
             uid = get_str(ds, "SeriesInstanceUID", source=str(f))
             if uid is None:
                 raise DicomError("is missing; cannot group the file into a series", source=str(f),
                                  tag=tag_label("SeriesInstanceUID"))
-            groups.setdefault(uid.value, []).append((f, ds))
+            groups.setdefault(uid.value, []).append((f, ds, offset))
         if progress and (i % 50 == 0 or i == len(files) - 1):
             progress((i + 1) / max(len(files), 1), f"read {i + 1}/{len(files)} headers")
     out = []
     patients: dict[str, Path] = {}
     for uid, items in groups.items():
-        f0, ds0 = items[0]
+        f0, ds0, _ = items[0]
         pid = str(ds0.get("PatientID", "") or "")
-        for f, ds in items:
+        for f, ds, _ in items:
             p = str(ds.get("PatientID", "") or "")
             patients.setdefault(p, f)
         kind, dynamic = classify(ds0)
-        starts = [s.value for f, ds in items if (s := acquisition_start(ds, source=str(f))) is not None]
+        starts = [s.value for f, ds, _ in items if (s := acquisition_start(ds, source=str(f))) is not None]
         desc = get_str(ds0, "SeriesDescription", source=str(f0))
-        out.append(SeriesInfo(uid, kind, str(ds0.get("Modality", "")), tuple(f for f, _ in items), pid,
+        out.append(SeriesInfo(uid, kind, str(ds0.get("Modality", "")), tuple(f for f, _, _ in items), pid,
                               str(ds0.get("StudyInstanceUID", "") or ""),
                               str(ds0.get("FrameOfReferenceUID", "") or ""), desc.value if desc else "",
-                              min(starts) if starts else None, dynamic, ds0))
+                              min(starts) if starts else None, dynamic, ds0, tuple(ds for _, ds, _ in items),
+                              tuple(o for _, _, o in items)))
     if len(patients) > 1:
         (p1, f1), (p2, f2) = list(patients.items())[:2]
         with attempt(diagnosis):

@@ -96,22 +96,25 @@ def label_registration_problems(labels_kji: np.ndarray, ct_hu_kji: np.ndarray, r
     """
     if labels_kji.shape != ct_hu_kji.shape:
         return [f"{source}: label map shape {labels_kji.shape} differs from the reference CT {ct_hu_kji.shape}"]
-    bad_regions, mismatched, checked = [], 0, 0
+    tissue_of = {}
     for r in regions:
         tissue = expected_tissue(r.name, r.kind)
-        if tissue is None:
+        if tissue is not None and r.label > 0:
+            tissue_of[int(r.label)] = (r, tissue)
+    size, off = _off_tissue_counts(labels_kji, ct_hu_kji, {lab: HU_RANGES[t] for lab, (_, t) in tissue_of.items()})
+    bad_regions, mismatched, checked = [], 0, 0
+    for lab, (r, tissue) in tissue_of.items():
+        n = int(size[lab])
+        if n == 0:
             continue
-        hu = ct_hu_kji[labels_kji == r.label]
-        if hu.size == 0:
-            continue
-        lo, hi = HU_RANGES[tissue]
-        off = int(np.count_nonzero((hu < lo) | (hu > hi)))
-        mismatched += off
-        checked += hu.size
-        frac = off / hu.size
-        if hu.size * voxel_volume_mL >= MIN_REGION_ML and frac > REGISTRATION_MISMATCH_REGION:
-            bad_regions.append((tissue != "soft", -frac, f"{r.name} {frac:.0%} of {hu.size * voxel_volume_mL:.0f} mL "
-                                f"off {tissue} (median {float(np.median(hu)):.0f} HU)"))
+        n_off = int(off[lab])
+        mismatched += n_off
+        checked += n
+        frac = n_off / n
+        if n * voxel_volume_mL >= MIN_REGION_ML and frac > REGISTRATION_MISMATCH_REGION:
+            median = float(np.median(ct_hu_kji[labels_kji == lab]))
+            bad_regions.append((tissue != "soft", -frac, f"{r.name} {frac:.0%} of {n * voxel_volume_mL:.0f} mL "
+                                f"off {tissue} (median {median:.0f} HU)"))
     total = mismatched / checked if checked else 0.0
     if not bad_regions and total <= REGISTRATION_MISMATCH_TOTAL:
         return []
@@ -120,6 +123,40 @@ def label_registration_problems(labels_kji: np.ndarray, ct_hu_kji: np.ndarray, r
     return [f"{source}: the label map does not lie on the reference CT ({total:.0%} of the voxels of organs, lungs "
             f"and bones are off their tissue by HU{'; ' + listed if listed else ''}): check its origin, direction "
             "and that it was drawn on this CT (cycle 1, first timepoint)"]
+
+
+def _off_tissue_counts(labels_kji: np.ndarray, ct_hu_kji: np.ndarray, ranges: dict[int, tuple[float, float]],
+                       *, slab_voxels: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of each checked label and those of them outside the label's HU range (inclusive).
+
+    One pass over the volume in slabs of about ``slab_voxels`` voxels (memory stays small); only
+    the voxels of checked labels are gathered. Indexed by label value (0 for labels not checked).
+    """
+    top = max(ranges, default=0)
+    size = np.zeros(top + 1, np.int64)
+    off = np.zeros(top + 1, np.int64)
+    if not ranges:
+        return size, off
+    small = labels_kji.dtype.kind == "u" and labels_kji.dtype.itemsize <= 2  # every value indexes the table
+    checked = np.zeros((1 << 8 * labels_kji.dtype.itemsize) if small else top + 1, bool)
+    lo = np.zeros(top + 1, np.float64)
+    hi = np.zeros(top + 1, np.float64)
+    for lab, (a, b) in ranges.items():
+        checked[lab], lo[lab], hi[lab] = True, a, b
+    k_step = max(1, slab_voxels // max(1, int(np.prod(labels_kji.shape[1:]))))
+    for k0 in range(0, labels_kji.shape[0], k_step):
+        lab = np.ravel(labels_kji[k0:k0 + k_step])
+        if small:
+            idx = np.flatnonzero(checked[lab])
+        else:
+            idx = np.flatnonzero((lab >= 0) & (lab <= top))
+            idx = idx[checked[lab[idx].astype(np.intp)]]
+        lab = lab[idx].astype(np.intp)
+        hu = np.ravel(ct_hu_kji[k0:k0 + k_step])[idx]
+        out = (hu < lo[lab].astype(hu.dtype)) | (hu > hi[lab].astype(hu.dtype))
+        size += np.bincount(lab, minlength=top + 1)
+        off += np.bincount(lab[out], minlength=top + 1)
+    return size, off
 
 
 def fov_activity_problems(total_Bq: float, administered_Bq: float, nuclide: str, time_h: float, *,

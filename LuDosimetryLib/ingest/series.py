@@ -3,6 +3,11 @@ acquisition time), recording the source of every value used."""
 
 from __future__ import annotations
 
+import itertools
+import math
+import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,7 +18,17 @@ from ..errors import ConsistencyError, DicomError, InputError
 from ..model import Administration, Camera
 from ..timing import hours_between, mid_acquisition_time_h
 from .decay import acquisition_time_factor, pet_frame_factor, read_decay_info
-from .dicomtags import Sourced, first_item, get_datetime, get_float, get_str, read_header, tag_label
+from .dicomtags import (
+    PIXEL_DATA_TAG_LE,
+    Sourced,
+    first_item,
+    get_datetime,
+    get_float,
+    get_str,
+    read_header,
+    read_header_located,
+    tag_label,
+)
 from .discovery import SeriesInfo, acquisition_start
 from .geometry import image_from_array, nm_grid, stack_grid
 from .quant import (
@@ -25,8 +40,8 @@ from .quant import (
     voxel_volume_mL,
 )
 
-__all__ = ["LoadedEmission", "camera_from_header", "read_pixels", "load_ct", "load_spect_bed", "quantify_bed",
-           "load_pet_frames"]
+__all__ = ["LoadedEmission", "camera_from_header", "read_pixels", "native_layout", "series_headers", "load_ct",
+           "load_spect_bed", "quantify_bed", "load_pet_frames"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,16 +80,98 @@ class LoadedEmission:
     provenance: dict = field(default_factory=dict)
 
 
-def read_pixels(ds, *, source: str) -> np.ndarray:
-    """The stored pixel values as an array; a truncated or undecodable Pixel Data is a DicomError."""
-    if "PixelData" not in ds:
-        raise DicomError("is missing (file truncated before the image?)", source=source, tag=tag_label("PixelData"))
+#: Transfer syntaxes whose Pixel Data is stored as plain little-endian values.
+_NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+def _expected_bytes(ds, *, source: str) -> int:
     try:
         bits = int(ds.get("BitsAllocated", 16))
-        expected = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1) * \
+        return int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1) * \
             int(ds.get("SamplesPerPixel", 1)) * bits // 8
     except (TypeError, ValueError, AttributeError) as exc:
         raise DicomError(f"cannot size the image ({exc})", source=source, tag=tag_label("PixelData")) from None
+
+
+def native_layout(ds) -> tuple[np.dtype, tuple[int, ...]] | None:
+    """Data type and shape of a header's pixels where they are plain values that need no decoding.
+
+    That is: a native little-endian transfer syntax, one sample per pixel, 8, 16 or 32 bits
+    allocated and all of them stored (no sign bit to extend, no high bits to mask), the integer
+    type pydicom decodes them to. The shape is (rows, columns), or (frames, rows, columns) for
+    more than one frame, as pydicom's ``pixel_array``. None for anything else.
+    """
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts not in _NATIVE_LITTLE_ENDIAN:
+        return None
+    try:
+        bits = int(ds.BitsAllocated)
+        stored = int(ds.get("BitsStored", bits))
+        rep = int(ds.get("PixelRepresentation", 0))
+        samples = int(ds.get("SamplesPerPixel", 1))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if bits not in (8, 16, 32) or stored != bits or rep not in (0, 1) or samples != 1 or frames < 1 or \
+            rows < 1 or cols < 1:
+        return None
+    dtype = np.dtype(f"<{'i' if rep else 'u'}{bits // 8}")
+    return dtype, ((frames, rows, cols) if frames > 1 else (rows, cols))
+
+
+def _read_native(ds, *, source: str, offset: int) -> np.ndarray | None:
+    """Native pixels read straight from the Pixel Data element at ``offset``, or None (decode them with pydicom)."""
+    layout = native_layout(ds)
+    if layout is None:
+        return None
+    dtype, shape = layout
+    expected = int(np.prod(shape)) * dtype.itemsize
+    explicit = ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    try:
+        with open(source, "rb") as fh:
+            fh.seek(offset)
+            head = fh.read(12 if explicit else 8)
+            if len(head) < (12 if explicit else 8) or head[:4] != PIXEL_DATA_TAG_LE or \
+                    (explicit and head[4:6] not in (b"OB", b"OW")):
+                return None
+            length = struct.unpack("<I", head[-4:])[0]
+            if length == 0xFFFFFFFF:  # encapsulated: not native after all
+                return None
+            arr = np.empty(int(np.prod(shape)), dtype)
+            got = fh.readinto(memoryview(arr).cast("B")[:min(length, expected)])
+    except OSError as exc:
+        raise DicomError(f"cannot be read ({type(exc).__name__}: {exc})", source=source,
+                         tag=tag_label("PixelData")) from None
+    if got < expected:
+        raise DicomError(f"holds {got} bytes; expected {expected} (Rows × Columns × frames × bits): the file is "
+                         "truncated", source=source, tag=tag_label("PixelData"))
+    return arr.reshape(shape)
+
+
+def read_pixels(ds, *, source: str, offset: int | None = None) -> np.ndarray:
+    """The stored pixel values as an array; a truncated or undecodable Pixel Data is a DicomError.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        The file's data set: with its Pixel Data, or the header alone when ``offset`` is given.
+    source : str
+        The file.
+    offset : int, optional
+        Byte offset of the Pixel Data element in ``source``
+        (:func:`~LuDosimetryLib.ingest.dicomtags.read_header_located`). Pixels that need no
+        decoding (:func:`native_layout`) are then read from there, with the same values as
+        pydicom's ``pixel_array``; any other encoding is decoded by pydicom from the whole file.
+    """
+    if offset is not None:
+        px = _read_native(ds, source=source, offset=offset)
+        if px is not None:
+            return px
+        ds = read_header(source, pixels=True)
+    if "PixelData" not in ds:
+        raise DicomError("is missing (file truncated before the image?)", source=source, tag=tag_label("PixelData"))
+    expected = _expected_bytes(ds, source=source)
     raw = ds.PixelData
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if (ts is None or not ts.is_compressed) and raw is not None and len(raw) < expected:
@@ -85,6 +182,20 @@ def read_pixels(ds, *, source: str) -> np.ndarray:
     except Exception as exc:
         raise DicomError(f"cannot be decoded ({type(exc).__name__}: {exc})", source=source,
                          tag=tag_label("PixelData")) from None
+
+
+def series_headers(series: SeriesInfo) -> tuple[list[tuple[str, object]], list[int | None]]:
+    """(file name, header) of every file of a series and the byte offsets of their Pixel Data.
+
+    The headers read by :func:`~LuDosimetryLib.ingest.discovery.scan_folder` when it kept them,
+    else read now (header only).
+    """
+    if series.headers and len(series.headers) == len(series.files):
+        offsets = list(series.pixel_offsets) if len(series.pixel_offsets) == len(series.files) \
+            else [None] * len(series.files)
+        return [(str(f), ds) for f, ds in zip(series.files, series.headers)], offsets
+    read = [read_header_located(f) for f in series.files]
+    return [(str(f), ds) for f, (ds, _) in zip(series.files, read)], [o for _, o in read]
 
 
 def camera_from_header(ds, *, source: str, override: Sourced | None = None) -> tuple[Camera, str]:
@@ -138,14 +249,28 @@ def _frame_duration_s(ds, *, source: str) -> Sourced | None:
 def load_ct(series: SeriesInfo):
     """The CT of a series in HU (float32, LPS).
 
-    Geometry and slice order come from the headers (:func:`stack_grid`, pydicom without pixels);
-    the pixels of the ordered files are read by SimpleITK/GDCM (rescaled per slice to float32), the
-    series-reader floor of bench/bench_run.py. Where GDCM cannot read a file (truncated, odd
-    encoding) every slice is read with pydicom instead, whose checks name the file and tag.
+    Geometry and slice order come from the headers (:func:`stack_grid`; those kept by the scan,
+    see :func:`series_headers`). Pixels stored as plain little-endian values (:func:`native_layout`,
+    nearly every CT export) are read straight from each file's Pixel Data; other encodings
+    (compressed transfer syntaxes) are read by SimpleITK/GDCM, the series-reader floor of
+    bench/bench_run.py, and where GDCM cannot read a file (truncated, odd encoding) every slice
+    is read with pydicom, whose checks name the file and tag. Each slice is rescaled by its own
+    RescaleSlope (0028,1053) and RescaleIntercept (0028,1052) as GDCM does: ``stored · slope +
+    intercept`` in double precision, rounded to float32.
     """
-    headers = [(str(f), read_header(f)) for f in series.files]
+    headers, offsets = series_headers(series)
     grid, order = stack_grid(headers, series=series.name)
     files = [headers[i][0] for i in order]
+    if all(offsets[i] is not None and native_layout(headers[i][1]) is not None for i in order):
+        arr = np.empty((len(files), grid.size[1], grid.size[0]), np.float32)
+
+        def read(ks) -> None:
+            for k in ks:
+                name, ds = headers[order[k]]
+                _rescale_into(arr[k], read_pixels(ds, source=name, offset=offsets[order[k]]), ds, source=name)
+
+        _in_threads(read, len(order))
+        return image_from_array(arr, grid)
     img = _gdcm_slices(files, (grid.size[1], grid.size[0]))
     if img is not None:  # GDCM's pixels on the geometry checked above (no copy)
         img.SetOrigin(grid.origin_mm)
@@ -155,11 +280,55 @@ def load_ct(series: SeriesInfo):
     arr = np.empty((len(files), grid.size[1], grid.size[0]), np.float32)
     for k, name in enumerate(files):
         ds = read_header(name, pixels=True)
-        px = read_pixels(ds, source=name).astype(np.float32)
-        rs = get_float(ds, "RescaleSlope", source=name)
-        ri = get_float(ds, "RescaleIntercept", source=name)
-        arr[k] = px * np.float32(rs.value if rs else 1.0) + np.float32(ri.value if ri else 0.0)
+        _rescale_into(arr[k], read_pixels(ds, source=name), ds, source=name)
     return image_from_array(arr, grid)
+
+
+def _in_threads(work: Callable[[range], None], n: int) -> None:
+    """``work(range)`` over consecutive parts of ``range(n)`` on SimpleITK's number of threads.
+
+    File reads and numpy's conversions release the GIL. The parts are waited for in order, so
+    the error raised is the one of the first failing item, as in a plain loop.
+    """
+    import SimpleITK as sitk
+
+    threads = max(1, min(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), 8))
+    if threads == 1 or n < 2:
+        work(range(n))
+        return
+    bounds = np.linspace(0, n, min(n, 4 * threads) + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(work, [range(a, b) for a, b in itertools.pairwise(bounds)]):
+            pass
+
+
+#: Integers up to this magnitude are exact in float32.
+_FLOAT32_EXACT = 2 ** 24
+
+
+def _rescale_into(out: np.ndarray, stored: np.ndarray, ds, *, source: str) -> None:
+    """``out[...] = float32(stored · RescaleSlope + RescaleIntercept)`` computed in double precision.
+
+    Where slope and intercept are integers and every result is an integer below 2**24 the sum is
+    exact in float32 and computed there (the same numbers, without the double-precision copy).
+    """
+    if stored.shape != out.shape:
+        raise DicomError(f"decodes to shape {stored.shape}; expected (Rows, Columns) = {out.shape}", source=source,
+                         tag=tag_label("PixelData"))
+    rs = get_float(ds, "RescaleSlope", source=source)
+    ri = get_float(ds, "RescaleIntercept", source=source)
+    slope = rs.value if rs else 1.0
+    icpt = ri.value if ri else 0.0
+    bound = float(max(abs(int(np.iinfo(stored.dtype).min)), int(np.iinfo(stored.dtype).max))) \
+        if stored.dtype.kind in "iu" else math.inf
+    if slope == int(slope) and icpt == int(icpt) and bound * abs(slope) + abs(icpt) < _FLOAT32_EXACT:
+        out[...] = stored
+        if slope != 1.0:
+            out *= np.float32(slope)
+        if icpt != 0.0:
+            out += np.float32(icpt)
+    else:
+        out[...] = stored.astype(np.float64) * slope + icpt
 
 
 def _gdcm_slices(files: list[str], shape_ji: tuple[int, int]):
@@ -198,18 +367,30 @@ def _quantitation_tags_consistent(headers, order) -> None:
                                    source=headers[order[0]][0])
 
 
-def _stack_values(headers, order, *, units_default_counts: bool):
+def _stack_values(headers, order, *, units_default_counts: bool, offsets=None):
+    """Stored values × each slice's own slope + intercept (float64, [k, j, i]) and the units.
+
+    ``offsets`` maps a file name to the byte offset of its Pixel Data when ``headers`` hold no
+    pixels (:func:`series_headers`).
+    """
     _quantitation_tags_consistent(headers, order)
-    out, units = [], None
-    for i in order:
+    out, units = None, None
+    for k, i in enumerate(order):
         name, ds = headers[i]
         u = pixel_units(ds, source=name, default_counts=units_default_counts)
         if units is not None and u.quantity != units.quantity:
             raise ConsistencyError(f"units change within the series: {u.quantity} in {name} ({u.source}) but "
                                    f"{units.quantity} ({units.source})", source=name)
         units = units or u
-        out.append(read_pixels(ds, source=name).astype(np.float64) * u.slope + u.intercept)
-    return np.stack(out), units
+        px = read_pixels(ds, source=name, offset=None if offsets is None else offsets.get(name))
+        if out is None:
+            out = np.empty((len(order), *px.shape), np.float64)
+        elif px.shape != out.shape[1:]:
+            raise DicomError(f"decodes to shape {px.shape}; expected {out.shape[1:]} as the other slices", source=name,
+                             tag=tag_label("PixelData"))
+        np.multiply(px, u.slope, out=out[k], dtype=np.float64)
+        out[k] += u.intercept
+    return out, units
 
 
 def _nm_split_error(series: SeriesInfo) -> ConsistencyError:
@@ -253,9 +434,10 @@ def load_spect_bed(series: SeriesInfo, administration: Administration, *, user: 
         if len(series.files) != 1:
             raise _nm_split_error(series)
         src = str(series.files[0])
-        ds = read_header(series.files[0], pixels=True)
+        headers, offsets = series_headers(series)
+        ds, offset = headers[0][1], offsets[0]
         grid, rev, gprov = nm_grid(ds, source=src, warn=warn)
-        px = read_pixels(ds, source=src).astype(np.float64)
+        px = read_pixels(ds, source=src, offset=offset).astype(np.float64)
         if px.ndim == 2:
             px = px[None]
         if px.shape != (grid.size[2], grid.size[1], grid.size[0]):
@@ -267,9 +449,10 @@ def load_spect_bed(series: SeriesInfo, administration: Administration, *, user: 
         values = px * u.slope + u.intercept
         prov.update(gprov)
     else:
-        headers = [(str(f), read_header(f, pixels=True)) for f in series.files]
+        headers, offsets = series_headers(series)
         grid, order = stack_grid(headers, series=series.name)
-        values, u = _stack_values(headers, order, units_default_counts=False)
+        values, u = _stack_values(headers, order, units_default_counts=False,
+                                  offsets={name: o for (name, _), o in zip(headers, offsets)})
         src = headers[order[0]][0]
         ds = headers[order[0]][1]
     start = user.get("acquisition_start") or acquisition_start(ds, source=src)
@@ -390,7 +573,8 @@ def load_pet_frames(series: SeriesInfo, administration: Administration, *, user:
     Slices are grouped into frames by (Acquisition Date/Time, Frame Reference Time); each frame's
     start is its Acquisition Date/Time and its duration Actual Frame Duration (0018,1242).
     """
-    headers = [(str(f), read_header(f, pixels=True)) for f in series.files]
+    headers, offsets = series_headers(series)
+    located = {name: o for (name, _), o in zip(headers, offsets)}
     frames: dict[tuple, list] = {}
     for name, ds in headers:
         st = acquisition_start(ds, source=name)
@@ -403,7 +587,7 @@ def load_pet_frames(series: SeriesInfo, administration: Administration, *, user:
     for (start, frt_ms), hs in sorted(frames.items(), key=lambda kv: kv[0][0]):
         name0, ds0 = hs[0]
         grid, order = stack_grid(hs, series=f"{series.name} frame at {start.isoformat()}")
-        values, u = _stack_values(hs, order, units_default_counts=False)
+        values, u = _stack_values(hs, order, units_default_counts=False, offsets=located)
         if u.quantity != "Bq/mL":
             raise DicomError(f"is {u.quantity}; PET must be in Bq/mL (BQML)", source=name0, tag=tag_label("Units"))
         dur = user.get("duration_s") or _frame_duration_s(ds0, source=name0)
