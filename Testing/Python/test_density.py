@@ -49,6 +49,21 @@ def test_ct_to_density_maps_each_voxel_and_keeps_geometry():
     assert rho.GetPixelID() == sitk.sitkFloat32
 
 
+@pytest.mark.parametrize(("dtype", "offset"), [(np.float32, 0.0), (np.int16, 0.0), (np.float64, 0.0),
+                                               (np.float32, 0.25)])
+def test_ct_to_density_equals_the_curve_at_every_voxel(dtype, offset):
+    """Whole CT numbers go through a table of the curve, others through the curve: the same values either way."""
+    rng = np.random.default_rng(5)
+    hu = rng.integers(-1100, 3200, size=(12, 512, 1024)).astype(dtype)  # converted in slabs of 8 slices
+    hu += dtype(offset)
+    hu[3, 4, 5] = -1100  # beyond the first node
+    if not np.issubdtype(dtype, np.integer):
+        hu[10, :5] += dtype(0.5)  # fractional CT numbers in the second slab only
+    ct = sitk.GetImageFromArray(hu)
+    expected = np.interp(hu.astype(float), *np.array(SCHNEIDER_2000).T).astype(np.float32)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ct_to_density(ct)), expected)
+
+
 def test_calibration_csv_gives_one_curve_per_kvp_and_picks_by_kvp(tmp_path):
     p = tmp_path / "density.csv"
     p.write_text("kvp,hu,density_g_per_mL\n120,-1000,0.001\n120,0,1.0\n120,1000,1.6\n"
