@@ -235,24 +235,37 @@ def average_onto_grid(image: sitk.Image, grid: sitk.Image, *, outside: float = 0
     # origins expressed along the common axes
     o_f = d.T @ np.asarray(image.GetOrigin())
     o_c = d.T @ np.asarray(grid.GetOrigin())
-    arr = sitk.GetArrayFromImage(image).astype(np.float64)
-    cover = np.ones_like(arr)
-    for axis_img, axis_arr in ((0, 2), (1, 1), (2, 0)):
-        w = _overlap_matrix(image.GetSize()[axis_img], o_f[axis_img], image.GetSpacing()[axis_img],
-                            grid.GetSize()[axis_img], o_c[axis_img], grid.GetSpacing()[axis_img])
-        arr = _apply(w, arr, axis_arr)
-        cover = _apply(w, cover, axis_arr)
-    arr = arr + outside * (1.0 - cover)
+    wx, wy, wz = (_overlap_matrix(image.GetSize()[a], o_f[a], image.GetSpacing()[a], grid.GetSize()[a], o_c[a],
+                                  grid.GetSpacing()[a]) for a in range(3))
+    arr = _average_kji(sitk.GetArrayViewFromImage(image), wz, wy, wx)
+    if outside != 0.0:
+        # the share of each coarse voxel covered by the fine grid is separable: the product of the axes' shares
+        cover = (np.asarray(wz.sum(axis=1)).reshape(-1, 1, 1) * np.asarray(wy.sum(axis=1)).reshape(1, -1, 1)
+                 * np.asarray(wx.sum(axis=1)).reshape(1, 1, -1))
+        arr = arr + outside * (1.0 - cover)
     out = sitk.GetImageFromArray(arr.astype(np.float32))
     out.CopyInformation(grid)
     return out
 
 
-def _apply(w: sparse.csr_matrix, arr: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(arr, axis, 0)
-    shape = moved.shape
-    res = w @ moved.reshape(shape[0], -1)
-    return np.moveaxis(np.asarray(res).reshape((w.shape[0], *shape[1:])), 0, axis)
+def _average_kji(arr: np.ndarray, wz: sparse.csr_matrix, wy: sparse.csr_matrix, wx: sparse.csr_matrix) -> np.ndarray:
+    """``arr`` [k, j, i] averaged along each axis with the overlap matrices (float64 [k', j', i']).
+
+    Ordered so that only the first product reads the fine array, as it lies in memory (no transposed
+    copy of it): along k on slabs of j seen as [k, j·i], along j with one block-diagonal matrix on
+    [k'·j, i], along i on the (coarse) transpose.
+    """
+    nk, nj, ni = arr.shape
+    kc = wz.shape[0]
+    a = np.empty((kc, nj, ni))
+    step = max(1, (1 << 21) // max(1, nk * ni))  # float64 copies of ~2 M voxels, not of the whole fine array
+    for j in range(0, nj, step):
+        part = arr[:, j:j + step].astype(np.float64)
+        a[:, j:j + step] = (wz @ part.reshape(nk, -1)).reshape(kc, -1, ni)
+    a = sparse.kron(sparse.identity(kc, format="csr"), wy, format="csr") @ a.reshape(kc * nj, ni)
+    jc = wy.shape[0]
+    a = wx @ a.T  # [i', k'·j']
+    return np.ascontiguousarray(a.T).reshape(kc, jc, wx.shape[0])
 
 
 def mass_g(density: sitk.Image, mask: np.ndarray | None = None) -> float:

@@ -108,6 +108,18 @@ def test_average_onto_unaligned_coarse_grid_conserves_mass():
     assert mass_g(fine) == pytest.approx(expected, rel=1e-6)
 
 
+def test_average_onto_grid_counts_the_parts_beyond_the_fine_grid_as_outside():
+    fine = _image(np.full((4, 4, 4), 2.0))  # voxel edges -0.5 … 3.5 mm on every axis
+    coarse = sitk.Image((3, 3, 3), sitk.sitkFloat32)
+    coarse.SetSpacing((2.0, 2.0, 2.0))
+    coarse.SetOrigin((1.5, 0.5, 0.5))  # x edges 0.5, 2.5, 4.5, 6.5: shares 1, ½, 0; y and z: 1, 1, 0
+    out = sitk.GetArrayFromImage(average_onto_grid(fine, coarse, outside=1.0))  # [z, y, x]
+    share_x, share_yz = np.array([1.0, 0.5, 0.0]), np.array([1.0, 1.0, 0.0])
+    share = share_yz[:, None, None] * share_yz[None, :, None] * share_x[None, None, :]
+    np.testing.assert_allclose(out, 2.0 * share + 1.0 * (1.0 - share), rtol=1e-6)
+    assert out[0, 0, 1] == pytest.approx(1.5) and out[0, 0, 2] == pytest.approx(1.0)
+
+
 def test_average_onto_grid_with_other_direction_is_refused():
     fine = _image(np.ones((4, 4, 4)))
     coarse = sitk.Image((2, 2, 2), sitk.sitkFloat32)
