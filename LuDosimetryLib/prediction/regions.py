@@ -120,7 +120,8 @@ def region_pet_tacs(study: PetStudy, segmentation: Segmentation, *, transform=No
     regs = tuple(regions) if regions is not None else region_sets(segmentation)
     ref = sitk.GetArrayViewFromImage(segmentation.image).astype(np.int64)
     n = int(ref.max()) + 1
-    ref_counts = np.bincount(ref.ravel(), minlength=n)[:n] * _voxel_mL(segmentation.image)
+    ref_voxels = np.bincount(ref.ravel(), minlength=n)[:n]
+    ref_counts = ref_voxels * _voxel_mL(segmentation.image)
     nuclide = study.administration.nuclide
 
     inverse = None
@@ -150,10 +151,12 @@ def region_pet_tacs(study: PetStudy, segmentation: Segmentation, *, transform=No
         ones.CopyInformation(frames[0].image)
         tx = inverse if inverse is not None else sitk.Transform(3, sitk.sitkIdentity)
         inside = sitk.GetArrayFromImage(sitk.Resample(ones, segmentation.image, tx, sitk.sitkNearestNeighbor, 0))
-        # labels where inside, 0 elsewhere (a product, not a gather of ~all of a 34 M-voxel clinical
-        # grid): exact counts for labels ≥ 1, label 0's from the total inside
-        n_in = np.bincount((ref * inside).ravel(), minlength=n)[:n]
-        n_in[0] = int(np.count_nonzero(inside)) - int(n_in[1:].sum())
+        # counted over the smaller side (a whole-body static covers ~all of a 34 M-voxel clinical grid)
+        mask = inside > 0
+        if 2 * int(np.count_nonzero(mask)) > mask.size:
+            n_in = ref_voxels - np.bincount(ref[~mask], minlength=n)[:n]
+        else:
+            n_in = np.bincount(ref[mask], minlength=n)[:n]
         vol_in = n_in * _voxel_mL(segmentation.image)
         return vol_in, counts, np.array(sums)
 
@@ -171,8 +174,9 @@ def region_pet_tacs(study: PetStudy, segmentation: Segmentation, *, transform=No
             raise InputError(f"region {rs.name} has no voxels in the segmentation", source="segmentation")
         fd = float(dyn[0][ids].sum() / vol) if dyn is not None else 0.0
         fs = float(stat[0][ids].sum() / vol) if stat is not None else 0.0
-        use_dyn = dyn is not None and fd >= p.min_dynamic_fov_fraction
-        use_stat = stat is not None and fs >= p.min_static_fov_fraction
+        # a sliver inside a grid that holds no PET voxel of the region (nearest neighbour) has no mean there
+        use_dyn = dyn is not None and fd >= p.min_dynamic_fov_fraction and dyn[1][ids].sum() > 0
+        use_stat = stat is not None and fs >= p.min_static_fov_fraction and stat[1][ids].sum() > 0
         flags = []
         if not use_dyn:
             flags.append("no_dynamic_frames" if dyn is None else "outside_dynamic_fov")

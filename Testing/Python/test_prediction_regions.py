@@ -19,12 +19,15 @@ def _image(arr, spacing, origin=(0.0, 0.0, 0.0)):
     return img
 
 
-@pytest.mark.parametrize("shift_mm", [0.0, 8.0])
+@pytest.mark.parametrize("shift_mm", [0.0, 8.0, 25.0])
 def test_fov_fractions_are_the_reference_voxels_whose_centre_maps_inside_each_pet_grid(shift_mm):
     """A 20-slice label map (2 mm); a dynamic bed of 8 slices (4 mm) over its lower part, a static over all.
 
     The transform maps PET points to reference points (+``shift_mm`` in z): the bed then covers the
-    reference slices whose centres lie in [bed start, bed end) + shift.
+    reference slices whose centres lie in [bed start, bed end) + shift (25 mm: under half the label
+    map inside the bed, counted directly; else counted as the complement of the voxels outside).
+    At 25 mm one liver slice (10 %) lies inside both grids but no PET voxel centre maps into the
+    liver: it has no PET mean there and is skipped (it raised on a 0/0 mean before).
     """
     lab = np.zeros((20, 10, 10), np.uint8)
     lab[2:12, 2:8, 2:8] = 1  # liver: slices 2–11
@@ -38,8 +41,10 @@ def test_fov_fractions_are_the_reference_voxels_whose_centre_maps_inside_each_pe
     study = PetStudy(Administration("Ga-68", "PSMA-11", datetime(2026, 1, 1, 9), a0), frames,
                      static=PetFrame(1.0, 0.2, 1.1, whole))
     tx = sitk.TranslationTransform(3, (0.0, 0.0, shift_mm))
-    _, fov = region_pet_tacs(study, Segmentation(labels, table), transform=tx,
-                             params=PredictionParameters(pet_recovery=1.0))
+    warnings = []
+    tacs, fov = region_pet_tacs(study, Segmentation(labels, table), transform=tx,
+                                params=PredictionParameters(pet_recovery=1.0),
+                                warn=lambda message, source="": warnings.append((source, message)))
     # reference slice k (centre z = 2k mm) is inside the bed if z − shift lies in the bed's extent [−3, 29) mm
     z = 2.0 * np.arange(20)
     in_bed = (z - shift_mm >= -3.0) & (z - shift_mm < 29.0)
@@ -49,3 +54,11 @@ def test_fov_fractions_are_the_reference_voxels_whose_centre_maps_inside_each_pe
         assert fov[name].static_fraction == pytest.approx(1.0 if shift_mm == 0 else
                                                           per_slice[z - shift_mm >= -3.0].sum() / per_slice.sum())
         assert fov[name].volume_mL == pytest.approx(per_slice.sum() * 8e-3)
+    if shift_mm == 25.0:
+        assert 0.05 < fov["liver"].dynamic_fraction < 0.1 and fov["liver"].uses == "none"
+        assert "liver" not in tacs and any(src == "liver" for src, _ in warnings)
+        assert fov["kidney_cortex_left"].uses.startswith("dynamic")
+    elif shift_mm == 0.0:
+        assert fov["liver"].uses == fov["kidney_cortex_left"].uses == "dynamic+static"
+    for name, series in tacs.items():
+        assert all(np.all(s.conc_Bq_per_mL == pytest.approx(1000.0)) for s in series), name
