@@ -52,6 +52,7 @@ from .nifti import (
 )
 from .overrides import normalise_overrides, sidecar_for_series
 from .plausibility import CHECKS, fov_activity_problems, label_registration_problems
+from .prefetch import Prefetch
 from .quant import voxel_volume_mL
 from .segmentation import load_segmentation, read_label_map
 from .series import LoadedEmission, load_ct, load_pet_frames, load_spect_bed, quantify_bed
@@ -394,6 +395,12 @@ def _cycle_administration(ctx: _Ctx, inj: Sourced, members: list[SeriesInfo], he
 
 
 def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
+    with Prefetch(load_ct) as cts_ahead:  # the CTs are read in the background while the beds and frames load
+        return _load_dicom_series(ctx, root, cts_ahead)
+
+
+def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch
+                       ) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     ctx.step(0.0, "scanning DICOM headers")
     series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m), diagnosis=ctx.diagnosis)
     if not series:
@@ -428,6 +435,10 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     spects = [s for s in spects if s.series_uid in heads]
     pets = [s for s in pets if s.series_uid in heads]
     ct_cache: dict[str, Any] = {}
+    for s in [*spects, *pets]:  # the CT each series will ask for below, in about the order asked
+        _, cands = ct_candidates(s, cts)
+        if cands:
+            cts_ahead.submit(cands[0].series_uid, cands[0])
 
     def ct_of(s: SeriesInfo):
         level, cands = ct_candidates(s, cts)
@@ -441,7 +452,7 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         if c.series_uid not in ct_cache:
             ct_cache[c.series_uid] = None
             with ctx.attempt():
-                ct_cache[c.series_uid] = load_ct(c)
+                ct_cache[c.series_uid] = cts_ahead.take(c.series_uid, c)
         if ct_cache[c.series_uid] is None:
             return None, None
         return c, ct_cache[c.series_uid]
