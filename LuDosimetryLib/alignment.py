@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 __all__ = [
     "RegistrationSettings", "OrganTransform", "AlignmentResult", "align_timepoint", "register_ct_to_ct",
     "resample_to_reference", "transfer_labels", "map_points", "activity_per_voxel",
-    "align_timepoint_images", "align_timepoints", "slicer_to_parent_matrix_ras", "region_mask", "region_centroid_mm",
+    "align_timepoint_images", "align_timepoints", "register_timepoints",
+    "slicer_to_parent_matrix_ras", "region_mask", "region_centroid_mm",
     "TRANSFORM_DIRECTION", "ORGAN_SETTINGS", "BSPLINE_SETTINGS", "registration_image",
     "REGISTRATION_VOXEL_MM",
 ]
@@ -552,8 +553,16 @@ def resample_to_reference(image: sitk.Image, reference: sitk.Image, alignment: A
         inside = _mask_on(organ.mask, reference)
         if not inside.any():
             continue
-        local = sitk.Resample(src, reference, organ.transform, interpolator, default, src.GetPixelID())
-        arr[inside] = sitk.GetArrayViewFromImage(local)[inside]
+        # only the mask's bounding box: resampling is pointwise, so the values there are those of the whole grid
+        nz = np.nonzero(inside)
+        lo = [int(a.min()) for a in nz]
+        hi = [int(a.max()) + 1 for a in nz]
+        box = sitk.RegionOfInterest(reference, [h - lo_ for lo_, h in zip(lo, hi)][::-1], lo[::-1])
+        local = sitk.GetArrayViewFromImage(sitk.Resample(src, box, organ.transform, interpolator, default,
+                                                         src.GetPixelID()))
+        view = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        sel = inside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        view[sel] = local[sel]
     res = sitk.GetImageFromArray(arr)
     res.CopyInformation(reference)
     return res
@@ -763,6 +772,36 @@ def align_timepoint_images(timepoint: Timepoint, alignment: AlignmentResult, gri
     return replace(timepoint, spect=spect, ct=ct, time_map_h=tmap, beds=timepoint.beds, provenance=prov)
 
 
+def register_timepoints(timepoints: Sequence[Timepoint], reference_ct: sitk.Image, *,
+                        reference_labels: Segmentation | None = None,
+                        refine_regions: Sequence[str] = ("kidney_left", "kidney_right"), bspline: bool = False,
+                        settings: RegistrationSettings | None = None,
+                        progress: Progress | None = None) -> tuple[AlignmentResult, ...]:
+    """The alignment of every timepoint's CT to the reference CT, without resampling any image.
+
+    A timepoint whose CT *is* ``reference_ct`` gets the identity. Arguments as in
+    :func:`align_timepoints`; callers that resample onto grids of their own (the pipeline's
+    ``align_cycle`` registers block-averaged CTs, then resamples the full-resolution SPECT) use
+    this, so nothing is resampled twice.
+    """
+    if not timepoints:
+        raise InputError("no timepoints given", source="timepoints")
+    for tp in timepoints:
+        if tp.ct is None:
+            raise InputError("has no CT; alignment needs every timepoint's CT", source=f"timepoint {tp.label}")
+    report = progress or (lambda f, m: None)
+    results = []
+    for n, tp in enumerate(timepoints):
+        report(n / len(timepoints), f"aligning {tp.label}")
+        if tp.ct is reference_ct:
+            results.append(AlignmentResult.identity())
+        else:
+            results.append(align_timepoint(reference_ct, tp.ct, reference_labels=reference_labels,
+                                           refine_regions=refine_regions, bspline=bspline, settings=settings))
+    report(1.0, "timepoints aligned")
+    return tuple(results)
+
+
 def align_timepoints(timepoints: Sequence[Timepoint], *, reference_ct: sitk.Image | None = None,
                      grid: sitk.Image | None = None, reference_labels: Segmentation | None = None,
                      refine_regions: Sequence[str] = ("kidney_left", "kidney_right"), bspline: bool = False,
@@ -792,28 +831,20 @@ def align_timepoints(timepoints: Sequence[Timepoint], *, reference_ct: sitk.Imag
     """
     if not timepoints:
         raise InputError("no timepoints given", source="timepoints")
-    for tp in timepoints:
-        if tp.ct is None:
-            raise InputError("has no CT; alignment needs every timepoint's CT", source=f"timepoint {tp.label}")
     if reference_ct is None:
+        if timepoints[0].ct is None:
+            raise InputError("has no CT; alignment needs every timepoint's CT",
+                             source=f"timepoint {timepoints[0].label}")
         reference_ct = timepoints[0].ct
         grid = grid or timepoints[0].spect
     elif grid is None:
         raise InputError("give the reference-frame grid for the SPECT when reference_ct is not the first "
                          "timepoint's CT", source="grid")
-    report = progress or (lambda f, m: None)
-    aligned, results = [], []
-    for n, tp in enumerate(timepoints):
-        report(n / len(timepoints), f"aligning {tp.label}")
-        if tp.ct is reference_ct:
-            res = AlignmentResult.identity()
-        else:
-            res = align_timepoint(reference_ct, tp.ct, reference_labels=reference_labels,
-                                  refine_regions=refine_regions, bspline=bspline, settings=settings)
-        results.append(res)
-        aligned.append(align_timepoint_images(tp, res, grid, ct_grid=reference_ct, interpolator=interpolator))
-    report(1.0, "timepoints aligned")
-    return tuple(aligned), tuple(results)
+    results = register_timepoints(timepoints, reference_ct, reference_labels=reference_labels,
+                                  refine_regions=refine_regions, bspline=bspline, settings=settings, progress=progress)
+    aligned = tuple(align_timepoint_images(tp, res, grid, ct_grid=reference_ct, interpolator=interpolator)
+                    for tp, res in zip(timepoints, results))
+    return aligned, results
 
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

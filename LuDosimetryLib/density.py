@@ -40,6 +40,9 @@ from .units import ML_PER_MM3
 __all__ = ["DensityCurve", "DensityCalibration", "DEFAULT_DENSITY_CALIBRATION", "read_density_calibration",
            "ct_to_density", "average_onto_grid", "mass_g"]
 
+#: Largest CT number range (HU) looked up in a table by :func:`ct_to_density` (4 MB of float32).
+_HU_TABLE_MAX = 1 << 20
+
 
 @dataclass(frozen=True)
 class DensityCurve:
@@ -157,11 +160,25 @@ def ct_to_density(ct: sitk.Image, *, calibration: DensityCalibration | None = No
     curve = (calibration or DEFAULT_DENSITY_CALIBRATION).for_kvp(kvp)
     hu = sitk.GetArrayViewFromImage(ct)
     dens = np.empty(hu.shape, np.float32)
+    # CT numbers are whole HU (read as float32 after the rescale): the curve at every whole HU of the
+    # image, looked up, gives the values np.interp gives voxel by voxel, in a fraction of the time
+    # (2.4 s → 0.4 s on a 137 M-voxel clinical CT); slabs of other values are interpolated
+    lo, hi = (float(hu.min()), float(hu.max())) if hu.size else (0.0, 0.0)
+    first = math.floor(lo) if math.isfinite(lo) else 0
+    table = (curve(np.arange(first, math.floor(hi) + 1, dtype=float)).astype(np.float32)
+             if math.isfinite(hi) and -(1 << 31) < first and hi < (1 << 31) and hi - lo < _HU_TABLE_MAX else None)
     # slabs of ~4 M voxels: the float64 interpolation temporaries stay ~64 MB on a 137 M-voxel
     # clinical CT instead of 2 GB; the values are those of one call (np.interp is elementwise)
     step = max(1, (1 << 22) // max(1, hu[0].size)) if hu.ndim == 3 else len(hu)
     for k in range(0, len(hu), step):
-        dens[k:k + step] = curve(hu[k:k + step])
+        slab = hu[k:k + step]
+        if table is not None:
+            whole = slab.astype(np.int32)
+            if np.array_equal(whole, slab):
+                whole -= np.int32(first)
+                dens[k:k + step] = table.take(whole)
+                continue
+        dens[k:k + step] = curve(slab)
     out = sitk.GetImageFromArray(dens)
     out.CopyInformation(ct)
     return out
@@ -218,24 +235,37 @@ def average_onto_grid(image: sitk.Image, grid: sitk.Image, *, outside: float = 0
     # origins expressed along the common axes
     o_f = d.T @ np.asarray(image.GetOrigin())
     o_c = d.T @ np.asarray(grid.GetOrigin())
-    arr = sitk.GetArrayFromImage(image).astype(np.float64)
-    cover = np.ones_like(arr)
-    for axis_img, axis_arr in ((0, 2), (1, 1), (2, 0)):
-        w = _overlap_matrix(image.GetSize()[axis_img], o_f[axis_img], image.GetSpacing()[axis_img],
-                            grid.GetSize()[axis_img], o_c[axis_img], grid.GetSpacing()[axis_img])
-        arr = _apply(w, arr, axis_arr)
-        cover = _apply(w, cover, axis_arr)
-    arr = arr + outside * (1.0 - cover)
+    wx, wy, wz = (_overlap_matrix(image.GetSize()[a], o_f[a], image.GetSpacing()[a], grid.GetSize()[a], o_c[a],
+                                  grid.GetSpacing()[a]) for a in range(3))
+    arr = _average_kji(sitk.GetArrayViewFromImage(image), wz, wy, wx)
+    if outside != 0.0:
+        # the share of each coarse voxel covered by the fine grid is separable: the product of the axes' shares
+        cover = (np.asarray(wz.sum(axis=1)).reshape(-1, 1, 1) * np.asarray(wy.sum(axis=1)).reshape(1, -1, 1)
+                 * np.asarray(wx.sum(axis=1)).reshape(1, 1, -1))
+        arr = arr + outside * (1.0 - cover)
     out = sitk.GetImageFromArray(arr.astype(np.float32))
     out.CopyInformation(grid)
     return out
 
 
-def _apply(w: sparse.csr_matrix, arr: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(arr, axis, 0)
-    shape = moved.shape
-    res = w @ moved.reshape(shape[0], -1)
-    return np.moveaxis(np.asarray(res).reshape((w.shape[0], *shape[1:])), 0, axis)
+def _average_kji(arr: np.ndarray, wz: sparse.csr_matrix, wy: sparse.csr_matrix, wx: sparse.csr_matrix) -> np.ndarray:
+    """``arr`` [k, j, i] averaged along each axis with the overlap matrices (float64 [k', j', i']).
+
+    Ordered so that only the first product reads the fine array, as it lies in memory (no transposed
+    copy of it): along k on slabs of j seen as [k, j·i], along j with one block-diagonal matrix on
+    [k'·j, i], along i on the (coarse) transpose.
+    """
+    nk, nj, ni = arr.shape
+    kc = wz.shape[0]
+    a = np.empty((kc, nj, ni))
+    step = max(1, (1 << 21) // max(1, nk * ni))  # float64 copies of ~2 M voxels, not of the whole fine array
+    for j in range(0, nj, step):
+        part = arr[:, j:j + step].astype(np.float64)
+        a[:, j:j + step] = (wz @ part.reshape(nk, -1)).reshape(kc, -1, ni)
+    a = sparse.kron(sparse.identity(kc, format="csr"), wy, format="csr") @ a.reshape(kc * nj, ni)
+    jc = wy.shape[0]
+    a = wx @ a.T  # [i', k'·j']
+    return np.ascontiguousarray(a.T).reshape(kc, jc, wx.shape[0])
 
 
 def mass_g(density: sitk.Image, mask: np.ndarray | None = None) -> float:

@@ -197,7 +197,7 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     """
     import SimpleITK as sitk
 
-    from .alignment import align_timepoint_images, align_timepoints, registration_image
+    from .alignment import align_timepoint_images, register_timepoints, registration_image
     from .model import Segmentation
 
     coarse_of = {id(tp): registration_image(tp.ct, settings.registration_voxel_mm) for tp in timepoints
@@ -208,7 +208,7 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
         reg_seg = Segmentation(sitk.Resample(segmentation.image, ref_ct, sitk.Transform(), sitk.sitkNearestNeighbor,
                                              0, segmentation.image.GetPixelID()), segmentation.table)
     coarse = tuple(replace(tp, ct=coarse_of[id(tp)]) if id(tp) in coarse_of else tp for tp in timepoints)
-    _, alignments = align_timepoints(coarse, reference_ct=ref_ct, grid=reference.spect, reference_labels=reg_seg,
+    alignments = register_timepoints(coarse, ref_ct, reference_labels=reg_seg,
                                      refine_regions=settings.refine_regions if segmentation is not None else (),
                                      bspline=settings.bspline, progress=progress)
     ct_grid = reference.ct if full_resolution_ct else ref_ct
@@ -544,10 +544,17 @@ def red_marrow_row_for_run(stats, fits, map_tia, input_dir, admin, settings: Pip
                             warn=lambda m: record.warn(m, stage="red_marrow"))
 
 
+#: Share of the summed dose outside the CT's field of view above which the cropped RT Dose is a warning.
+RT_DOSE_OUTSIDE_WARN = 0.001
+
+
 def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Path | None:
     """The dose map as DICOM RT Dose on the reference CT's frame of reference, when that CT is DICOM.
 
     Patient and study come from the CT's own header (the first file named in its provenance).
+    A dose map wider than the CT (a clinical SPECT field of view) is cropped to the CT's extent
+    (:func:`LuDosimetryLib.dose.export.crop_to_ct`), recorded in run.json, with a warning when more
+    than ``RT_DOSE_OUTSIDE_WARN`` of the summed dose lies outside.
     No RT Plan exists in molecular radiotherapy, so none is referenced (dciodvfy reports its
     absence, which the standard's RT Dose module expects for plan-based doses).
     """
@@ -556,7 +563,7 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
     import pydicom
 
     from .dicomio.write import DicomPatient, DicomStudy
-    from .dose.export import write_dose_rt
+    from .dose.export import crop_to_ct, write_dose_rt
 
     first = str(reference.provenance.get("ct_file", ""))  # a whole path: it may hold spaces
     if not first.lower().endswith(".dcm") or not Path(first).is_file():
@@ -567,7 +574,15 @@ def _export_rt_dose(dose_map, reference, folder: Path, record: RunRecord) -> Pat
         when = _dt.datetime.strptime(date + time.ljust(6, "0")[:6], "%Y%m%d%H%M%S") if date else _dt.datetime.now()
         patient = DicomPatient(str(ds.get("PatientID", "")), str(ds.get("PatientName", "") or "Anonymous"))
         study = DicomStudy(str(ds.StudyInstanceUID), when, str(ds.FrameOfReferenceUID))
-        return write_dose_rt(dose_map, folder, patient=patient, study=study, reference_ct=reference.ct)
+        inside, outside = crop_to_ct(dose_map, reference.ct)
+        if inside is not dose_map:  # a SPECT field of view wider than the CT's (clinical: 566 vs 500 mm)
+            record.stages.setdefault("dose", {})["rt_dose"] = {
+                "cropped_to_ct": True, "size": list(inside.GetSize()), "origin_mm": list(inside.GetOrigin()),
+                "summed_dose_outside_fraction": outside}
+            if outside > RT_DOSE_OUTSIDE_WARN:
+                record.warn(f"RT Dose holds the dose inside the CT's field of view only: {outside:.1%} of the summed "
+                            "dose lies outside it (dose_Gy.nii.gz has the whole map)", stage="dose", source=first)
+        return write_dose_rt(inside, folder, patient=patient, study=study, reference_ct=reference.ct)
     except (AttributeError, ValueError, InputError) as exc:
         record.warn(f"no DICOM RT Dose written: {exc}", stage="dose", source=first)
         return None

@@ -248,8 +248,8 @@ def _fractional_weights(labels_arr: np.ndarray, seg_img: sitk.Image, spect: sitk
     return _Weights(spect, float(np.prod(spect.GetSpacing())) * ML_PER_MM3, leaves, fine_vol)
 
 
-def _indicator_weights(lab: np.ndarray, grid_img: sitk.Image, values, fine_vol) -> _Weights:
-    boxes = _boxes(lab)
+def _indicator_weights(lab: np.ndarray, grid_img: sitk.Image, values, fine_vol, boxes: list | None = None) -> _Weights:
+    boxes = _boxes(lab) if boxes is None else boxes
     leaves = {}
     for v in values:
         sl = boxes[v - 1] if v - 1 < len(boxes) else None
@@ -262,14 +262,15 @@ def _indicator_weights(lab: np.ndarray, grid_img: sitk.Image, values, fine_vol) 
     return _Weights(grid_img, float(np.prod(grid_img.GetSpacing())) * ML_PER_MM3, leaves, fine_vol)
 
 
-def _weights_for(mode: str, labels_arr, seg_img: sitk.Image, spect: sitk.Image, values) -> _Weights:
+def _weights_for(mode: str, labels_arr, seg_img: sitk.Image, spect: sitk.Image, values, boxes: list) -> _Weights:
+    """Region weights on the working grid of ``mode``; ``boxes``: :func:`_boxes` of ``labels_arr``."""
     v_fine = float(np.prod(seg_img.GetSpacing())) * ML_PER_MM3
-    counts = _label_sums(labels_arr, _boxes(labels_arr), values)
+    counts = _label_sums(labels_arr, boxes, values)
     fine_vol = {v: counts[v] * v_fine for v in values}
     if mode == "fractional":
         return _fractional_weights(labels_arr, seg_img, spect, values)
     if mode == "labels":
-        return _indicator_weights(labels_arr, seg_img, values, fine_vol)
+        return _indicator_weights(labels_arr, seg_img, values, fine_vol, boxes)
     lab = _on(seg_img, spect, sitk.sitkNearestNeighbor, dtype=labels_arr.dtype)
     w = _indicator_weights(lab, spect, values, fine_vol)
     lost = [v for v in values if fine_vol[v] > 0 and w.leaves[v][0].size == 0]
@@ -340,14 +341,17 @@ def extract_tacs(timepoints: Sequence[Timepoint], segmentation: Segmentation, ad
     lam = get_nuclide(administration.nuclide).decay_constant_per_h
     ia = administration.injected_activity_Bq
     mass = None
+    boxes = _boxes(labels_arr)
     if density is not None:
         rho = _on(density, segmentation.image, sitk.sitkLinear, dtype=np.float32)
         v_fine = float(np.prod(segmentation.image.GetSpacing())) * ML_PER_MM3
-        mass = {v: m * v_fine for v, m in _label_sums(labels_arr, _boxes(labels_arr), values, rho).items()}
+        mass = {v: m * v_fine for v, m in _label_sums(labels_arr, boxes, values, rho).items()}
         del rho
 
     rows: list[TacRow] = []
     cache: _Weights | None = None
+    fov: dict[int, float] = {}
+    fov_grid: sitk.Image | None = None
     for n, tp in enumerate(timepoints):
         report(n / len(timepoints), f"TACs at {tp.label}")
         spect = tp.spect
@@ -368,8 +372,9 @@ def extract_tacs(timepoints: Sequence[Timepoint], segmentation: Segmentation, ad
             raise InputError("SPECT holds NaN or infinite concentrations", source=f"timepoint {tp.label}")
         work_grid = segmentation.image if grid == "labels" else spect
         if cache is None or not _same_grid(cache.grid, work_grid):
-            cache = _weights_for(grid, labels_arr, segmentation.image, spect, values)
-        fov = _fov_fraction(grid, cache, labels_arr, segmentation.image, spect)
+            cache = _weights_for(grid, labels_arr, segmentation.image, spect, values, boxes)
+        if fov_grid is None or not _same_grid(fov_grid, spect):  # aligned timepoints share one SPECT grid
+            fov, fov_grid = _fov_fraction(grid, cache, labels_arr, segmentation.image, spect, boxes), spect
         if not any(fov.get(v, 0.0) > 0 for v in values if cache.fine_volume_mL[v] > 0):
             raise ConsistencyError(f"the label map ({_grid_text(segmentation.image)}) does not overlap the SPECT "
                                    f"field of view ({_grid_text(spect)}): a segmentation on another frame?",
@@ -381,15 +386,14 @@ def extract_tacs(timepoints: Sequence[Timepoint], segmentation: Segmentation, ad
     return rows
 
 
-def _fov_fraction(mode: str, w: _Weights, labels_arr, seg_img, spect) -> dict[int, float]:
-    """Fraction of each leaf's segmented volume inside the SPECT field of view."""
+def _fov_fraction(mode: str, w: _Weights, labels_arr, seg_img, spect, boxes: list) -> dict[int, float]:
+    """Fraction of each leaf's segmented volume inside the SPECT field of view (``boxes``: of ``labels_arr``)."""
     if mode == "fractional":
         return {v: (float(f.sum()) * w.voxel_mL / w.fine_volume_mL[v] if w.fine_volume_mL[v] else 0.0)
                 for v, (_, f) in w.leaves.items()}
     ones = sitk.Image(spect.GetSize(), sitk.sitkUInt8) + 1
     ones.CopyInformation(spect)
     inside = _on(ones, seg_img, sitk.sitkNearestNeighbor, dtype=np.uint8)
-    boxes = _boxes(labels_arr)
     counts = _label_sums(labels_arr, boxes, w.leaves)
     counts_in = _label_sums(labels_arr, boxes, w.leaves, inside)
     return {v: (counts_in[v] / counts[v] if counts[v] else 0.0) for v in w.leaves}

@@ -102,6 +102,51 @@ def write_dose_rt(dose_Gy: sitk.Image, folder: str | Path, *, patient, study, re
     return write_rt_dose(img, Path(folder), patient=patient, study=study, **kwargs)
 
 
+def crop_to_ct(dose: sitk.Image, ct: sitk.Image) -> tuple[sitk.Image, float]:
+    """The part of a dose map whose voxel centres lie inside the CT's extent, and the share left out.
+
+    A clinical SPECT's field of view (128 × 4.4 mm = 566 mm) is wider than its CT's (about
+    500 mm): RT Dose claims the CT's frame of reference, so it can only hold the dose inside the
+    CT (:func:`write_dose_rt` refuses the rest). The dose outside lies beyond the CT's field of
+    view (air around the body, or truncated arms).
+
+    Parameters
+    ----------
+    dose : SimpleITK.Image
+        Dose (Gy) in the CT's LPS space, on the CT's axes.
+    ct : SimpleITK.Image
+        The reference CT.
+
+    Returns
+    -------
+    (SimpleITK.Image, float)
+        The cropped dose map (the input itself when nothing is outside) and the fraction of the
+        summed dose (Gy × voxels) left out (0–1).
+
+    Raises
+    ------
+    InputError
+        When the axes differ or no dose voxel lies inside the CT.
+    """
+    if not np.allclose(dose.GetDirection(), ct.GetDirection(), atol=1e-4):
+        raise InputError(f"dose direction {dose.GetDirection()} differs from the CT's {ct.GetDirection()}; "
+                         "expected the dose on the CT's axes", source="dose_Gy")
+    c0 = np.asarray(ct.TransformPhysicalPointToContinuousIndex(dose.TransformIndexToPhysicalPoint((0, 0, 0))))
+    step = np.asarray(dose.GetSpacing()) / np.asarray(ct.GetSpacing())  # CT index per dose index, same axes
+    n_dose, n_ct = np.asarray(dose.GetSize()), np.asarray(ct.GetSize())
+    lo = np.clip(np.ceil((-0.5 - 1e-3 - c0) / step), 0, n_dose).astype(int)
+    hi = np.clip(np.floor((n_ct - 0.5 + 1e-3 - c0) / step) + 1, 0, n_dose).astype(int)
+    if np.any(hi <= lo):
+        raise InputError("no dose voxel lies inside the reference CT; expected the dose in the CT's space "
+                         "(same frame of reference)", source="dose_Gy")
+    if np.all(lo == 0) and np.all(hi == n_dose):
+        return dose, 0.0
+    cropped = sitk.RegionOfInterest(dose, [int(v) for v in hi - lo], [int(v) for v in lo])
+    total = float(np.sum(sitk.GetArrayViewFromImage(dose), dtype=np.float64))
+    kept = float(np.sum(sitk.GetArrayViewFromImage(cropped), dtype=np.float64))
+    return cropped, (1.0 - kept / total) if total > 0 else 0.0
+
+
 def _check_inside_ct(dose: sitk.Image, ct: sitk.Image) -> None:
     """Dose voxel centres must lie within the CT's voxel extent, on the CT's axes."""
     if not np.allclose(dose.GetDirection(), ct.GetDirection(), atol=1e-4):

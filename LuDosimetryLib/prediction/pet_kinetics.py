@@ -115,6 +115,12 @@ def two_tissue_irreversible(t_h, plasma, *, K1_per_h: float, k2_per_h: float, k3
                             blood_fraction: float = 0.0) -> np.ndarray:
     """Tissue curve of the 2TCi model on a fine, uniform time grid (exact for piecewise-constant C_p steps).
 
+    The convolution of C_p with the impulse response K1 (k2 e^(−(k2+k3)t) + k3) / (k2 + k3), as a
+    rectangle sum on the grid (C_t[n] = Σ_{m≤n} C_p[m] IRF[n−m] Δt), is evaluated in linear time: the
+    exponential part by the recursion E[n] = e^(−(k2+k3)Δt) E[n−1] + C_p[n]
+    (``scipy.signal.lfilter``), the constant part by a cumulative sum (the same sum as the direct
+    convolution, which took O(n²) per evaluation and most of a 2TCi fit's time).
+
     Parameters
     ----------
     t_h : array_like
@@ -130,11 +136,17 @@ def two_tissue_irreversible(t_h, plasma, *, K1_per_h: float, k2_per_h: float, k3
     cp = np.asarray(plasma, dtype=float)
     if t.size < 2 or not np.allclose(np.diff(t), t[1] - t[0]):
         raise InputError("t_h must be a uniform grid from 0", source="two_tissue_irreversible")
-    dt = t[1] - t[0]
-    kk = k2_per_h + k3_per_h
-    irf = K1_per_h * (k2_per_h * np.exp(-kk * t) + k3_per_h) / kk
-    ct = np.convolve(cp, irf)[: t.size] * dt
-    return (1.0 - blood_fraction) * ct + blood_fraction * cp
+    return _two_tissue_curve(cp, np.cumsum(cp), t[1] - t[0], K1_per_h, k2_per_h, k3_per_h, blood_fraction)
+
+
+def _two_tissue_curve(cp: np.ndarray, cp_cumsum: np.ndarray, dt: float, K1: float, k2: float, k3: float,
+                      vb: float) -> np.ndarray:
+    """:func:`two_tissue_irreversible` without the checks (the fit's inner loop; ``cp_cumsum`` = cumsum of C_p)."""
+    from scipy.signal import lfilter
+
+    kk = k2 + k3
+    exp_part = lfilter([1.0], [1.0, -np.exp(-kk * dt)], cp)  # Σ_{m≤n} C_p[m] e^(−kk (n−m) Δt)
+    return (1.0 - vb) * (K1 * (k2 * exp_part + k3 * cp_cumsum) / kk * dt) + vb * cp
 
 
 @dataclass(frozen=True)
@@ -200,12 +212,15 @@ def fit_two_tissue_irreversible(start_h, duration_h, tissue, plasma, *, step_h: 
     mid = s + d / 2
     cp_fine = np.interp(t, np.concatenate([[0.0], mid]), np.concatenate([[0.0], cp]))
     edges = [(np.searchsorted(t, a), max(np.searchsorted(t, a + b), np.searchsorted(t, a) + 1)) for a, b in zip(s, d)]
+    average = np.zeros((s.size, t.size))  # frame averages of the fine curve as one matrix product
+    for i, (a, b) in enumerate(edges):
+        average[i, a:b] = 1.0 / (b - a)
+    cp_cumsum = np.cumsum(cp_fine)
     w = np.sqrt(d / d.sum())
     scale = float(np.max(np.abs(ct))) or 1.0
 
     def model(p):
-        c = two_tissue_irreversible(t, cp_fine, K1_per_h=p[0], k2_per_h=p[1], k3_per_h=p[2], blood_fraction=p[3])
-        return np.array([c[a:b].mean() for a, b in edges])
+        return average @ _two_tissue_curve(cp_fine, cp_cumsum, step_h, p[0], p[1], p[2], p[3])
 
     def resid(p):
         return w * (model(p) - ct) / scale

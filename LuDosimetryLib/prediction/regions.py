@@ -150,7 +150,11 @@ def region_pet_tacs(study: PetStudy, segmentation: Segmentation, *, transform=No
         ones.CopyInformation(frames[0].image)
         tx = inverse if inverse is not None else sitk.Transform(3, sitk.sitkIdentity)
         inside = sitk.GetArrayFromImage(sitk.Resample(ones, segmentation.image, tx, sitk.sitkNearestNeighbor, 0))
-        vol_in = np.bincount(ref[inside > 0], minlength=n)[:n] * _voxel_mL(segmentation.image)
+        # labels where inside, 0 elsewhere (a product, not a gather of ~all of a 34 M-voxel clinical
+        # grid): exact counts for labels ≥ 1, label 0's from the total inside
+        n_in = np.bincount((ref * inside).ravel(), minlength=n)[:n]
+        n_in[0] = int(np.count_nonzero(inside)) - int(n_in[1:].sum())
+        vol_in = n_in * _voxel_mL(segmentation.image)
         return vol_in, counts, np.array(sums)
 
     dyn = grid_stats(study.dynamic_frames) if study.dynamic_frames else None

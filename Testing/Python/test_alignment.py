@@ -15,6 +15,7 @@ import synthetic_volumes as sv
 
 from LuDosimetryLib.alignment import (
     AlignmentResult,
+    OrganTransform,
     RegistrationSettings,
     activity_per_voxel,
     align_timepoint,
@@ -152,6 +153,26 @@ def test_resampling_uses_the_reference_to_moving_transform_directly():
     centre = np.array(g.TransformContinuousIndexToPhysicalPoint(
         [float((np.indices(arr.shape)[d] * arr).sum() / arr.sum()) for d in (2, 1, 0)]))
     np.testing.assert_allclose(centre, blob_at, atol=0.3)
+
+
+@pytest.mark.parametrize("interp", [sitk.sitkLinear, sitk.sitkBSpline, sitk.sitkNearestNeighbor])
+def test_organ_transform_applies_inside_its_mask_and_the_global_one_elsewhere(reference, interp):
+    """Each voxel takes the value of the whole-grid resampling with its own transform (organ box cropping is exact)."""
+    ref_ct, seg = reference
+    moving = sv.ct(sv.grid(), transform=TRUE_T, seed=4)
+    global_t = sv.rigid((6.0, -5.0, 6.0), (1.0, -1.5, 2.5))
+    organ_t = sv.rigid((6.0, -2.0, 14.0), (1.0, -1.5, 2.5))
+    mask = region_mask(seg, "kidney_left")
+    res = AlignmentResult(global_t, {"kidney_left": OrganTransform(organ_t, mask, region_centroid_mm(mask))})
+    out = sitk.GetArrayFromImage(resample_to_reference(moving, ref_ct, res, interpolator=interp, default=-1000.0))
+    pid = moving.GetPixelID() if interp == sitk.sitkNearestNeighbor else sitk.sitkFloat32
+    src = moving if interp == sitk.sitkNearestNeighbor else sitk.Cast(moving, sitk.sitkFloat32)
+    whole_g = sitk.GetArrayFromImage(sitk.Resample(src, ref_ct, global_t, interp, -1000.0, pid))
+    whole_o = sitk.GetArrayFromImage(sitk.Resample(src, ref_ct, organ_t, interp, -1000.0, pid))
+    inside = sitk.GetArrayFromImage(mask) > 0
+    assert inside.sum() > 100 and not np.allclose(whole_g[inside], whole_o[inside], atol=1.0)
+    np.testing.assert_allclose(out[inside], whole_o[inside], rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(out[~inside], whole_g[~inside])
 
 
 def test_slicer_to_parent_matrix_maps_moving_ras_points_to_reference_ras():

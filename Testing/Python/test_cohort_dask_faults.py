@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from LuDosimetryLib.cohort.local_cluster import LocalProcessCluster
 from LuDosimetryLib.cohort.runner import discover_patients, run_cohort
 
 HERE = Path(__file__).resolve().parent
@@ -37,46 +36,10 @@ def _cohort(root: Path, n: int) -> Path:
 
 
 @pytest.fixture()
-def cluster(tmp_path):
-    """Scheduler and two nanny-less workers; yields (address, {pid: Popen})."""
-    sched_file = tmp_path / "scheduler.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parents[1])]))
-    bindir = Path(sys.executable).parent
-    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.monotonic() + 120
-        address = None
-        while address is None and time.monotonic() < deadline:
-            try:
-                address = json.loads(sched_file.read_text())["address"]
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.1)
-        assert address and address.startswith("tcp://127.0.0.1:")
-        workers = {}
-        for _ in range(2):
-            w = subprocess.Popen([str(bindir / "dask"), "worker", address, "--no-nanny", "--nthreads", "1",
-                                  "--no-dashboard", "--host", "127.0.0.1", "--memory-limit", "1GiB"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(w)
-            workers[w.pid] = w
-        from distributed import Client
-
-        with Client(address, timeout=120) as c:
-            c.wait_for_workers(2, timeout=120)
-            pids = set(c.run(os.getpid).values())
-        assert pids == set(workers), "each worker runs in the process the test started"
-        yield address, workers
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+def cluster():
+    """Scheduler and two nanny-less workers as separate processes; yields (address, {pid: Popen})."""
+    with LocalProcessCluster(2, memory_limit="1GiB", pythonpath=[HERE, HERE.parents[1]]) as c:
+        yield c.address, c.workers
 
 
 def _log(path: Path) -> list[tuple[str, str, int]]:
@@ -145,3 +108,10 @@ def test_worker_killed_mid_patient_run_completes_once_each(tmp_path, cluster):
     assert again.by_status("skipped") == ids
     assert not list(patients.glob(".*")), "the killed worker's hidden partial folder is cleaned by the rerun"
     assert Counter(p for kind, p, _ in _log(log) if kind == "finish") == finishes  # nothing redone
+
+
+def test_local_cluster_refuses_a_worker_count_below_one():
+    from LuDosimetryLib.errors import InputError
+
+    with pytest.raises(InputError, match="n_workers"):
+        LocalProcessCluster(0)

@@ -49,6 +49,21 @@ def test_ct_to_density_maps_each_voxel_and_keeps_geometry():
     assert rho.GetPixelID() == sitk.sitkFloat32
 
 
+@pytest.mark.parametrize(("dtype", "offset"), [(np.float32, 0.0), (np.int16, 0.0), (np.float64, 0.0),
+                                               (np.float32, 0.25)])
+def test_ct_to_density_equals_the_curve_at_every_voxel(dtype, offset):
+    """Whole CT numbers go through a table of the curve, others through the curve: the same values either way."""
+    rng = np.random.default_rng(5)
+    hu = rng.integers(-1100, 3200, size=(12, 512, 1024)).astype(dtype)  # converted in slabs of 8 slices
+    hu += dtype(offset)
+    hu[3, 4, 5] = -1100  # beyond the first node
+    if not np.issubdtype(dtype, np.integer):
+        hu[10, :5] += dtype(0.5)  # fractional CT numbers in the second slab only
+    ct = sitk.GetImageFromArray(hu)
+    expected = np.interp(hu.astype(float), *np.array(SCHNEIDER_2000).T).astype(np.float32)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ct_to_density(ct)), expected)
+
+
 def test_calibration_csv_gives_one_curve_per_kvp_and_picks_by_kvp(tmp_path):
     p = tmp_path / "density.csv"
     p.write_text("kvp,hu,density_g_per_mL\n120,-1000,0.001\n120,0,1.0\n120,1000,1.6\n"
@@ -91,6 +106,18 @@ def test_average_onto_unaligned_coarse_grid_conserves_mass():
     expected = a.sum() * 0.97 * 1.2 * 2.5 * 1e-3  # g
     assert mass_g(average_onto_grid(fine, coarse)) == pytest.approx(expected, rel=1e-6)
     assert mass_g(fine) == pytest.approx(expected, rel=1e-6)
+
+
+def test_average_onto_grid_counts_the_parts_beyond_the_fine_grid_as_outside():
+    fine = _image(np.full((4, 4, 4), 2.0))  # voxel edges -0.5 … 3.5 mm on every axis
+    coarse = sitk.Image((3, 3, 3), sitk.sitkFloat32)
+    coarse.SetSpacing((2.0, 2.0, 2.0))
+    coarse.SetOrigin((1.5, 0.5, 0.5))  # x edges 0.5, 2.5, 4.5, 6.5: shares 1, ½, 0; y and z: 1, 1, 0
+    out = sitk.GetArrayFromImage(average_onto_grid(fine, coarse, outside=1.0))  # [z, y, x]
+    share_x, share_yz = np.array([1.0, 0.5, 0.0]), np.array([1.0, 1.0, 0.0])
+    share = share_yz[:, None, None] * share_yz[None, :, None] * share_x[None, None, :]
+    np.testing.assert_allclose(out, 2.0 * share + 1.0 * (1.0 - share), rtol=1e-6)
+    assert out[0, 0, 1] == pytest.approx(1.5) and out[0, 0, 2] == pytest.approx(1.0)
 
 
 def test_average_onto_grid_with_other_direction_is_refused():

@@ -69,3 +69,22 @@ def test_fit_plots_are_written_as_png(tmp_path):
     (path,) = plot_fits([res], tmp_path)
     assert path.name == "fit_kidney_left_cortex.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_plots_drawn_on_one_figure_equal_separate_figures(tmp_path):
+    """plot_fits redraws one figure: nothing of the previous region (error bars, y range, flags) remains."""
+    from PIL import Image
+
+    from LuDosimetryLib.kinetics.plots import plot_fit
+
+    t = np.array([5.0, 24.0, 96.0, 192.0])
+    big = mono_exponential(5e9, LN2 / 40).activity(t) * np.array([1.02, 0.98, 1.01, 0.99])
+    small = mono_exponential(2e5, LN2 / 90).activity(t) * np.array([0.97, 1.03, 1.0, 0.99])
+    first = fit_tac(t, big, sigma_Bq=0.03 * big, region="liver")
+    second = fit_tac(t, small, region="lesion_1")  # no σ: no error bars
+    paths = plot_fits([first, second], tmp_path / "together")
+    alone = plot_fit(second, tmp_path / "alone.png")
+    together = np.asarray(Image.open(paths[1]).convert("RGB"))
+    assert together.shape == (400, 600, 3)
+    np.testing.assert_array_equal(together, np.asarray(Image.open(alone).convert("RGB")))
+    assert not np.array_equal(together, np.asarray(Image.open(paths[0]).convert("RGB")))

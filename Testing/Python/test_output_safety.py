@@ -162,6 +162,23 @@ def test_sigkill_leaves_no_visible_partial_result_and_the_next_run_cleans_it(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
 
 
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """A zombie (killed, its parent has not waited for it yet) still answers signal 0; its partial is stale."""
+    out = tmp_path / "res"
+    proc, flag = _start_writer(tmp_path, out)
+    proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, 0)  # no error: the PID is still taken
+    flag.unlink()
+    with atomic_directory(out) as tmp:
+        (tmp / "ok.txt").write_text("ok")
+    assert [p.name for p in tmp_path.iterdir()] == ["res"]
+    proc.wait(timeout=30)
+
+
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_sigterm_and_sigint_end_with_one_line_and_no_partial_folder(tmp_path, sig, code, word):
     # a long bootstrap: the signal arrives while the results (statistics, then plots) are being written
