@@ -188,14 +188,13 @@ def _check_fov_activity(ctx: _Ctx, image, admin: Administration, time_h: float, 
     ctx.plausibility("fov_activity", errors, warnings, source=what)
 
 
-def _check_label_registration(ctx: _Ctx, seg: Segmentation, ct, source: str) -> None:
+def _label_registration_errors(seg: Segmentation, ct, source: str) -> list[str]:
     import SimpleITK as sitk
 
     if ct is None or seg.image.GetSize() != ct.GetSize():
-        return
-    errors = label_registration_problems(sitk.GetArrayViewFromImage(seg.image), sitk.GetArrayViewFromImage(ct),
-                                         seg.table, voxel_volume_mL=voxel_volume_mL(ct.GetSpacing()), source=source)
-    ctx.plausibility("label_registration", errors, source=source)
+        return []
+    return label_registration_problems(sitk.GetArrayViewFromImage(seg.image), sitk.GetArrayViewFromImage(ct),
+                                       seg.table, voxel_volume_mL=voxel_volume_mL(ct.GetSpacing()), source=source)
 
 
 def _same_units(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
@@ -504,10 +503,14 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch
             continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
-    studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
-    seg = None
-    with ctx.attempt():
-        seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
+    seg_series = [s for s in series if s.kind in ("SEG", "RTSTRUCT")]
+    with Prefetch(_read_segmentation) as labels_ahead:  # the label map is read while the PET loads
+        labels_ahead.submit("segmentation", ctx.folder, _reference(cycles), _reference_ct(cycles), seg_series,
+                            ctx.reference_for_uid)
+        studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
+        seg = None
+        with ctx.attempt():
+            seg = _segmentation(ctx, cycles, seg_series, labels_ahead)
     if ctx.diagnosis is not None:  # list every series, also those that could not be used
         listed = {r["series"] for r in ctx.rows}
         for s in series:
@@ -566,23 +569,34 @@ def _reference_ct(cycles: list[Cycle]):
     return cycles[0].timepoints[0].ct if cycles and cycles[0].timepoints else None
 
 
-def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
-    ref = _reference(cycles)
-    labels = ctx.folder / "labels"
+def _read_segmentation(folder: Path, ref, ref_ct, seg_series, reference_for_uid: str | None):
+    """The label map onto the reference, its kind and name, and the label_registration problems; None if none.
+
+    Touches nothing of the ingest context, so it may run in a background thread (:class:`Prefetch`).
+    """
+    labels = folder / "labels"
     for cand in ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.seg.nrrd"):
         p = labels / cand
         if p.is_file():
             seg = read_label_map(p, reference=ref)
-            _check_label_registration(ctx, seg, _reference_ct(cycles), str(p))
-            ctx.rows.append(_row("labels", str(p), extra={"regions": len(seg.table)}))
-            return seg
+            return seg, "labels", str(p), _label_registration_errors(seg, ref_ct, str(p))
     if seg_series and ref is not None:
         s = seg_series[0]
-        seg = load_segmentation(s.files[0], ref, reference_for_uid=ctx.reference_for_uid)
-        _check_label_registration(ctx, seg, _reference_ct(cycles), s.name)
-        ctx.rows.append(_row(s.kind, s.name, extra={"regions": len(seg.table)}))
-        return seg
+        seg = load_segmentation(s.files[0], ref, reference_for_uid=reference_for_uid)
+        return seg, s.kind, s.name, _label_registration_errors(seg, ref_ct, s.name)
     return None
+
+
+def _segmentation(ctx: _Ctx, cycles, seg_series, ahead: Prefetch | None = None) -> Segmentation | None:
+    """The patient's segmentation (:func:`_read_segmentation`, prefetched by ``ahead`` when given), checked."""
+    args = (ctx.folder, _reference(cycles), _reference_ct(cycles), seg_series, ctx.reference_for_uid)
+    found = _read_segmentation(*args) if ahead is None else ahead.take("segmentation", *args)
+    if found is None:
+        return None
+    seg, kind, name, errors = found
+    ctx.plausibility("label_registration", errors, source=name)
+    ctx.rows.append(_row(kind, name, extra={"regions": len(seg.table)}))
+    return seg
 
 
 # --- NIfTI route ------------------------------------------------------------------------------
@@ -700,7 +714,7 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                                 {"series": e["series"]}))
     seg = None
     with ctx.attempt():
-        seg = _segmentation(ctx, cycles, [], [])
+        seg = _segmentation(ctx, cycles, [])
     pid = ""
     pj = ctx.folder / "patient.json"
     if pj.is_file():
