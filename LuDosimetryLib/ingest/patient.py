@@ -394,11 +394,13 @@ def _cycle_administration(ctx: _Ctx, inj: Sourced, members: list[SeriesInfo], he
 
 
 def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
-    with Prefetch(load_ct) as cts_ahead:  # the CTs are read in the background while the beds and frames load
-        return _load_dicom_series(ctx, root, cts_ahead)
+    # the CTs and the PET series are read in background threads while the beds load and the timepoints
+    # are assembled (each result, or error, is taken where it was computed before)
+    with Prefetch(load_ct) as cts_ahead, Prefetch(_read_pet_series) as pets_ahead:
+        return _load_dicom_series(ctx, root, cts_ahead, pets_ahead)
 
 
-def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch
+def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: Prefetch
                        ) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     ctx.step(0.0, "scanning DICOM headers")
     series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m), diagnosis=ctx.diagnosis)
@@ -438,6 +440,8 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch
         _, cands = ct_candidates(s, cts)
         if cands:
             cts_ahead.submit(cands[0].series_uid, cands[0])
+    for s in pets:
+        pets_ahead.submit(s.series_uid, s, heads[s.series_uid], sidecars[s.series_uid])
 
     def ct_of(s: SeriesInfo):
         level, cands = ct_candidates(s, cts)
@@ -507,7 +511,7 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch
     with Prefetch(_read_segmentation) as labels_ahead:  # the label map is read while the PET loads
         labels_ahead.submit("segmentation", ctx.folder, _reference(cycles), _reference_ct(cycles), seg_series,
                             ctx.reference_for_uid)
-        studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
+        studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total, pets_ahead)
         seg = None
         with ctx.attempt():
             seg = _segmentation(ctx, cycles, seg_series, labels_ahead)
@@ -521,15 +525,28 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch
     return cycles, studies, seg, pid
 
 
-def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total) -> list[PetStudy]:
+def _read_pet_series(s: SeriesInfo, head: InjectionHeader, user: dict):
+    """A PET series' administration, its frames and the warnings met on the way.
+
+    Touches nothing of the ingest context, so it may run in a background thread (:class:`Prefetch`);
+    the caller records the warnings.
+    """
+    warnings: list[str] = []
+    admin = resolve_administration(head, source=str(s.files[0]), overrides={}, sidecar=user, expected_nuclide=None)
+    return admin, load_pet_frames(s, admin, user=user, warn=warnings.append), warnings
+
+
+def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total, ahead: Prefetch | None = None
+                       ) -> list[PetStudy]:
     by_inj: dict[datetime, dict] = {}
     for s in pets:
         u = users[s.series_uid]
         frames = None
         with ctx.attempt():
-            admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
-                                           sidecar=u, expected_nuclide=None)
-            frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+            args = (s, heads[s.series_uid], u)
+            admin, frames, warnings = _read_pet_series(*args) if ahead is None else ahead.take(s.series_uid, *args)
+            for w in warnings:
+                ctx.warn(w, source=s.name)
         if frames is None:
             continue
         for f in frames:
