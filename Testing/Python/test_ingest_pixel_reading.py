@@ -5,6 +5,7 @@ damaged file still named."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -15,6 +16,7 @@ from ingest_builders import ct_series, pt_series, write_series
 from pydicom.uid import RLELossless
 
 from LuDosimetryLib.errors import DicomError
+from LuDosimetryLib.ingest import inspect_patient, load_patient
 from LuDosimetryLib.ingest.dicomtags import read_header
 from LuDosimetryLib.ingest.discovery import scan_folder
 from LuDosimetryLib.ingest.plausibility import HU_RANGES, _off_tissue_counts
@@ -175,3 +177,21 @@ def test_label_tissue_counts_equal_one_mask_per_label():
     size_i, off_i = _off_tissue_counts(labels.astype(np.int32), hu, ranges)
     np.testing.assert_array_equal(size_i, size)
     np.testing.assert_array_equal(off_i, off)
+
+
+def test_damaged_pixels_of_prefetched_ct_and_pet_are_named_in_the_order_they_were(small_dicom_patient, tmp_path):
+    """The CTs and PET series load in background threads: their errors still come where the series is
+    used, the timepoint's CT before the PET, each naming its file."""
+    p = tmp_path / "P"
+    shutil.copytree(small_dicom_patient, p)
+    pt = sorted((p / "dicom" / "pet" / "PT_dynamic").glob("*.dcm"))[7]
+    pt.write_bytes(pt.read_bytes()[:-11])
+    with pytest.raises(DicomError, match=rf"{pt.name}: PixelData \(7FE0,0010\) holds \d+ bytes.*truncated"):
+        load_patient(p)
+    ct = sorted((p / "dicom" / "cycle1" / "tp1" / "CT").glob("*.dcm"))[3]
+    ct.write_bytes(ct.read_bytes()[:-11])
+    with pytest.raises(DicomError, match=rf"{ct.name}: PixelData \(7FE0,0010\) holds \d+ bytes.*truncated"):
+        load_patient(p)
+    messages = [x.message for x in inspect_patient(p, diagnose=True).blocking]
+    at = [next(i for i, m in enumerate(messages) if f.name in m and "truncated" in m) for f in (ct, pt)]
+    assert at[0] < at[1]
