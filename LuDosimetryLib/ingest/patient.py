@@ -396,11 +396,12 @@ def _cycle_administration(ctx: _Ctx, inj: Sourced, members: list[SeriesInfo], he
 def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     # the CTs and the PET series are read in background threads while the beds load and the timepoints
     # are assembled (each result, or error, is taken where it was computed before)
-    with Prefetch(load_ct) as cts_ahead, Prefetch(_read_pet_series) as pets_ahead:
-        return _load_dicom_series(ctx, root, cts_ahead, pets_ahead)
+    with Prefetch(load_ct) as cts_ahead, Prefetch(_read_pet_series) as pets_ahead, \
+            Prefetch(_read_segmentation) as labels_ahead:
+        return _load_dicom_series(ctx, root, cts_ahead, pets_ahead, labels_ahead)
 
 
-def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: Prefetch
+def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: Prefetch, labels_ahead: Prefetch
                        ) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     ctx.step(0.0, "scanning DICOM headers")
     series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m), diagnosis=ctx.diagnosis)
@@ -460,6 +461,7 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: P
             return None, None
         return c, ct_cache[c.series_uid]
 
+    seg_series = [s for s in series if s.kind in ("SEG", "RTSTRUCT")]
     cycles = []
     assigned = _assign_cycles(ctx, spects, heads, users)
     n_total = max(len(spects) + len(pets), 1)
@@ -494,6 +496,9 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: P
                 _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
+            if not cycles and len(tps) == 1:  # the reference timepoint: its label map is read from now on
+                labels_ahead.submit("segmentation", ctx.folder, _reference_image(tps[0]), tps[0].ct, seg_series,
+                                    ctx.reference_for_uid)
             for _, s, le in group:
                 ctx.rows.append(_row("SPECT", s.name, le=le, admin=admin, cycle=ci, timepoint=label, image=le.image,
                                      extra={"modality": s.modality, "camera": "" if le.camera is None else
@@ -507,14 +512,10 @@ def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: P
             continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
-    seg_series = [s for s in series if s.kind in ("SEG", "RTSTRUCT")]
-    with Prefetch(_read_segmentation) as labels_ahead:  # the label map is read while the PET loads
-        labels_ahead.submit("segmentation", ctx.folder, _reference(cycles), _reference_ct(cycles), seg_series,
-                            ctx.reference_for_uid)
-        studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total, pets_ahead)
-        seg = None
-        with ctx.attempt():
-            seg = _segmentation(ctx, cycles, seg_series, labels_ahead)
+    studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total, pets_ahead)
+    seg = None
+    with ctx.attempt():
+        seg = _segmentation(ctx, cycles, seg_series, labels_ahead)
     if ctx.diagnosis is not None:  # list every series, also those that could not be used
         listed = {r["series"] for r in ctx.rows}
         for s in series:
@@ -575,10 +576,13 @@ def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total, ahead: Pre
     return out
 
 
+def _reference_image(tp: Timepoint):
+    return tp.ct if tp.ct is not None else tp.spect
+
+
 def _reference(cycles: list[Cycle]):
     if cycles and cycles[0].timepoints:
-        tp = cycles[0].timepoints[0]
-        return tp.ct if tp.ct is not None else tp.spect
+        return _reference_image(cycles[0].timepoints[0])
     return None
 
 

@@ -39,20 +39,23 @@ class Prefetch:
             enabled = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() > 1
         self._fn = fn
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ludosimetry-prefetch") if enabled else None
-        self._futures: dict[Hashable, Future] = {}
+        self._futures: dict[Hashable, tuple[Future, tuple]] = {}
 
     def submit(self, key: Hashable, *args: Any) -> None:
         """Start ``fn(*args)`` in the background (once per key; nothing when disabled)."""
         if self._pool is not None and key not in self._futures:
-            self._futures[key] = self._pool.submit(self._fn, *args)
+            self._futures[key] = (self._pool.submit(self._fn, *args), args)
 
     def take(self, key: Hashable, *args: Any) -> Any:
         """The result of ``fn(*args)`` for ``key``: the prefetched one (waiting for it), else computed now.
 
-        Raises whatever ``fn`` raised.
+        A result prefetched with other arguments (not the very same objects) is dropped and computed
+        again with these. Raises whatever ``fn`` raised.
         """
-        future = self._futures.pop(key, None)
-        if future is None:
+        future, submitted = self._futures.pop(key, (None, ()))
+        if future is None or len(submitted) != len(args) or any(a is not b for a, b in zip(submitted, args)):
+            if future is not None and not future.cancel():
+                future.exception()  # wait for it; its result or error is not this call's
             return self._fn(*args)
         return future.result()
 
