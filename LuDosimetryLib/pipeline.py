@@ -329,7 +329,7 @@ def _gtm_corrected(tacs, timepoints, segmentation, fwhm_mm: float):
 
     grid = timepoints[0].spect
     lab = labels_on_grid(segmentation.image, grid)
-    fine = labels_on_grid(segmentation.image, subdivided_grid(grid, GTM_SUBDIVISION))
+    fine = labels_on_grid(segmentation.image, subdivided_grid(grid, GTM_SUBDIVISION), dtype=np.uint32)
     ids, conc = gtm_correct(lab, [sitk.GetArrayViewFromImage(tp.spect) for tp in timepoints], grid.GetSpacing(),
                             fwhm_mm, fine_labels=fine, factor=GTM_SUBDIVISION)
     index = {int(v): i for i, v in enumerate(ids)}
