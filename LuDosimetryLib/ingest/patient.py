@@ -52,6 +52,7 @@ from .nifti import (
 )
 from .overrides import normalise_overrides, sidecar_for_series
 from .plausibility import CHECKS, fov_activity_problems, label_registration_problems
+from .prefetch import Prefetch
 from .quant import voxel_volume_mL
 from .segmentation import load_segmentation, read_label_map
 from .series import LoadedEmission, load_ct, load_pet_frames, load_spect_bed, quantify_bed
@@ -187,14 +188,13 @@ def _check_fov_activity(ctx: _Ctx, image, admin: Administration, time_h: float, 
     ctx.plausibility("fov_activity", errors, warnings, source=what)
 
 
-def _check_label_registration(ctx: _Ctx, seg: Segmentation, ct, source: str) -> None:
+def _label_registration_errors(seg: Segmentation, ct, source: str) -> list[str]:
     import SimpleITK as sitk
 
     if ct is None or seg.image.GetSize() != ct.GetSize():
-        return
-    errors = label_registration_problems(sitk.GetArrayViewFromImage(seg.image), sitk.GetArrayViewFromImage(ct),
-                                         seg.table, voxel_volume_mL=voxel_volume_mL(ct.GetSpacing()), source=source)
-    ctx.plausibility("label_registration", errors, source=source)
+        return []
+    return label_registration_problems(sitk.GetArrayViewFromImage(seg.image), sitk.GetArrayViewFromImage(ct),
+                                       seg.table, voxel_volume_mL=voxel_volume_mL(ct.GetSpacing()), source=source)
 
 
 def _same_units(beds: list[tuple[str, LoadedEmission]], *, cycle: int, label: str) -> None:
@@ -394,6 +394,15 @@ def _cycle_administration(ctx: _Ctx, inj: Sourced, members: list[SeriesInfo], he
 
 
 def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
+    # the CTs and the PET series are read in background threads while the beds load and the timepoints
+    # are assembled (each result, or error, is taken where it was computed before)
+    with Prefetch(load_ct) as cts_ahead, Prefetch(_read_pet_series) as pets_ahead, \
+            Prefetch(_read_segmentation) as labels_ahead:
+        return _load_dicom_series(ctx, root, cts_ahead, pets_ahead, labels_ahead)
+
+
+def _load_dicom_series(ctx: _Ctx, root: Path, cts_ahead: Prefetch, pets_ahead: Prefetch, labels_ahead: Prefetch
+                       ) -> tuple[list[Cycle], list[PetStudy], Segmentation | None, str]:
     ctx.step(0.0, "scanning DICOM headers")
     series = scan_folder(root, progress=lambda f, m: ctx.step(0.2 * f, m), diagnosis=ctx.diagnosis)
     if not series:
@@ -428,6 +437,12 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     spects = [s for s in spects if s.series_uid in heads]
     pets = [s for s in pets if s.series_uid in heads]
     ct_cache: dict[str, Any] = {}
+    for s in [*spects, *pets]:  # the CT each series will ask for below, in about the order asked
+        _, cands = ct_candidates(s, cts)
+        if cands:
+            cts_ahead.submit(cands[0].series_uid, cands[0])
+    for s in pets:
+        pets_ahead.submit(s.series_uid, s, heads[s.series_uid], sidecars[s.series_uid])
 
     def ct_of(s: SeriesInfo):
         level, cands = ct_candidates(s, cts)
@@ -441,11 +456,12 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
         if c.series_uid not in ct_cache:
             ct_cache[c.series_uid] = None
             with ctx.attempt():
-                ct_cache[c.series_uid] = load_ct(c)
+                ct_cache[c.series_uid] = cts_ahead.take(c.series_uid, c)
         if ct_cache[c.series_uid] is None:
             return None, None
         return c, ct_cache[c.series_uid]
 
+    seg_series = [s for s in series if s.kind in ("SEG", "RTSTRUCT")]
     cycles = []
     assigned = _assign_cycles(ctx, spects, heads, users)
     n_total = max(len(spects) + len(pets), 1)
@@ -480,6 +496,9 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                 _check_fov_activity(ctx, tp.spect, admin, tp.time_h, f"cycle {ci} {label} ({group[0][1].name})")
             if ci == 1 and ti == 1 and ct_info is not None:
                 ctx.reference_for_uid = ct_info.frame_of_reference_uid or None
+            if not cycles and len(tps) == 1:  # the reference timepoint: its label map is read from now on
+                labels_ahead.submit("segmentation", ctx.folder, _reference_image(tps[0]), tps[0].ct, seg_series,
+                                    ctx.reference_for_uid)
             for _, s, le in group:
                 ctx.rows.append(_row("SPECT", s.name, le=le, admin=admin, cycle=ci, timepoint=label, image=le.image,
                                      extra={"modality": s.modality, "camera": "" if le.camera is None else
@@ -493,10 +512,10 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
             continue
         _later_check(ctx, ci, tps, admin.nuclide)
         cycles.append(Cycle(ci, admin, tuple(tps)))
-    studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total)
+    studies = _pet_studies_dicom(ctx, pets, heads, sidecars, ct_of, done, n_total, pets_ahead)
     seg = None
     with ctx.attempt():
-        seg = _segmentation(ctx, cycles, [s for s in series if s.kind in ("SEG", "RTSTRUCT")], cts)
+        seg = _segmentation(ctx, cycles, seg_series, labels_ahead)
     if ctx.diagnosis is not None:  # list every series, also those that could not be used
         listed = {r["series"] for r in ctx.rows}
         for s in series:
@@ -507,15 +526,28 @@ def _load_dicom(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
     return cycles, studies, seg, pid
 
 
-def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total) -> list[PetStudy]:
+def _read_pet_series(s: SeriesInfo, head: InjectionHeader, user: dict):
+    """A PET series' administration, its frames and the warnings met on the way.
+
+    Touches nothing of the ingest context, so it may run in a background thread (:class:`Prefetch`);
+    the caller records the warnings.
+    """
+    warnings: list[str] = []
+    admin = resolve_administration(head, source=str(s.files[0]), overrides={}, sidecar=user, expected_nuclide=None)
+    return admin, load_pet_frames(s, admin, user=user, warn=warnings.append), warnings
+
+
+def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total, ahead: Prefetch | None = None
+                       ) -> list[PetStudy]:
     by_inj: dict[datetime, dict] = {}
     for s in pets:
         u = users[s.series_uid]
         frames = None
         with ctx.attempt():
-            admin = resolve_administration(heads[s.series_uid], source=str(s.files[0]), overrides={},
-                                           sidecar=u, expected_nuclide=None)
-            frames = load_pet_frames(s, admin, user=u, warn=ctx.warn)
+            args = (s, heads[s.series_uid], u)
+            admin, frames, warnings = _read_pet_series(*args) if ahead is None else ahead.take(s.series_uid, *args)
+            for w in warnings:
+                ctx.warn(w, source=s.name)
         if frames is None:
             continue
         for f in frames:
@@ -544,10 +576,13 @@ def _pet_studies_dicom(ctx, pets, heads, users, ct_of, done, n_total) -> list[Pe
     return out
 
 
+def _reference_image(tp: Timepoint):
+    return tp.ct if tp.ct is not None else tp.spect
+
+
 def _reference(cycles: list[Cycle]):
     if cycles and cycles[0].timepoints:
-        tp = cycles[0].timepoints[0]
-        return tp.ct if tp.ct is not None else tp.spect
+        return _reference_image(cycles[0].timepoints[0])
     return None
 
 
@@ -555,23 +590,34 @@ def _reference_ct(cycles: list[Cycle]):
     return cycles[0].timepoints[0].ct if cycles and cycles[0].timepoints else None
 
 
-def _segmentation(ctx: _Ctx, cycles, seg_series, cts) -> Segmentation | None:
-    ref = _reference(cycles)
-    labels = ctx.folder / "labels"
+def _read_segmentation(folder: Path, ref, ref_ct, seg_series, reference_for_uid: str | None):
+    """The label map onto the reference, its kind and name, and the label_registration problems; None if none.
+
+    Touches nothing of the ingest context, so it may run in a background thread (:class:`Prefetch`).
+    """
+    labels = folder / "labels"
     for cand in ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.seg.nrrd"):
         p = labels / cand
         if p.is_file():
             seg = read_label_map(p, reference=ref)
-            _check_label_registration(ctx, seg, _reference_ct(cycles), str(p))
-            ctx.rows.append(_row("labels", str(p), extra={"regions": len(seg.table)}))
-            return seg
+            return seg, "labels", str(p), _label_registration_errors(seg, ref_ct, str(p))
     if seg_series and ref is not None:
         s = seg_series[0]
-        seg = load_segmentation(s.files[0], ref, reference_for_uid=ctx.reference_for_uid)
-        _check_label_registration(ctx, seg, _reference_ct(cycles), s.name)
-        ctx.rows.append(_row(s.kind, s.name, extra={"regions": len(seg.table)}))
-        return seg
+        seg = load_segmentation(s.files[0], ref, reference_for_uid=reference_for_uid)
+        return seg, s.kind, s.name, _label_registration_errors(seg, ref_ct, s.name)
     return None
+
+
+def _segmentation(ctx: _Ctx, cycles, seg_series, ahead: Prefetch | None = None) -> Segmentation | None:
+    """The patient's segmentation (:func:`_read_segmentation`, prefetched by ``ahead`` when given), checked."""
+    args = (ctx.folder, _reference(cycles), _reference_ct(cycles), seg_series, ctx.reference_for_uid)
+    found = _read_segmentation(*args) if ahead is None else ahead.take("segmentation", *args)
+    if found is None:
+        return None
+    seg, kind, name, errors = found
+    ctx.plausibility("label_registration", errors, source=name)
+    ctx.rows.append(_row(kind, name, extra={"regions": len(seg.table)}))
+    return seg
 
 
 # --- NIfTI route ------------------------------------------------------------------------------
@@ -689,7 +735,7 @@ def _load_nifti(ctx: _Ctx, root: Path) -> tuple[list[Cycle], list[PetStudy], Seg
                                 {"series": e["series"]}))
     seg = None
     with ctx.attempt():
-        seg = _segmentation(ctx, cycles, [], [])
+        seg = _segmentation(ctx, cycles, [])
     pid = ""
     pj = ctx.folder / "patient.json"
     if pj.is_file():

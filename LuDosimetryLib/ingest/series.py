@@ -258,10 +258,33 @@ def load_ct(series: SeriesInfo):
     RescaleSlope (0028,1053) and RescaleIntercept (0028,1052) as GDCM does: ``stored · slope +
     intercept`` in double precision, rounded to float32.
     """
+    import SimpleITK as sitk
+
     headers, offsets = series_headers(series)
     grid, order = stack_grid(headers, series=series.name)
     files = [headers[i][0] for i in order]
-    if all(offsets[i] is not None and native_layout(headers[i][1]) is not None for i in order):
+    layouts = {native_layout(headers[i][1]) if offsets[i] is not None else None for i in order}
+    if None not in layouts:
+        rescales = {_rescale_of(ds, source=name) for name, ds in headers}
+        (dtype, shape), (slope, icpt) = next(iter(layouts)), next(iter(rescales))
+        if len(layouts) == 1 and len(rescales) == 1 and slope == 1.0 and shape == (grid.size[1], grid.size[0]):
+            # one stored type and one rescale (nearly every CT): the stored values in one volume, shifted by
+            # the intercept to float32 in SimpleITK's threads ((stored + intercept) · 1 in double, as GDCM)
+            stored = np.empty((len(files), *shape), dtype)
+
+            def read_stored(ks) -> None:
+                for k in ks:
+                    name, ds = headers[order[k]]
+                    stored[k] = read_pixels(ds, source=name, offset=offsets[order[k]])
+
+            _in_threads(read_stored, len(order))
+            img = sitk.GetImageFromArray(stored)
+            del stored
+            img = sitk.ShiftScale(img, icpt, 1.0, sitk.sitkFloat32)
+            img.SetOrigin(grid.origin_mm)
+            img.SetSpacing(grid.spacing_mm)
+            img.SetDirection(grid.direction)
+            return img
         arr = np.empty((len(files), grid.size[1], grid.size[0]), np.float32)
 
         def read(ks) -> None:
@@ -306,6 +329,13 @@ def _in_threads(work: Callable[[range], None], n: int) -> None:
 _FLOAT32_EXACT = 2 ** 24
 
 
+def _rescale_of(ds, *, source: str) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) of a CT slice; 1 and 0 where absent."""
+    rs = get_float(ds, "RescaleSlope", source=source)
+    ri = get_float(ds, "RescaleIntercept", source=source)
+    return (rs.value if rs else 1.0), (ri.value if ri else 0.0)
+
+
 def _rescale_into(out: np.ndarray, stored: np.ndarray, ds, *, source: str) -> None:
     """``out[...] = float32(stored · RescaleSlope + RescaleIntercept)`` computed in double precision.
 
@@ -315,10 +345,7 @@ def _rescale_into(out: np.ndarray, stored: np.ndarray, ds, *, source: str) -> No
     if stored.shape != out.shape:
         raise DicomError(f"decodes to shape {stored.shape}; expected (Rows, Columns) = {out.shape}", source=source,
                          tag=tag_label("PixelData"))
-    rs = get_float(ds, "RescaleSlope", source=source)
-    ri = get_float(ds, "RescaleIntercept", source=source)
-    slope = rs.value if rs else 1.0
-    icpt = ri.value if ri else 0.0
+    slope, icpt = _rescale_of(ds, source=source)
     bound = float(max(abs(int(np.iinfo(stored.dtype).min)), int(np.iinfo(stored.dtype).max))) \
         if stored.dtype.kind in "iu" else math.inf
     if slope == int(slope) and icpt == int(icpt) and bound * abs(slope) + abs(icpt) < _FLOAT32_EXACT:
