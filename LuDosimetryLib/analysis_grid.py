@@ -77,14 +77,18 @@ def block_majority(labels_kji: np.ndarray, factors_xyz: tuple[int, int, int]) ->
     k, j, i = (n // f for n, f in zip(labels_kji.shape, (fz, fy, fx)))
     blocks = labels_kji[:k * fz, :j * fy, :i * fx].reshape(k, fz, j, fy, i, fx).transpose(0, 2, 4, 1, 3, 5)
     blocks = blocks.reshape(k, j, i, fz * fy * fx)
+    m = blocks.shape[-1]
+    # votes[b]: how many voxels of the block hold the label of voxel b; each pair compared once
+    votes = [np.ones((k, j, i), np.int16) for _ in range(m)]
+    for b in range(m):
+        for c in range(b + 1, m):
+            same = blocks[..., b] == blocks[..., c]
+            votes[b] += same
+            votes[c] += same
     best = blocks[..., 0].copy()
-    best_n = np.zeros(best.shape, np.int16)
-    for b in range(blocks.shape[-1]):
-        cand = blocks[..., b]
-        n = np.zeros(best.shape, np.int16)
-        for c in range(blocks.shape[-1]):
-            n += blocks[..., c] == cand
-        better = n > best_n
-        best[better] = cand[better]
-        best_n[better] = n[better]
+    best_n = votes[0]
+    for b in range(1, m):
+        better = votes[b] > best_n  # strictly more: a tie keeps the voxel met first
+        best[better] = blocks[..., b][better]
+        best_n = np.maximum(best_n, votes[b])
     return best

@@ -95,13 +95,18 @@ def gtm_correct(labels: np.ndarray, frames: Sequence[np.ndarray], spacing_mm, fw
     return ids, true
 
 
-def labels_on_grid(labels, grid, transform=None) -> np.ndarray:
-    """Label map resampled (nearest neighbour) onto ``grid``; array [k, j, i]."""
+def labels_on_grid(labels, grid, transform=None, *, dtype=np.int64) -> np.ndarray:
+    """Label map resampled (nearest neighbour) onto ``grid``; array [k, j, i] of ``dtype``.
+
+    ``dtype=np.uint32`` keeps the resampled labels' own type (half the memory of int64 for the
+    subdivided grids of :func:`gtm_matrix`'s ``fine_labels``). One copy out of the resampled image,
+    of ``dtype`` directly.
+    """
     import SimpleITK as sitk
 
     tx = transform if transform is not None else sitk.Transform(3, sitk.sitkIdentity)
     out = sitk.Resample(labels, grid, tx, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt32)
-    return sitk.GetArrayViewFromImage(out).astype(np.int64)
+    return sitk.GetArrayViewFromImage(out).astype(dtype)
 
 
 def subdivided_grid(image, factor: int):

@@ -329,7 +329,7 @@ def _gtm_corrected(tacs, timepoints, segmentation, fwhm_mm: float):
 
     grid = timepoints[0].spect
     lab = labels_on_grid(segmentation.image, grid)
-    fine = labels_on_grid(segmentation.image, subdivided_grid(grid, GTM_SUBDIVISION))
+    fine = labels_on_grid(segmentation.image, subdivided_grid(grid, GTM_SUBDIVISION), dtype=np.uint32)
     ids, conc = gtm_correct(lab, [sitk.GetArrayViewFromImage(tp.spect) for tp in timepoints], grid.GetSpacing(),
                             fwhm_mm, fine_labels=fine, factor=GTM_SUBDIVISION)
     index = {int(v): i for i, v in enumerate(ids)}
@@ -373,6 +373,7 @@ def dose_from_tia(tia, segmentation, density_ct, *, nuclide: str = "Lu-177",
     from .density import average_onto_grid
     from .dose.convolution import convolve_dose
     from .dose.density_scaling import scale_dose_to_density
+    from .dose.grid import crop_to_labels
     from .dose.led import led_dose
     from .dose.regional import region_dose_statistics
     from .kernels import dose_kernel
@@ -389,11 +390,11 @@ def dose_from_tia(tia, segmentation, density_ct, *, nuclide: str = "Lu-177",
     soft_img.CopyInformation(tia)
     dose_img = scale_dose_to_density(soft_img, average_onto_grid(density_ct, tia))
     report(0.5, "regional statistics")
-    soft_on_labels = sitk.Resample(soft_img, segmentation.image, sitk.Transform(), sitk.sitkLinear, 0.0,
-                                   sitk.sitkFloat32)
-    dose_on_labels = scale_dose_to_density(soft_on_labels, density_ct)
-    stats = region_dose_statistics(dose_on_labels, segmentation.image, segmentation.table,
-                                   density_g_per_mL=density_ct, on_empty="skip", method=settings.dose_method,
+    labels, density_labels = crop_to_labels(segmentation.image, density_ct)  # the statistics read labelled voxels
+    soft_on_labels = sitk.Resample(soft_img, labels, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    dose_on_labels = scale_dose_to_density(soft_on_labels, density_labels)
+    stats = region_dose_statistics(dose_on_labels, labels, segmentation.table,
+                                   density_g_per_mL=density_labels, on_empty="skip", method=settings.dose_method,
                                    progress=lambda f, m: report(0.5 + 0.5 * f, m))
     return dose_img, tuple(stats)
 
@@ -430,12 +431,14 @@ def region_tia_from_map(tia, segmentation) -> dict[str, float]:
     """
     import SimpleITK as sitk
 
+    from .dose.grid import crop_to_labels
     from .units import ML_PER_MM3
 
     v_map = float(np.prod(tia.GetSpacing())) * ML_PER_MM3
     v_lab = float(np.prod(segmentation.image.GetSpacing())) * ML_PER_MM3
-    conc = sitk.Resample(tia, segmentation.image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat64)
-    lab = sitk.GetArrayViewFromImage(segmentation.image).astype(np.int64).ravel()
+    (labels,) = crop_to_labels(segmentation.image)  # the sums read labelled voxels only
+    conc = sitk.Resample(tia, labels, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat64)
+    lab = sitk.GetArrayViewFromImage(labels).astype(np.int64).ravel()
     sums = np.bincount(lab, weights=sitk.GetArrayViewFromImage(conc).ravel() * (v_lab / v_map))
     out = {r.name: float(sums[r.label]) if r.label < sums.size else 0.0 for r in segmentation.table}
     for g, leaves in segmentation.table.groups().items():

@@ -217,7 +217,7 @@ def _prepare(dose_Gy, labels, density_g_per_mL, voxel_volume_mL, dose_name="dose
     v = voxel_volume_mL_of(grid, voxel_volume_mL, name=dose_name)
     rho = None
     if density_g_per_mL is not None:
-        rho, g_rho = as_voxels(density_g_per_mL, "density_g_per_mL", dtype=np.float64)
+        rho, g_rho = as_voxels(density_g_per_mL, "density_g_per_mL")  # as stored: float64 after each gather
         check_same_grid(grid, g_rho, reference_name=dose_name, other_name="density_g_per_mL")
     return dose, grid, lab, v, rho
 
@@ -285,7 +285,7 @@ def region_dose_statistics(dose_Gy: sitk.Image | np.ndarray, labels: sitk.Image 
     vals = _checked_dose(dose.ravel(), idx, "dose_Gy", table, lab_sorted)
     mass = None
     if rho is not None:
-        rv = rho.ravel()[idx]
+        rv = rho.ravel()[idx].astype(np.float64)
         bad = ~np.isfinite(rv) | (rv < 0)
         if bad.any():
             raise InputError(f"{int(bad.sum())} voxel(s) inside regions are NaN or negative; expected ≥ 0 g/mL",
@@ -409,7 +409,7 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
     _, _, lab, v, rho = _prepare(maps[0], labels, density_g_per_mL, voxel_volume_mL,
                                  dose_name="dose_rate_maps_Gy_per_h[0]")
     idx, lab_sorted, plan = _region_index(lab, table, include_groups, on_empty, regions)
-    w = np.ones(idx.size) if rho is None or not mass_weighted else rho.ravel()[idx] * v
+    w = np.ones(idx.size) if rho is None or not mass_weighted else rho.ravel()[idx].astype(np.float64) * v
     rates = np.empty((len(plan), t.size))
     for j, m in enumerate(maps):
         arr, g = as_voxels(m, f"dose_rate_maps_Gy_per_h[{j}]")
@@ -423,7 +423,8 @@ def region_dose_from_dose_rates(dose_rate_maps_Gy_per_h: Sequence[sitk.Image | n
     out = []
     for r, (name, kind, _leaves, spans) in enumerate(plan):
         n_vox = sum(b - a for a, b in spans)
-        mass_g = None if rho is None else sum(float(rho.ravel()[idx[a:b]].sum()) for a, b in spans) * v
+        mass_g = None if rho is None else sum(float(rho.ravel()[idx[a:b]].astype(np.float64).sum())
+                                              for a, b in spans) * v
         model = fit(t.copy(), rates[r].copy())
         if not isinstance(model, KineticModel):
             raise InputError(f"fit returned {type(model).__name__}, not a KineticModel", source="fit")

@@ -198,3 +198,29 @@ def test_mass_weighted_without_density_is_refused():
     with pytest.raises(InputError, match="voxel_volume_mL is required"):
         region_dose_statistics(dose, lab, TABLE)
     assert math.isfinite(dose_at_volume_percent([1.0], 50))
+
+
+def test_crop_to_labels_keeps_every_labelled_voxel_at_its_position():
+    from LuDosimetryLib.dose.grid import crop_to_labels
+
+    lab = np.zeros((9, 11, 13), np.uint16)
+    lab[2:5, 3, 4:10] = 1
+    lab[6, 8, 2] = 3
+    labels = sitk.GetImageFromArray(lab)
+    labels.SetSpacing((2.0, 3.0, 4.0))
+    labels.SetOrigin((-5.0, 7.0, 1.5))
+    values = sitk.GetImageFromArray(np.arange(lab.size, dtype=np.float32).reshape(lab.shape))
+    values.CopyInformation(labels)
+    crop_lab, crop_val = crop_to_labels(labels, values)
+    assert crop_lab.GetSize() == (8, 6, 5)  # i 2..9, j 3..8, k 2..6
+    assert crop_lab.GetOrigin() == labels.TransformIndexToPhysicalPoint((2, 3, 2))
+    assert crop_val.GetOrigin() == crop_lab.GetOrigin() and crop_val.GetSpacing() == labels.GetSpacing()
+    kept = sitk.GetArrayFromImage(crop_lab)
+    assert np.array_equal(np.sort(kept[kept > 0]), np.sort(lab[lab > 0]))
+    for idx in [(4, 3, 2), (9, 3, 4), (2, 8, 6)]:  # (i, j, k) of labelled voxels
+        point = labels.TransformIndexToPhysicalPoint(idx)
+        assert crop_val[crop_lab.TransformPhysicalPointToIndex(point)] == values[idx]
+    empty = sitk.Image(labels.GetSize(), sitk.sitkUInt16)
+    assert crop_to_labels(empty)[0].GetSize() == empty.GetSize()
+    with pytest.raises(ConsistencyError, match="same grid"):
+        crop_to_labels(labels, sitk.Image((3, 3, 3), sitk.sitkFloat32))
