@@ -136,7 +136,10 @@ def region_pet_tacs(study: PetStudy, segmentation: Segmentation, *, transform=No
         lab = labels_on_grid(segmentation.image, frames[0].image, transform)
         counts = np.bincount(lab.ravel(), minlength=n)[:n]
         if p.pet_recovery == "gtm":
-            fine = labels_on_grid(segmentation.image, _subdivided(frames[0].image, GTM_SUBDIVISION), transform)
+            # subdivided grid (8× the PET voxels: 84 M on the clinical static) kept as resampled (uint32),
+            # not copied to int64: only compared with label values
+            fine = labels_on_grid(segmentation.image, _subdivided(frames[0].image, GTM_SUBDIVISION), transform,
+                                  dtype=np.uint32)
             ids, true = gtm_correct(lab, [sitk.GetArrayViewFromImage(f.image) for f in frames],
                                     frames[0].image.GetSpacing(), float(p.pet_fwhm_mm), fine_labels=fine,
                                     factor=GTM_SUBDIVISION)
