@@ -558,8 +558,9 @@ def resample_to_reference(image: sitk.Image, reference: sitk.Image, alignment: A
         lo = [int(a.min()) for a in nz]
         hi = [int(a.max()) + 1 for a in nz]
         box = sitk.RegionOfInterest(reference, [h - lo_ for lo_, h in zip(lo, hi)][::-1], lo[::-1])
-        local = sitk.GetArrayViewFromImage(sitk.Resample(src, box, organ.transform, interpolator, default,
-                                                         src.GetPixelID()))
+        # keep the image referenced: a view of a temporary image reads freed memory
+        local_img = sitk.Resample(src, box, organ.transform, interpolator, default, src.GetPixelID())
+        local = sitk.GetArrayViewFromImage(local_img)
         view = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         sel = inside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         view[sel] = local[sel]
