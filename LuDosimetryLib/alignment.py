@@ -95,6 +95,10 @@ class RegistrationSettings:
     metric : {"mattes", "correlation", "meansquares"}
         Mattes mutual information (any pair of images), or, for CT to CT (both in HU),
         normalised correlation or mean squares.
+    gradient_filter : bool
+        Image gradients of the metric from Gaussian-derivative filtered whole images (SimpleITK's
+        default) instead of central differences at the sampled points (default False: 2–3× faster;
+        on the clinical phantom the body TRE stays sub-millimetre, docs/alignment.md).
     """
 
     shrink_factors: tuple[int, ...] = (4, 2, 1)
@@ -107,6 +111,7 @@ class RegistrationSettings:
     min_step_mm: float = 0.01
     coarse_search: bool = True
     metric: str = "mattes"
+    gradient_filter: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in ("mattes", "correlation", "meansquares"):
@@ -259,6 +264,12 @@ def _method(settings: RegistrationSettings) -> sitk.ImageRegistrationMethod:
     else:
         reg.SetMetricSamplingStrategy(reg.NONE)
     reg.SetInterpolator(sitk.sitkLinear)
+    if not settings.gradient_filter:
+        # the metric's gradient by central differences at the sampled points only; with the filters on,
+        # SimpleITK filters the whole fixed and moving images with a Gaussian derivative at every level and
+        # every MetricEvaluate, most of a registration's time while 10 % of the voxels are sampled
+        reg.SetMetricUseFixedImageGradientFilter(False)
+        reg.SetMetricUseMovingImageGradientFilter(False)
     reg.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
     reg.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas_mm))
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
