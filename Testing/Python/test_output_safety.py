@@ -168,7 +168,13 @@ def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
     proc, flag = _start_writer(tmp_path, out)
     proc.send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while not Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+
+    def zombie_without_files() -> bool:  # the leader turns Z before its other threads have closed the files
+        if Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            return False
+        return len(os.listdir(f"/proc/{proc.pid}/task")) == 1  # the other threads are gone, with the lock
+
+    while not zombie_without_files():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(proc.pid, 0)  # no error: the PID is still taken
