@@ -94,6 +94,20 @@ def _write(path: Path, led: Ledger) -> None:
         raise InputError(f"cannot write the ledger: {exc.strerror or exc}", source=str(path)) from None
 
 
+def _read_checked(path: Path) -> Ledger:
+    """The ledger, with its follow-up and outcomes validated as ``ludosimetry trial`` reads them.
+
+    The reader carries them through unmodified (unknown keys included); the ledger commands refuse
+    what the trial module would refuse, so a bad entry is found when it is checked or extended.
+    """
+    from ..trial.followup import follow_up_from_ledger
+
+    led = read_ledger(path)
+    follow_up_from_ledger({"follow_up": list(led.follow_up), "outcomes": led.outcomes}, source=str(path),
+                          start_date=min((c.administration_date for c in led.cycles), default=None))
+    return led
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``ledger new|add|check``."""
     if args.ledger_action == "new":
@@ -104,10 +118,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"new ledger of patient {led.patient_id} written to {args.out}")
         return 0
     if args.ledger_action == "check":
-        led = read_ledger(args.ledger)
-        lines = summary_lines(led)
-        print("\n".join(lines))
-        return 1 if any("LEDGER OVER LIMIT" in ln for ln in lines) else 0
+        led = _read_checked(args.ledger)
+        print("\n".join(summary_lines(led)))
+        return 1 if ledger_limit_flags(led) else 0
     # add
     if args.assume_rel_uncertainty is not None and not (0 <= args.assume_rel_uncertainty < 10):
         raise InputError(f"must be a relative uncertainty in [0, 10), got {args.assume_rel_uncertainty:g}",
@@ -119,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise InputError(f"must be a date YYYY-MM-DD, got {args.administration_date!r}",
                              source="--administration-date") from None
-    led = read_ledger(args.ledger)
+    led = _read_checked(args.ledger)
     if not args.in_place:
         _check_new_file(args.out, args.force, [args.ledger, args.results])
     results = cycle_from_results(args.results, assumed_rel_uncertainty=args.assume_rel_uncertainty,

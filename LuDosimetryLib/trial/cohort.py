@@ -94,7 +94,8 @@ def trial_patient_from_ledger(doc: Mapping[str, Any], *, source: str = "ledger")
     cycles = tuple(CycleDose(c.cycle, c.kind, c.administration_date, c.administered_activity_Bq / BQ_PER_GBQ,
                              {o: float(v.dose_Gy) for o, v in c.organs.items()},
                              {n: (float(v.dose_Gy), v.volume_mL) for n, v in c.lesions.items()}) for c in led.cycles)
-    fu = follow_up_from_ledger({"follow_up": list(led.follow_up), "outcomes": led.outcomes}, source=source)
+    fu = follow_up_from_ledger({"follow_up": list(led.follow_up), "outcomes": led.outcomes}, source=source,
+                               start_date=min(c.administration_date for c in led.cycles))
     return TrialPatient(led.patient_id, source, "" if led.phase is None else str(led.phase), led.risk_stratum or "",
                         led.escalation_group or "", cycles, fu)
 

@@ -294,13 +294,24 @@ def parse_outcomes(d: Any, *, source: str = "ledger") -> Outcomes | None:
                     dates["salvage_start_date"], version)
 
 
-def follow_up_from_ledger(doc: Mapping[str, Any], *, source: str = "ledger") -> PatientFollowUp:
-    """Parse and cross-check the ``follow_up`` and ``outcomes`` blocks of a ledger document (dict)."""
+def follow_up_from_ledger(doc: Mapping[str, Any], *, source: str = "ledger",
+                          start_date: _dt.date | None = None) -> PatientFollowUp:
+    """Parse and cross-check the ``follow_up`` and ``outcomes`` blocks of a ledger document (dict).
+
+    ``start_date`` (the first administration), when given: no outcome date may precede it (it
+    would give a negative time to event). Baseline visits before it are allowed.
+    """
     visits = parse_follow_up(doc.get("follow_up"), source=source)
     outcomes = parse_outcomes(doc.get("outcomes"), source=source)
     if outcomes is not None and visits and visits[-1].date > outcomes.last_follow_up_date:
         raise InputError(f"visit on {visits[-1].date} is after the last follow-up {outcomes.last_follow_up_date}",
                          source=f"{source}: outcomes.last_follow_up_date")
+    if outcomes is not None and start_date is not None:
+        for key in ("psa_progression_date", "radiographic_progression_date", "death_date", "last_follow_up_date"):
+            when = getattr(outcomes, key)
+            if when is not None and when < start_date:
+                raise InputError(f"{when} is before the first administration ({start_date})",
+                                 source=f"{source}: outcomes.{key}")
     return PatientFollowUp(visits, outcomes)
 
 

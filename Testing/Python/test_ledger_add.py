@@ -160,3 +160,30 @@ def test_ledger_new_and_check(tmp_path, capsys):
     capsys.readouterr()
     assert main(["ledger", "check", str(EXAMPLE)]) == 0
     assert "cycle 2 (standard) 2026-02-16: 9.2 GBq" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("edit, source", [
+    (lambda d: d["follow_up"].append({"date": "2026-06-01", "adverse_events": [{"term": "", "grade": 9}]}),
+     "follow_up"),
+    (lambda d: d.setdefault("outcomes", {"last_follow_up_date": "2027-01-01"}).update(
+        psa_progression_date="2020-01-01"), "outcomes.psa_progression_date"),
+])
+def test_ledger_check_and_add_validate_the_follow_up_they_carry(tmp_path, capsys, edit, source):
+    """Bad follow-up (an ungradeable adverse event, a progression before cycle 1) is refused by `ledger check`
+    and `ledger add`, and by `ludosimetry trial`'s reader, not only when the trial endpoints are computed."""
+    from LuDosimetryLib.trial.cohort import trial_patient_from_ledger
+
+    doc = json.loads(EXAMPLE.read_text())
+    doc.setdefault("follow_up", [])
+    edit(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputError) as exc:
+        trial_patient_from_ledger(doc, source="bad.json")
+    assert source in str(exc.value)
+    capsys.readouterr()
+    assert main(["ledger", "check", str(bad)]) == 2
+    assert source in capsys.readouterr().err
+    assert main(["ledger", "add", str(results_folder(tmp_path)), "--ledger", str(bad), "--out",
+                 str(tmp_path / "n.json")]) == 2
+    assert not (tmp_path / "n.json").exists()
