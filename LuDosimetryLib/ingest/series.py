@@ -262,6 +262,7 @@ def load_ct(series: SeriesInfo):
 
     headers, offsets = series_headers(series)
     grid, order = stack_grid(headers, series=series.name)
+    _quantitation_tags_consistent(headers, order)  # a slice without RescaleIntercept would be read ~1024 HU off
     files = [headers[i][0] for i in order]
     layouts = {native_layout(headers[i][1]) if offsets[i] is not None else None for i in order}
     if None not in layouts:

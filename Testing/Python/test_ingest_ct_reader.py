@@ -61,3 +61,14 @@ def test_truncated_ct_slice_is_named(tmp_path):
     with pytest.raises(DicomError, match=r"IM_0005\.dcm: PixelData \(7FE0,0010\) holds \d+ bytes.*truncated"):
         _load(tmp_path)
     assert pydicom.dcmread(paths[0]).Modality == "CT"  # the other files are untouched
+
+
+def test_a_ct_slice_without_rescale_intercept_among_slices_with_it_is_refused(tmp_path):
+    """Read with intercept 0, such a slice would be ~1024 HU off (density, dose scaling) without a word."""
+    from LuDosimetryLib.errors import ConsistencyError
+
+    ds = ct_series(_hu(seed=3), when=WHEN)
+    del ds[4].RescaleIntercept
+    write_series(ds, tmp_path / "CT")
+    with pytest.raises(ConsistencyError, match=r"RescaleIntercept \(0028,1052\) is missing in 1 of 12 slices"):
+        _load(tmp_path)
