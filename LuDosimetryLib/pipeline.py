@@ -293,12 +293,17 @@ def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None,
 
     cal_rel = curve = None
     if store is not None and camera is not None:
-        try:
-            if settings.sensitivity_cps_per_MBq is None:
+        if settings.sensitivity_cps_per_MBq is None:
+            try:  # no entry: the budget's named default calibration uncertainty (listed in its 'defaults')
                 cal_rel = store.lookup(camera.key()).sensitivity_rel_uncertainty
+            except InputError:
+                pass
+        try:
             curve = recovery_curve_from_store(store, camera.key())
         except InputError:
             pass
+    # the correction actually applied: 'recovery' without the camera's curve corrected nothing (region_kinetics)
+    applied = "none" if settings.partial_volume == "recovery" and curve is None else settings.partial_volume
     defaults = BudgetDefaults.from_mapping(settings.uncertainty_defaults)
     lam = get_nuclide(administration.nuclide).decay_constant_per_h
     limit = physical_tia_limit_Bq_h(administration.injected_activity_Bq, lam)
@@ -309,7 +314,7 @@ def uncertainty_budgets(fits, tacs, segmentation, administration, *, store=None,
             out.append(f)
             continue
         b = region_budget(f, volume_mL=volume[f.region], calibration_rel=cal_rel,
-                          partial_volume=settings.partial_volume, fwhm_mm=settings.spect_fwhm_mm,
+                          partial_volume=applied, fwhm_mm=settings.spect_fwhm_mm,
                           decay_constant_per_h=lam, recovery_curve=curve,
                           segmentation_spacing_mm=segmentation.image.GetSpacing(), limit_Bq_h=limit,
                           registered=[settings.cycle > 1 or i > 0 for i in range(f.n_points)], defaults=defaults)

@@ -233,3 +233,26 @@ def test_named_defaults_can_be_replaced_and_unknown_keys_are_refused_by_name():
     half = bg.region_budget(_fit(), volume_mL=150.0, calibration_rel=0.0, partial_volume="gtm", fwhm_mm=11.0,
                             decay_constant_per_h=LAM, defaults=bg.BudgetDefaults(registration_mm=2.0))
     assert b.component("registration").input_rel == pytest.approx(half.component("registration").input_rel / 2)
+
+
+def test_pipeline_budget_has_no_recovery_term_when_recovery_corrected_nothing():
+    """partial_volume='recovery' without the camera's curve corrects nothing (the TAC stage warns), so its
+    budget is that of no correction: no recovery uncertainty, no recovery term in the volume sensitivity."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    import SimpleITK as sitk
+
+    from LuDosimetryLib.model import Administration, Segmentation
+    from LuDosimetryLib.pipeline import settings_from_parameters, uncertainty_budgets
+
+    img = sitk.Image(4, 4, 4, sitk.sitkUInt8)
+    img.SetSpacing((4.0, 4.0, 4.0))
+    seg = Segmentation(img, None)
+    admin = Administration("Lu-177", "PSMA-617", datetime(2026, 3, 2, 9, 0), 7.4e9)
+    tacs = [SimpleNamespace(region="kidney_left", volume_mL=150.0)]
+    budgets = {pv: uncertainty_budgets([_fit()], tacs, seg, admin, settings=settings_from_parameters(
+        {"partial_volume": pv}))[1]["kidney_left"] for pv in ("recovery", "none", "gtm")}
+    assert budgets["recovery"].component("recovery").input_rel == 0.0
+    assert budgets["recovery"].dose_total_rel == pytest.approx(budgets["none"].dose_total_rel, rel=1e-12)
+    assert budgets["gtm"].component("recovery").input_rel > 0  # a correction applied has its term
