@@ -74,8 +74,12 @@ def lopo_predictions(rows: Sequence[Mapping], *, models: Sequence[str] = MODELS,
             meas = r.get("measured_dose_Gy_per_GBq")
             if meas in (None, "") or float(meas) <= 0:
                 continue
+            activity = r.get("activity_GBq")
+            if activity in (None, "") or not float(activity) > 0:  # the doses in Gy are per-GBq doses × this
+                raise InputError(f"no therapy activity for region {r['region']} (activity_GBq); the concordance "
+                                 "in Gy needs it", source=f"patient {p}")
             common = {"patient": p, "region": r["region"], "kind": r.get("kind") or "organ",
-                      "measured_Gy_per_GBq": float(meas), "activity_GBq": float(r.get("activity_GBq") or 7.4)}
+                      "measured_Gy_per_GBq": float(meas), "activity_GBq": float(activity)}
             for m in models:
                 if m == "calibrated":
                     pred = cal.predict(r, base)
@@ -106,7 +110,8 @@ def lopo_concordance(predictions: Sequence[Mapping], *, n_bootstrap: int = 200, 
 def collect_feature_rows(results_dir: str | Path, patient_ids: Sequence[str]) -> list[dict]:
     """Feature rows of a cohort run: each patient's ``prediction/pet_features.csv`` joined with its
     measured ``doses.csv`` (``dose_per_activity_Gy_per_GBq``) and ``fits.csv`` (``effective_half_life_h``),
-    and the therapy activity of ``prediction/run.json``. Patients without either file are skipped."""
+    and the therapy activity of ``prediction/run.json`` (else the measured route's: ``dose_Gy`` /
+    ``dose_per_activity_Gy_per_GBq`` of ``doses.csv``). Patients without either file are skipped."""
     import json
 
     from ..results import read_csv, read_doses_csv
@@ -128,9 +133,12 @@ def collect_feature_rows(results_dir: str | Path, patient_ids: Sequence[str]) ->
             m = measured.get(r["region"], {})
             if not (m.get("dose_per_activity_Gy_per_GBq") and r.get("dose_per_tia_Gy_per_Bq_h")):
                 continue  # not measured, or not in the predicted dose map
-            out.append({**r, "patient": pid, "measured_dose_Gy_per_GBq": float(m["dose_per_activity_Gy_per_GBq"]),
+            per_gbq = float(m["dose_per_activity_Gy_per_GBq"])
+            row_activity = activity if activity else (float(m["dose_Gy"]) / per_gbq if m.get("dose_Gy") and per_gbq > 0
+                                                      else None)
+            out.append({**r, "patient": pid, "measured_dose_Gy_per_GBq": per_gbq,
                         "measured_effective_half_life_h": fits.get(r["region"], {}).get("effective_half_life_h"),
-                        "activity_GBq": activity})
+                        "activity_GBq": row_activity})
     return out
 
 

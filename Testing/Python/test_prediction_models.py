@@ -187,3 +187,26 @@ def test_uptake_rate_standard_error_matches_the_spread_of_refits_under_noise():
     se = np.median([f.uptake_rate_se_per_h for f in fits if f.converged])
     assert rates.size > 90 and np.mean(rates) == pytest.approx(bu, rel=0.03)
     assert se == pytest.approx(np.std(rates, ddof=1), rel=0.2)
+
+
+def test_validation_refuses_a_row_without_activity_and_takes_it_from_the_measured_doses(tmp_path):
+    """No silent 7.4 GBq: the Gy pairs are per-GBq doses × the patient's own activity."""
+    import json
+
+    from LuDosimetryLib.cohort.model_validation import collect_feature_rows
+    from LuDosimetryLib.errors import InputError
+    from LuDosimetryLib.results import DOSES_COLUMNS, write_csv
+
+    rows = synthetic_feature_table(SyntheticFeatureSettings(n_patients=4, seed=1))
+    rows[0] = {**rows[0], "activity_GBq": None}
+    with pytest.raises(InputError, match=rf"patient {rows[0]['patient']}: .*activity_GBq"):
+        lopo_predictions(rows, models=("population",))
+    folder = tmp_path / "patients" / "P1"
+    (folder / "prediction").mkdir(parents=True)
+    write_csv(folder / "prediction" / "pet_features.csv", [{"region": "liver", "dose_per_tia_Gy_per_Bq_h": 1e-9}],
+              ["region", "dose_per_tia_Gy_per_Bq_h"])
+    write_csv(folder / "doses.csv", [{"region": "liver", "kind": "organ", "cycle": 1, "dose_Gy": 3.3,
+                                      "dose_per_activity_Gy_per_GBq": 0.5}], list(DOSES_COLUMNS))
+    (folder / "prediction" / "run.json").write_text(json.dumps({"parameters": {}}))  # no activity recorded
+    (row,) = collect_feature_rows(tmp_path, ["P1"])
+    assert row["activity_GBq"] == pytest.approx(6.6)  # 3.3 Gy / 0.5 Gy/GBq
