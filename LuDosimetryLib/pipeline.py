@@ -602,18 +602,19 @@ def _predict(patient, folder: Path, admin, report: Report, record: RunRecord, de
     ``density`` (g/mL on the patient's segmentation grid), when given, is used for the masses and
     the dose engine instead of the reference CT's.
     """
-    from .prediction.parameters import PredictionParameters
+    from .prediction.parameters import PredictionParameters, pet_fwhm_from_sidecars
     from .prediction.pipeline import predict_patient, write_prediction
     from .timing import hours_between
     from .units import BQ_PER_GBQ
 
     study = patient.pet_studies[0]
     pred_record = RunRecord("ludosimetry run (prediction)", inputs=dict(record.inputs))
+    fwhm, fwhm_source = pet_fwhm_from_sidecars(record.inputs["patient_dir"])  # as `ludosimetry predict`
     try:
         params = PredictionParameters(
             pet_ligand=study.administration.ligand, therapy_ligand=admin.ligand,
             pet_to_therapy_interval_h=hours_between(study.administration.injection_datetime, admin.injection_datetime),
-            therapy_activity_GBq=admin.injected_activity_Bq / BQ_PER_GBQ)
+            therapy_activity_GBq=admin.injected_activity_Bq / BQ_PER_GBQ, pet_fwhm_mm=fwhm, pet_fwhm_source=fwhm_source)
         result = predict_patient(patient, params=params, record=pred_record, density=density)
         write_prediction(result, folder, record=pred_record, overwrite=True)
         record.stages["prediction"] = {"folder": "prediction/", "regions": len(result.predictions)}

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import DependencyError, InputError
-    from ..prediction.parameters import PredictionParameters
+    from ..prediction.parameters import PredictionParameters, pet_fwhm_from_sidecars
     from ..prediction.pipeline import LesionSettings, predict_patient, write_prediction
     from ..results import RunRecord, check_output_path
     from ..timing import hours_between
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         interval = hours_between(study.administration.injection_datetime, adm.injection_datetime)
         if activity is None:
             activity = adm.injected_activity_Bq / BQ_PER_GBQ
-    fwhm, fwhm_source = (args.pet_fwhm_mm, "given") if args.pet_fwhm_mm is not None else _sidecar_fwhm(args.patient)
+    fwhm, fwhm_source = (args.pet_fwhm_mm, "given") if args.pet_fwhm_mm is not None \
+        else pet_fwhm_from_sidecars(args.patient)
     params = PredictionParameters(
         pet_ligand=study.administration.ligand,
         therapy_ligand=patient.cycles[0].administration.ligand if patient.cycles else "PSMA-617",
@@ -159,20 +160,6 @@ def run(args: argparse.Namespace) -> int:
                      comparison=comparison)
     print(f"predicted doses ({args.model} model) of {len(result.predictions)} regions written to {out}")
     return 0
-
-
-def _sidecar_fwhm(patient_dir: Path) -> tuple[float | None, str]:
-    """PET resolution from a NIfTI PET sidecar's ``resolution_fwhm_mm`` (nifti/pet/*.json), else (None, "")."""
-    import json
-
-    for side in sorted((Path(patient_dir) / "nifti" / "pet").glob("*.json")):
-        try:
-            value = json.loads(side.read_text(encoding="utf-8")).get("resolution_fwhm_mm")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            continue
-        if isinstance(value, int | float) and value > 0:
-            return float(value), f"sidecar {side.name}"
-    return None, ""
 
 
 def _read_transform(path):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["PredictionParameters", "DEFAULT_PET_FWHM_MM", "FULL_COVERAGE_FRACTION"]
+__all__ = ["PredictionParameters", "DEFAULT_PET_FWHM_MM", "FULL_COVERAGE_FRACTION", "pet_fwhm_from_sidecars"]
 
 #: PET resolution (FWHM, mm) used for the partial-volume correction when neither the caller nor the
 #: PET's sidecar (``resolution_fwhm_mm``) states it: a current time-of-flight PET/CT reconstructed for
@@ -217,3 +218,21 @@ def lookup_factor(value: float | Mapping[str, float], region: str, *, group: str
         if key and key in value:
             return float(value[key])
     return default
+
+
+def pet_fwhm_from_sidecars(patient_dir: str | Path) -> tuple[float | None, str]:
+    """PET resolution from a NIfTI PET sidecar's ``resolution_fwhm_mm`` (``nifti/pet/*.json``), else (None, "").
+
+    ``ludosimetry predict`` and the prediction inside ``ludosimetry run`` both take it from here,
+    so one patient is corrected at one resolution whichever command ran.
+    """
+    import json
+
+    for side in sorted((Path(patient_dir) / "nifti" / "pet").glob("*.json")):
+        try:
+            value = json.loads(side.read_text(encoding="utf-8")).get("resolution_fwhm_mm")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value), f"sidecar {side.name}"
+    return None, ""

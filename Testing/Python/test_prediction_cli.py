@@ -1,6 +1,7 @@
 """``ludosimetry predict``: registered, refuses to overwrite, names what it needs."""
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -165,3 +166,19 @@ def test_kinetic_and_calibrated_models_on_the_sample_patient(tmp_path):
         # the calibrated dose carries its 95 % prediction interval, which holds the truth
         assert float(cal[n]["dose_ci95_low_Gy"]) < truth[n] < float(cal[n]["dose_ci95_high_Gy"]), n
     assert cal["kidney_left"]["dose_method"] == "calibrated_regression"
+
+
+def test_pet_resolution_comes_from_the_nifti_pet_sidecar_for_run_and_predict_alike(tmp_path):
+    """One reader (prediction.parameters.pet_fwhm_from_sidecars) for `predict` and the prediction of `run`."""
+    from LuDosimetryLib.prediction.parameters import PredictionParameters, pet_fwhm_from_sidecars
+
+    pet = tmp_path / "nifti" / "pet"
+    pet.mkdir(parents=True)
+    assert pet_fwhm_from_sidecars(tmp_path) == (None, "")
+    (pet / "a_dynamic.json").write_text(json.dumps({"resolution_fwhm_mm": True}))  # not a number: skipped
+    (pet / "b_static.json").write_text(json.dumps({"resolution_fwhm_mm": 6.2}))
+    fwhm, source = pet_fwhm_from_sidecars(tmp_path)
+    assert (fwhm, source) == (6.2, "sidecar b_static.json")
+    p = PredictionParameters(pet_fwhm_mm=fwhm, pet_fwhm_source=source)
+    assert (p.pet_fwhm_mm, p.pet_fwhm_source) == (6.2, "sidecar b_static.json")
+    assert PredictionParameters(pet_fwhm_mm=None, pet_fwhm_source="").pet_fwhm_source == "default"
