@@ -91,15 +91,19 @@ def chain_red_marrow(stats: Sequence, fits: Sequence, map_tia_Bq_h: Mapping[str,
     cross = None
     image = None
     if len(vert) == len(DEFAULT_VERTEBRA_REGIONS):
+        missing = [r for r in vert if r not in map_tia_Bq_h]
+        if missing:  # a zero would shift TIA from the self-dose to nowhere and overstate the cross-dose
+            raise InputError(f"no map TIA for {missing}; every vertebra with a dose needs its map TIA",
+                             source="map_tia_Bq_h")
         m_vert = sum(by[r].mass_g for r in vert)
-        map_tia = sum(map_tia_Bq_h.get(r, 0.0) for r in vert)
+        map_tia = sum(map_tia_Bq_h[r] for r in vert)
         mean = sum(by[r].mean_dose_Gy * by[r].mass_g for r in vert) / m_vert
         cross = cross_dose_from_region_means(mean, map_tia, m_vert, vert, nuclide=nuclide)
         unfitted = [r for r in vert if r not in fit_by]
         if unfitted:
             note(f"vertebrae {unfitted} not fitted: their map TIA (partial-volume loss) enters the image-based "
                  "red-marrow self-dose")
-        tia = sum(fit_by[r].tia_Bq_h if r in fit_by else map_tia_Bq_h.get(r, 0.0) for r in vert)
+        tia = sum(fit_by[r].tia_Bq_h if r in fit_by else map_tia_Bq_h[r] for r in vert)
         m_rm = red_marrow_mass_g if red_marrow_mass_g is not None else (
             m_vert / l2_l4_fraction if l2_l4_fraction is not None else reference_red_marrow_mass_g("male"))
         f = l2_l4_fraction if l2_l4_fraction is not None else m_vert / m_rm

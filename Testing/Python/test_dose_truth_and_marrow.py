@@ -113,6 +113,13 @@ def test_image_based_red_marrow_is_self_from_the_fitted_tia_plus_cross_from_the_
     assert tuple(row)[:len(DOSES_COLUMNS)] == DOSES_COLUMNS and not warnings
 
 
+def test_a_vertebra_without_map_tia_is_refused_not_counted_as_zero(tmp_path, marrow_inputs):
+    stats, fits, map_tia = marrow_inputs
+    partial = {k: v for k, v in map_tia.items() if k != "vertebra_l3"}
+    with pytest.raises(InputError, match=r"map_tia_Bq_h: no map TIA for \['vertebra_l3'\]"):
+        chain_red_marrow(stats, fits, partial, patient_dir=tmp_path, cycle=1, injected_activity_Bq=7.4e9)
+
+
 def test_blood_samples_give_the_blood_based_reported_dose(tmp_path, marrow_inputs):
     stats, fits, map_tia = marrow_inputs
     c0 = 2000.0  # Bq/mL at t = 0, decaying physically: Ã_bl = c0 / λ
