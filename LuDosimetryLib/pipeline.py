@@ -249,9 +249,11 @@ def region_kinetics(timepoints, segmentation, administration, *, density=None, r
                         recovery=recovery, progress=progress)
     if settings.partial_volume == "gtm":
         tacs = _gtm_corrected(tacs, timepoints, segmentation, settings.spect_fwhm_mm)
+    from .kinetics.uncertainty import physical_tia_limit_Bq_h
     from .nuclides import get_nuclide
 
-    limit = administration.injected_activity_Bq / get_nuclide(administration.nuclide).decay_constant_per_h
+    limit = physical_tia_limit_Bq_h(administration.injected_activity_Bq,
+                                    get_nuclide(administration.nuclide).decay_constant_per_h)
     by_region: dict[str, list] = {}
     for row in tacs:
         by_region.setdefault(row.region, []).append(row)

@@ -102,6 +102,22 @@ def write_dose_rt(dose_Gy: sitk.Image, folder: str | Path, *, patient, study, re
     return write_rt_dose(img, Path(folder), patient=patient, study=study, **kwargs)
 
 
+def _inside_ct_range(dose: sitk.Image, ct: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Per axis (i, j, k), the dose indices [lo, hi) whose voxel centres lie within the CT's voxel extent.
+
+    The dose must be on the CT's axes (:class:`InputError` otherwise); then each axis maps linearly.
+    """
+    if not np.allclose(dose.GetDirection(), ct.GetDirection(), atol=1e-4):
+        raise InputError(f"dose direction {dose.GetDirection()} differs from the CT's {ct.GetDirection()}; "
+                         "expected the dose on the CT's axes", source="dose_Gy")
+    c0 = np.asarray(ct.TransformPhysicalPointToContinuousIndex(dose.TransformIndexToPhysicalPoint((0, 0, 0))))
+    step = np.asarray(dose.GetSpacing()) / np.asarray(ct.GetSpacing())  # CT index per dose index, same axes
+    n_dose, n_ct = np.asarray(dose.GetSize()), np.asarray(ct.GetSize())
+    lo = np.clip(np.ceil((-0.5 - 1e-3 - c0) / step), 0, n_dose).astype(int)
+    hi = np.clip(np.floor((n_ct - 0.5 + 1e-3 - c0) / step) + 1, 0, n_dose).astype(int)
+    return lo, np.maximum(hi, lo)
+
+
 def crop_to_ct(dose: sitk.Image, ct: sitk.Image) -> tuple[sitk.Image, float]:
     """The part of a dose map whose voxel centres lie inside the CT's extent, and the share left out.
 
@@ -128,18 +144,11 @@ def crop_to_ct(dose: sitk.Image, ct: sitk.Image) -> tuple[sitk.Image, float]:
     InputError
         When the axes differ or no dose voxel lies inside the CT.
     """
-    if not np.allclose(dose.GetDirection(), ct.GetDirection(), atol=1e-4):
-        raise InputError(f"dose direction {dose.GetDirection()} differs from the CT's {ct.GetDirection()}; "
-                         "expected the dose on the CT's axes", source="dose_Gy")
-    c0 = np.asarray(ct.TransformPhysicalPointToContinuousIndex(dose.TransformIndexToPhysicalPoint((0, 0, 0))))
-    step = np.asarray(dose.GetSpacing()) / np.asarray(ct.GetSpacing())  # CT index per dose index, same axes
-    n_dose, n_ct = np.asarray(dose.GetSize()), np.asarray(ct.GetSize())
-    lo = np.clip(np.ceil((-0.5 - 1e-3 - c0) / step), 0, n_dose).astype(int)
-    hi = np.clip(np.floor((n_ct - 0.5 + 1e-3 - c0) / step) + 1, 0, n_dose).astype(int)
+    lo, hi = _inside_ct_range(dose, ct)
     if np.any(hi <= lo):
         raise InputError("no dose voxel lies inside the reference CT; expected the dose in the CT's space "
                          "(same frame of reference)", source="dose_Gy")
-    if np.all(lo == 0) and np.all(hi == n_dose):
+    if np.all(lo == 0) and np.all(hi == np.asarray(dose.GetSize())):
         return dose, 0.0
     cropped = sitk.RegionOfInterest(dose, [int(v) for v in hi - lo], [int(v) for v in lo])
     total = float(np.sum(sitk.GetArrayViewFromImage(dose), dtype=np.float64))
@@ -149,18 +158,14 @@ def crop_to_ct(dose: sitk.Image, ct: sitk.Image) -> tuple[sitk.Image, float]:
 
 def _check_inside_ct(dose: sitk.Image, ct: sitk.Image) -> None:
     """Dose voxel centres must lie within the CT's voxel extent, on the CT's axes."""
-    if not np.allclose(dose.GetDirection(), ct.GetDirection(), atol=1e-4):
-        raise InputError(f"dose direction {dose.GetDirection()} differs from the CT's {ct.GetDirection()}; "
-                         "expected the dose on the CT's axes", source="dose_Gy")
-    hi = np.asarray(ct.GetSize()) - 0.5 + 1e-3
-    for idx in [(i, j, k) for i in (0, dose.GetWidth() - 1) for j in (0, dose.GetHeight() - 1)
-                for k in (0, dose.GetDepth() - 1)]:
-        pt = dose.TransformIndexToPhysicalPoint(idx)
-        c = np.asarray(ct.TransformPhysicalPointToContinuousIndex(pt))
-        if np.any(c < -0.5 - 1e-3) or np.any(c > hi):
-            raise InputError(f"dose voxel {idx} at ({', '.join(f'{x:.1f}' for x in pt)}) mm lies outside the "
-                             "reference CT; expected the dose in the CT's space (same frame of reference)",
-                             source="dose_Gy")
+    lo, hi = _inside_ct_range(dose, ct)
+    n = np.asarray(dose.GetSize())
+    if np.all(lo == 0) and np.all(hi == n):
+        return
+    idx = tuple(int(0 if lo[a] > 0 else n[a] - 1) for a in range(3))  # a corner voxel outside
+    pt = dose.TransformIndexToPhysicalPoint(idx)
+    raise InputError(f"dose voxel {idx} at ({', '.join(f'{x:.1f}' for x in pt)}) mm lies outside the "
+                     "reference CT; expected the dose in the CT's space (same frame of reference)", source="dose_Gy")
 
 
 def merge_extra_rows(rows: Sequence[Mapping[str, Any]], extra_rows: Sequence[Mapping[str, Any]]) -> list[dict]:

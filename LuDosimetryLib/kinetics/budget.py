@@ -61,11 +61,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..calibration.recovery import sphere_radius_mm
 from ..errors import InputError
 from .uncertainty import MAX_REPORTED_REL_UNCERTAINTY, Z95, widen_interval
 
 __all__ = ["BudgetComponent", "RegionBudget", "BudgetDefaults", "propagate", "widen_interval",
-           "sphere_radius_mm", "volume_rel_uncertainty", "registration_rel_per_timepoint",
+           "volume_rel_uncertainty", "registration_rel_per_timepoint",
            "point_weights", "recovery_terms", "region_budget", "apply_budget", "cumulative_rel_uncertainty",
            "budget_rows", "BUDGET_COLUMNS", "dose_uncertainty_columns",
            "DEFAULT_CALIBRATION_REL", "DEFAULT_FWHM_REL", "DEFAULT_REGISTRATION_MM",
@@ -256,21 +257,16 @@ def propagate(sensitivities: Sequence[float], rel_uncertainties: Sequence[float]
     return float(math.sqrt(max(float(s @ c @ s), 0.0)))
 
 
-def sphere_radius_mm(volume_mL: float) -> float:
-    """Radius (mm) of the sphere of ``volume_mL`` (mL)."""
-    return (3.0 * volume_mL * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
-
-
 def volume_rel_uncertainty(volume_mL: float, boundary_mm: float) -> float:
     """u(V)/V = 3δ/R: the boundary of the equal-volume sphere placed to ±δ (mm)."""
     _check_positive(volume_mL, "volume_mL")
-    return 3.0 * boundary_mm / sphere_radius_mm(volume_mL)
+    return 3.0 * boundary_mm / float(sphere_radius_mm(volume_mL))
 
 
 def registration_rel_per_timepoint(volume_mL: float, shift_mm: float) -> float:
     """Fraction 3δ/(4R) of a uniform sphere's activity shifted out of its VOI by a shift δ (mm)."""
     _check_positive(volume_mL, "volume_mL")
-    return 0.75 * shift_mm / sphere_radius_mm(volume_mL)
+    return 0.75 * shift_mm / float(sphere_radius_mm(volume_mL))
 
 
 def point_weights(times_h: Sequence[float], activities_Bq: Sequence[float], decay_constant_per_h: float) -> np.ndarray:
