@@ -197,7 +197,7 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
     """
     import SimpleITK as sitk
 
-    from .alignment import align_timepoint_images, register_timepoints, registration_image
+    from .alignment import register_timepoints, registration_image
     from .model import Segmentation
 
     coarse_of = {id(tp): registration_image(tp.ct, settings.registration_voxel_mm) for tp in timepoints
@@ -212,13 +212,26 @@ def align_cycle(timepoints, reference, segmentation=None, *, settings: PipelineS
                                      refine_regions=settings.refine_regions if segmentation is not None else (),
                                      bspline=settings.bspline, progress=progress)
     ct_grid = reference.ct if full_resolution_ct else ref_ct
+    return resample_cycle(timepoints, alignments, reference.spect, ct_grid, settings=settings), alignments
+
+
+def resample_cycle(timepoints, alignments, grid, ct_grid, *, settings: PipelineSettings = PipelineSettings()):
+    """Timepoints brought onto the reference grids with their alignments (identity: ``align=False``).
+
+    SPECT by ``settings.spect_interpolation`` onto ``grid`` (B-spline ringing below 0 set to 0),
+    time maps by nearest neighbour, CTs linearly onto ``ct_grid``.
+    """
+    import SimpleITK as sitk
+
+    from .alignment import align_timepoint_images
+
     interp = sitk.sitkBSpline if settings.spect_interpolation == "bspline" else sitk.sitkLinear
-    aligned = tuple(align_timepoint_images(tp, a, reference.spect, ct_grid=ct_grid, interpolator=interp)
+    aligned = tuple(align_timepoint_images(tp, a, grid, ct_grid=ct_grid, interpolator=interp)
                     for tp, a in zip(timepoints, alignments))
     if settings.spect_interpolation == "bspline":  # cubic ringing below 0 next to steep edges: no activity
         aligned = tuple(replace(tp, spect=sitk.Clamp(tp.spect, tp.spect.GetPixelID(), lowerBound=0.0))
                         for tp in aligned)
-    return aligned, alignments
+    return aligned
 
 
 def recovery_for_camera(store, camera, *, warn: Callable[[str], None] | None = None):
@@ -711,11 +724,12 @@ def run_patient(input_dir: str | Path, output_dir: str | Path, *, parameters: Ma
                                           progress=lambda f, m: report_progress(0.15 + 0.25 * f, f"alignment: {m}"),
                                           full_resolution_ct=False)
         record.stages["alignment"] = {tp.label: dict(a.quality) for tp, a in zip(cycle.timepoints, alignments)}
-    else:
-        from .alignment import AlignmentResult, align_timepoint_images
+    else:  # the same resampling with identities (the CTs on the registration grid, as aligned: never used whole)
+        from .alignment import AlignmentResult, registration_image
 
-        aligned = tuple(align_timepoint_images(tp, AlignmentResult.identity(), reference.spect, ct_grid=reference.ct)
-                        for tp in cycle.timepoints)
+        aligned = resample_cycle(cycle.timepoints, [AlignmentResult.identity()] * len(cycle.timepoints),
+                                 reference.spect, None if reference.ct is None else
+                                 registration_image(reference.ct, settings.registration_voxel_mm), settings=settings)
         record.warn("timepoints not aligned (align=False)", stage="alignment")
 
     report_progress(0.4, "time-activity curves")
