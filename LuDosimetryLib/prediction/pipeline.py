@@ -537,39 +537,34 @@ def reported_dose_rows(result: PatientPrediction, *, therapy_activity_GBq: float
     return rows
 
 
-def _density_for_dose(patient, density, record):
-    """Mass density (g/mL) on the segmentation grid for the dose engine: given, the reference CT's, or 1.04 g/mL."""
-    import SimpleITK as sitk
+def _reference_density(patient, record):
+    """Mass density (g/mL) of the reference CT when it lies on the segmentation grid, else None (warned).
 
-    if density is not None:
-        return density
-    tps = patient.cycles[0].timepoints if patient.cycles else ()
-    ct = tps[0].ct if tps else None
-    seg = patient.segmentation.image
-    if ct is not None and ct.GetSize() == seg.GetSize() and np.allclose(ct.GetSpacing(), seg.GetSpacing()):
-        from ..density import ct_to_density
-
-        return ct_to_density(ct)
-    record.warn("no density for the dose engine: uniform 1.04 g/mL", stage="prediction", source="density")
-    img = sitk.Image(seg.GetSize(), sitk.sitkFloat32) + 1.04
-    img.CopyInformation(seg)
-    return img
-
-
-def _masses_from_reference_ct(patient, record):
-    """Region masses from the reference CT (HU → density, LuDosimetryLib.density) when it shares the label grid."""
+    Computed once per prediction: the region masses and the dose engine both use it.
+    """
     tps = patient.cycles[0].timepoints if patient.cycles else ()
     ct = tps[0].ct if tps else None
     seg = patient.segmentation.image
     if ct is None or ct.GetSize() != seg.GetSize() or not np.allclose(ct.GetSpacing(), seg.GetSpacing()) \
             or not np.allclose(ct.GetOrigin(), seg.GetOrigin(), atol=1e-3):
         record.warn("no density image and no reference CT on the segmentation grid: region masses = volume × "
-                    "1.04 g/mL (flag mass_from_volume)", stage="prediction", source="masses")
+                    "1.04 g/mL (flag mass_from_volume) and the dose engine at a uniform 1.04 g/mL",
+                    stage="prediction", source="density")
         return None
     from ..density import ct_to_density
 
     record.stages.setdefault("prediction", {})["masses"] = "reference CT → density (LuDosimetryLib.density)"
-    return region_masses_g(patient.segmentation, ct_to_density(ct))
+    return ct_to_density(ct)
+
+
+def _uniform_density(segmentation):
+    """1.04 g/mL on the segmentation grid (soft tissue), for the dose engine without a density."""
+    import SimpleITK as sitk
+
+    seg = segmentation.image
+    img = sitk.Image(seg.GetSize(), sitk.sitkFloat32) + 1.04
+    img.CopyInformation(seg)
+    return img
 
 
 def _pet_to_reference(patient, study, record):
@@ -602,8 +597,9 @@ def predict_patient(patient, *, params: PredictionParameters, record: RunRecord,
         raise InputError("no segmentation found; the prediction needs the regions",
                          source=f"patient {patient.patient_id}")
     study = patient.pet_studies[0]
-    masses = region_masses_g(patient.segmentation, density) if density is not None else \
-        _masses_from_reference_ct(patient, record)
+    if density is None:
+        density = _reference_density(patient, record)
+    masses = region_masses_g(patient.segmentation, density) if density is not None else None
     if transform is None:
         transform = _pet_to_reference(patient, study, record)
     result = predict_study(study, patient.segmentation, transform=transform, params=params, masses_g=masses,
@@ -615,5 +611,6 @@ def predict_patient(patient, *, params: PredictionParameters, record: RunRecord,
     def warn(message, *, source=""):
         record.warn(message, stage="prediction", source=source)
 
-    return apply_dose_engine(result, study, patient.segmentation, _density_for_dose(patient, density, record),
+    return apply_dose_engine(result, study, patient.segmentation,
+                             density if density is not None else _uniform_density(patient.segmentation),
                              grid=grid, warn=warn)
